@@ -1,0 +1,85 @@
+# nestvm: plain GNU make.
+#   make          ./nestvm (static, so it also runs inside busybox guests)
+#   make check    install what tests need, build with ASan/UBSan, run all tests
+#   make demo     the main job: show nestvm running a nested stack
+.DEFAULT_GOAL := all
+
+CC      ?= gcc
+VERSION := $(shell git describe --always --dirty 2>/dev/null || echo dev)
+
+WARN    := -Wall -Wextra -Werror
+BASE    := -std=gnu11 $(WARN) -Isrc -pthread -DNESTVM_VERSION='"$(VERSION)"'
+CFLAGS  ?= -O2 -g
+SANITIZE := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+
+CORE_SRCS := $(wildcard src/util/*.c src/kvm/*.c src/boot/*.c src/devices/*.c \
+                        src/vmm/*.c src/labhost/*.c)
+CORE_ASM  := $(wildcard src/labhost/*.S)
+CLI_SRCS  := $(wildcard src/cli/*.c)
+
+REL_OBJS  := $(patsubst %,build/release/%.o,$(CORE_SRCS) $(CORE_ASM) $(CLI_SRCS))
+SAN_CORE  := $(patsubst %,build/asan/%.o,$(CORE_SRCS) $(CORE_ASM))
+SAN_OBJS  := $(SAN_CORE) $(patsubst %,build/asan/%.o,$(CLI_SRCS))
+
+GUEST_ELF   := build/guest/testguest.elf
+GUEST_FLAGS := -std=gnu11 $(WARN) -Isrc -O2 -ffreestanding -fno-pic -fno-pie -nostdlib \
+               -static -no-pie -mno-red-zone -mgeneral-regs-only -fno-stack-protector \
+               -fno-asynchronous-unwind-tables -Wl,-T,guest/link.ld -Wl,--build-id=none \
+               -Wl,-z,noexecstack
+
+UNIT_SRCS := $(wildcard tests/unit/test_*.c)
+UNIT_BINS := $(patsubst tests/unit/%.c,build/unit/%,$(UNIT_SRCS))
+
+.PHONY: all check demo deps kernels clean
+all: nestvm $(GUEST_ELF)
+
+nestvm: $(REL_OBJS)
+	$(CC) $(BASE) $(CFLAGS) -static -o $@ $^
+
+build/asan/nestvm: $(SAN_OBJS)
+	$(CC) $(BASE) -O1 -g $(SANITIZE) -o $@ $^
+
+build/release/%.c.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE) $(CFLAGS) -MMD -MP -c -o $@ $<
+
+build/asan/%.c.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE) -O1 -g $(SANITIZE) -MMD -MP -c -o $@ $<
+
+build/release/%.S.o build/asan/%.S.o: %.S
+	@mkdir -p $(dir $@)
+	$(CC) -Isrc -MMD -MP -c -o $@ $<
+
+$(GUEST_ELF): guest/start.S guest/main.c guest/link.ld src/boot/direct64_abi.h \
+              src/devices/testdev_abi.h
+	@mkdir -p $(dir $@)
+	$(CC) $(GUEST_FLAGS) -o $@ guest/start.S guest/main.c
+
+build/unit/%: tests/unit/%.c $(SAN_CORE)
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE) -O1 -g $(SANITIZE) -o $@ $< $(SAN_CORE) -lcmocka
+
+# Packages the build and tests need (idempotent; apt-get only when missing).
+deps:
+	@scripts/deps.sh
+
+# Debian's stock kernels for the lab host and guests, cached in .cache/.
+kernels: deps
+	@scripts/fetch-kernel.sh generic
+	@scripts/fetch-kernel.sh cloud
+
+check: deps
+	@$(MAKE) --no-print-directory all build/asan/nestvm $(UNIT_BINS)
+	@scripts/fetch-kernel.sh generic
+	@tests/run-all
+
+demo: deps
+	@$(MAKE) --no-print-directory all
+	@scripts/fetch-kernel.sh generic
+	@scripts/demo.sh
+
+clean:
+	rm -rf build nestvm
+
+-include $(shell find build -name '*.d' 2>/dev/null)

@@ -1,0 +1,12 @@
+/* Subcommands: one file each, each taking the arguments after its name
+ * (argv[0] is the subcommand) and returning nestvm's exit status. */
+#ifndef NESTVM_CLI_CLI_H
+#define NESTVM_CLI_CLI_H
+
+/* Exit status for bad usage or configuration, before any VM runs. */
+#define CLI_EXIT_USAGE 2
+
+int cmd_run(int argc, char **argv);
+int cmd_labhost(int argc, char **argv);
+
+#endif

@@ -1,0 +1,145 @@
+/* nestvm run: boot one VM in this process. */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+#include "util/hostinfo.h"
+#include "util/log.h"
+#include "util/parse.h"
+#include "vmm/machine.h"
+
+#define DEFAULT_MEMORY (512ULL << 20)
+#define MAX_CPUS 1024
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"usage: nestvm run --kernel FILE [OPTIONS]\n"
+		"  --kernel FILE          kernel to boot (a nestvm direct-entry ELF guest)\n"
+		"  --initrd FILE          initial ramdisk\n"
+		"  --cmdline STRING       kernel command line\n"
+		"  --memory SIZE          guest RAM, e.g. 512M, 2G (default 512M)\n"
+		"  --cpus N               number of vCPUs (default 1)\n"
+		"  --console stdio|file:PATH|none\n"
+		"                         where the serial console (COM1) goes (default stdio)\n"
+		"  --test-device          attach the nestvm test device (exit port 0xf4, MMIO\n"
+		"                         at 0xfe000000) used by the test guest\n"
+		"  -v, --verbose          more messages (repeat for debug)\n");
+}
+
+static int open_console(const char *spec, int *fd)
+{
+	if (!strcmp(spec, "stdio")) {
+		*fd = STDOUT_FILENO;
+		return 0;
+	}
+	if (!strcmp(spec, "none")) {
+		*fd = -1;
+		return 0;
+	}
+	if (!strncmp(spec, "file:", 5) && spec[5]) {
+		*fd = open(spec + 5, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+		if (*fd < 0) {
+			log_error("--console %s: %s", spec, strerror(errno));
+			return -1;
+		}
+		return 0;
+	}
+	log_error("--console %s: expected stdio, file:PATH or none", spec);
+	return -1;
+}
+
+int cmd_run(int argc, char **argv)
+{
+	static const struct option options[] = {
+		{ "kernel", required_argument, NULL, 'k' },
+		{ "initrd", required_argument, NULL, 'i' },
+		{ "cmdline", required_argument, NULL, 'c' },
+		{ "memory", required_argument, NULL, 'm' },
+		{ "cpus", required_argument, NULL, 'n' },
+		{ "console", required_argument, NULL, 'C' },
+		{ "test-device", no_argument, NULL, 'T' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	struct machine_config config = {
+		.ram_size = DEFAULT_MEMORY,
+		.ncpus = 1,
+		.cmdline = "",
+		.console_fd = STDOUT_FILENO,
+	};
+	const char *console = "stdio";
+	int c;
+	uint64_t v;
+	optind = 1;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "+vh", options, NULL)) != -1) {
+		switch (c) {
+		case 'k': config.kernel = optarg; break;
+		case 'i': config.initrd = optarg; break;
+		case 'c': config.cmdline = optarg; break;
+		case 'm':
+			if (parse_size(optarg, &v) < 0 || v == 0) {
+				log_error("--memory %s: expected a size such as 512M or 2G", optarg);
+				return CLI_EXIT_USAGE;
+			}
+			if (v % 4096) {
+				log_error("--memory %s: must be a multiple of 4 KiB", optarg);
+				return CLI_EXIT_USAGE;
+			}
+			config.ram_size = v;
+			break;
+		case 'n':
+			if (parse_uint(optarg, 1, MAX_CPUS, &v) < 0) {
+				log_error("--cpus %s: expected a number from 1 to %d", optarg, MAX_CPUS);
+				return CLI_EXIT_USAGE;
+			}
+			config.ncpus = (int)v;
+			break;
+		case 'C': console = optarg; break;
+		case 'T': config.test_device = true; break;
+		case 'v': log_verbosity++; break;
+		case 'h': usage(stdout); return 0;
+		default:
+			if (optopt)
+				log_error("run: option -%c needs a value or is unknown (see 'nestvm run --help')", optopt);
+			else
+				log_error("run: unknown option %s (see 'nestvm run --help')", argv[optind - 1]);
+			return CLI_EXIT_USAGE;
+		}
+	}
+	if (optind < argc) {
+		log_error("run: unexpected argument '%s'", argv[optind]);
+		return CLI_EXIT_USAGE;
+	}
+	if (!config.kernel) {
+		log_error("run: --kernel FILE is required");
+		return CLI_EXIT_USAGE;
+	}
+	uint64_t host_total = host_meminfo("MemTotal");
+	if (host_total && config.ram_size > host_total) {
+		char want[32], have[32];
+		log_error("--memory %s: more than this host's %s of RAM",
+			  format_size(config.ram_size, want, sizeof(want)),
+			  format_size(host_total, have, sizeof(have)));
+		return CLI_EXIT_USAGE;
+	}
+	if (open_console(console, &config.console_fd) < 0)
+		return CLI_EXIT_USAGE;
+
+	struct machine m;
+	int status;
+	if (machine_create(&m, &config) < 0)
+		status = MACHINE_EXIT_ERROR;
+	else
+		status = machine_run(&m);
+	machine_destroy(&m);
+	if (config.console_fd > STDOUT_FILENO)
+		close(config.console_fd);
+	return status;
+}

@@ -1,0 +1,59 @@
+/* The /dev/kvm layer: the only code that issues KVM ioctls for the system,
+ * VM and vCPU file descriptors. Functions print one-line errors and return
+ * -1; they never exit. */
+#ifndef NESTVM_KVM_KVM_H
+#define NESTVM_KVM_KVM_H
+
+#include <linux/kvm.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct kvm_host {
+	int fd;               /* /dev/kvm */
+	int vcpu_mmap_size;   /* size of each vCPU's shared kvm_run area */
+	int max_vcpus;        /* KVM_CAP_MAX_VCPUS (or NR_VCPUS on old kernels) */
+};
+
+struct kvm_guest {
+	int fd;
+	struct kvm_host *host;
+};
+
+struct kvm_cpu {
+	int fd;
+	int index;
+	struct kvm_run *run;
+	size_t run_size;
+};
+
+/* Opens /dev/kvm (or $NESTVM_KVM_DEVICE) and checks the API version. */
+int kvm_host_open(struct kvm_host *host);
+void kvm_host_close(struct kvm_host *host);
+/* KVM_CHECK_EXTENSION on the system fd: 0 when absent. */
+int kvm_host_cap(struct kvm_host *host, long cap);
+/* Name of the kernel module that provides /dev/kvm's backend (kvm_intel,
+ * kvm_amd, kvm_pvm), or "unknown". */
+const char *kvm_host_backend(void);
+/* KVM_GET_SUPPORTED_CPUID; the caller frees the result. */
+struct kvm_cpuid2 *kvm_host_supported_cpuid(struct kvm_host *host);
+
+int kvm_guest_create(struct kvm_host *host, struct kvm_guest *guest);
+void kvm_guest_close(struct kvm_guest *guest);
+int kvm_guest_set_memory(struct kvm_guest *guest, uint32_t slot, uint64_t gpa,
+			 uint64_t size, void *hva);
+int kvm_guest_create_irqchip(struct kvm_guest *guest);
+int kvm_guest_create_pit(struct kvm_guest *guest);
+
+int kvm_cpu_create(struct kvm_guest *guest, int index, struct kvm_cpu *cpu);
+void kvm_cpu_close(struct kvm_cpu *cpu);
+/* One KVM_RUN. Returns 0 after a VM exit; 1 if interrupted by a signal
+ * (EINTR/EAGAIN), -1 on error. */
+int kvm_cpu_run(struct kvm_cpu *cpu);
+int kvm_cpu_get_regs(struct kvm_cpu *cpu, struct kvm_regs *regs);
+int kvm_cpu_set_regs(struct kvm_cpu *cpu, const struct kvm_regs *regs);
+int kvm_cpu_get_sregs(struct kvm_cpu *cpu, struct kvm_sregs *sregs);
+int kvm_cpu_set_sregs(struct kvm_cpu *cpu, const struct kvm_sregs *sregs);
+int kvm_cpu_set_cpuid(struct kvm_cpu *cpu, const struct kvm_cpuid2 *cpuid);
+int kvm_cpu_set_mp_state(struct kvm_cpu *cpu, const struct kvm_mp_state *state);
+
+#endif

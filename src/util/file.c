@@ -1,0 +1,74 @@
+#include "util/file.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "util/log.h"
+#include "util/parse.h"
+
+int file_read_all(const char *option, const char *path, uint64_t max_size,
+		  uint8_t **data, size_t *size)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		log_error("%s %s: %s", option, path, strerror(errno));
+		return -1;
+	}
+	struct stat st;
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		log_error("%s %s: not a regular file", option, path);
+		close(fd);
+		return -1;
+	}
+	if ((uint64_t)st.st_size > max_size) {
+		char a[32], b[32];
+		log_error("%s %s: file is %s, larger than the %s it must fit in", option, path,
+			  format_size((uint64_t)st.st_size, a, sizeof(a)),
+			  format_size(max_size, b, sizeof(b)));
+		close(fd);
+		return -1;
+	}
+	uint8_t *buf = malloc(st.st_size ? (size_t)st.st_size : 1);
+	if (!buf) {
+		log_error("%s %s: out of memory", option, path);
+		close(fd);
+		return -1;
+	}
+	size_t done = 0;
+	while (done < (size_t)st.st_size) {
+		ssize_t n = read(fd, buf + done, (size_t)st.st_size - done);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			log_error("%s %s: read failed: %s", option, path,
+				  n < 0 ? strerror(errno) : "file shrank while reading");
+			free(buf);
+			close(fd);
+			return -1;
+		}
+		done += (size_t)n;
+	}
+	close(fd);
+	*data = buf;
+	*size = done;
+	return 0;
+}
+
+int file_write_all(int fd, const void *buf, size_t len)
+{
+	const uint8_t *p = buf;
+	while (len) {
+		ssize_t n = write(fd, p, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -1;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}

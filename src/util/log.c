@@ -1,0 +1,69 @@
+#include "util/log.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+int log_verbosity;
+static void (*pre_write_hook)(void);
+
+void log_set_pre_write_hook(void (*hook)(void))
+{
+	pre_write_hook = hook;
+}
+
+static void log_line(const char *prefix, const char *fmt, va_list ap)
+{
+	/* Build the whole line first so that lines from different threads do
+	 * not interleave: one write(2) per message. */
+	char line[1024];
+	int n = snprintf(line, sizeof(line), "nestvm: %s", prefix);
+	if (n < 0 || (size_t)n >= sizeof(line))
+		return;
+	vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
+	size_t len = strlen(line);
+	if (len == sizeof(line) - 1)
+		line[len - 1] = '\n';
+	else
+		line[len++] = '\n', line[len] = '\0';
+	if (pre_write_hook)
+		pre_write_hook();
+	fputs(line, stderr);
+	fflush(stderr);
+}
+
+void log_error(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	log_line("", fmt, ap);
+	va_end(ap);
+}
+
+void log_warn(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	log_line("warning: ", fmt, ap);
+	va_end(ap);
+}
+
+void log_info(const char *fmt, ...)
+{
+	if (log_verbosity < 1)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	log_line("", fmt, ap);
+	va_end(ap);
+}
+
+void log_debug(const char *fmt, ...)
+{
+	if (log_verbosity < 2)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	log_line("debug: ", fmt, ap);
+	va_end(ap);
+}

@@ -1,0 +1,66 @@
+#include "vmm/guest_mem.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "util/log.h"
+#include "util/parse.h"
+
+int guest_mem_alloc(struct guest_mem *mem, uint64_t ram_size, int populate)
+{
+	memset(mem, 0, sizeof(*mem));
+	int flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE;
+	if (populate)
+		flags = (flags & ~MAP_NORESERVE) | MAP_POPULATE;
+	void *p = mmap(NULL, ram_size, PROT_READ | PROT_WRITE, flags, -1, 0);
+	if (p == MAP_FAILED) {
+		char buf[32];
+		log_error("--memory %s: cannot allocate guest memory: %s",
+			  format_size(ram_size, buf, sizeof(buf)), strerror(errno));
+		return -1;
+	}
+	/* Guest RAM is big and read sequentially by nobody on the host: keep it
+	 * out of core dumps and let THP back it. */
+	madvise(p, ram_size, MADV_DONTDUMP);
+	madvise(p, ram_size, MADV_HUGEPAGE);
+	mem->base = p;
+	mem->ram_size = ram_size;
+	uint64_t low = ram_size < GUEST_MMIO_HOLE_START ? ram_size : GUEST_MMIO_HOLE_START;
+	mem->regions[0] = (struct guest_mem_region){ 0, low, mem->base };
+	mem->nregions = 1;
+	if (ram_size > low) {
+		mem->regions[1] = (struct guest_mem_region){ GUEST_MMIO_HOLE_END,
+							     ram_size - low, mem->base + low };
+		mem->nregions = 2;
+	}
+	return 0;
+}
+
+int guest_mem_register(struct guest_mem *mem, struct kvm_guest *guest)
+{
+	for (int i = 0; i < mem->nregions; i++) {
+		struct guest_mem_region *r = &mem->regions[i];
+		if (kvm_guest_set_memory(guest, (uint32_t)i, r->gpa, r->size, r->hva) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+void guest_mem_free(struct guest_mem *mem)
+{
+	if (mem->base)
+		munmap(mem->base, mem->ram_size);
+	memset(mem, 0, sizeof(*mem));
+}
+
+void *guest_mem_ptr(const struct guest_mem *mem, uint64_t gpa, uint64_t len)
+{
+	for (int i = 0; i < mem->nregions; i++) {
+		const struct guest_mem_region *r = &mem->regions[i];
+		/* Written to avoid overflow on guest-chosen gpa and len. */
+		if (gpa >= r->gpa && gpa - r->gpa <= r->size && len <= r->size - (gpa - r->gpa))
+			return r->hva + (gpa - r->gpa);
+	}
+	return NULL;
+}

@@ -1,0 +1,237 @@
+#define _GNU_SOURCE
+#include "vmm/machine.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/signalfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "kvm/cpuid.h"
+#include "util/log.h"
+
+/* Signal that kicks a vCPU thread out of KVM_RUN. Its handler does nothing:
+ * the interrupted ioctl returning EINTR is the point. */
+#define SIG_VCPU_KICK SIGUSR1
+
+static void kick_handler(int sig)
+{
+	(void)sig;
+}
+
+static void testdev_exit(void *ctx, int status)
+{
+	machine_request_stop(ctx, status);
+}
+
+void machine_request_stop(struct machine *m, int status)
+{
+	pthread_mutex_lock(&m->lock);
+	if (!atomic_load(&m->stopping)) {
+		m->exit_status = status;
+		atomic_store(&m->stopping, true);
+		uint64_t one = 1;
+		if (write(m->stop_fd, &one, sizeof(one)) < 0) {
+			/* eventfd writes fail only on counter overflow: the main
+			 * thread is already awake. */
+		}
+	}
+	pthread_mutex_unlock(&m->lock);
+}
+
+static int create_devices(struct machine *m)
+{
+	bus_init(&m->pio, "port");
+	bus_init(&m->mmio, "MMIO");
+	serial8250_init(&m->com1, m->config.console_fd, SERIAL_COM1_IRQ, NULL, NULL);
+	if (serial8250_attach(&m->com1, &m->pio, SERIAL_COM1_BASE) < 0)
+		return -1;
+	if (m->config.test_device) {
+		testdev_init(&m->testdev, &m->mem, testdev_exit, m);
+		if (testdev_attach(&m->testdev, &m->pio, &m->mmio) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+int machine_create(struct machine *m, const struct machine_config *config)
+{
+	memset(m, 0, sizeof(*m));
+	m->config = *config;
+	m->host.fd = m->kvm.fd = m->stop_fd = -1;
+	pthread_mutex_init(&m->lock, NULL);
+
+	m->stop_fd = eventfd(0, EFD_CLOEXEC);
+	if (m->stop_fd < 0) {
+		log_error("eventfd: %s", strerror(errno));
+		return -1;
+	}
+	if (kvm_host_open(&m->host) < 0)
+		return -1;
+	if (config->ncpus > m->host.max_vcpus) {
+		log_error("--cpus %d: this host's KVM allows at most %d vCPUs per VM",
+			  config->ncpus, m->host.max_vcpus);
+		return -1;
+	}
+	if (kvm_guest_create(&m->host, &m->kvm) < 0)
+		return -1;
+	if (guest_mem_alloc(&m->mem, config->ram_size, 0) < 0)
+		return -1;
+	if (guest_mem_register(&m->mem, &m->kvm) < 0)
+		return -1;
+	if (kvm_guest_create_irqchip(&m->kvm) < 0)
+		return -1;
+	if (create_devices(m) < 0)
+		return -1;
+	struct boot_config boot = {
+		.kernel_path = config->kernel,
+		.initrd_path = config->initrd,
+		.cmdline = config->cmdline,
+		.ncpus = config->ncpus,
+	};
+	if (boot_load(&m->mem, &boot, &m->boot) < 0)
+		return -1;
+
+	struct kvm_cpuid2 *cpuid = kvm_host_supported_cpuid(&m->host);
+	if (!cpuid)
+		return -1;
+	m->vcpus = calloc((size_t)config->ncpus, sizeof(*m->vcpus));
+	if (!m->vcpus) {
+		log_error("out of memory for %d vCPUs", config->ncpus);
+		free(cpuid);
+		return -1;
+	}
+	for (int i = 0; i < config->ncpus; i++)
+		m->vcpus[i].cpu.fd = -1;
+	int r = 0;
+	for (int i = 0; i < config->ncpus && r == 0; i++) {
+		struct vcpu *v = &m->vcpus[i];
+		v->machine = m;
+		if (kvm_cpu_create(&m->kvm, i, &v->cpu) < 0 || cpuid_apply(cpuid, &v->cpu) < 0 ||
+		    boot_setup_cpu(&m->boot, &v->cpu, config->ncpus) < 0)
+			r = -1;
+	}
+	free(cpuid);
+	return r;
+}
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Kicks every vCPU out of KVM_RUN until all threads have left their loop,
+ * then joins them. immediate_exit covers a kick that lands just before a
+ * thread enters KVM_RUN; repeating the kick covers kernels without it. */
+static void stop_vcpus(struct machine *m)
+{
+	int n = m->config.ncpus;
+	for (int i = 0; i < n; i++)
+		if (m->vcpus[i].cpu.run)
+			m->vcpus[i].cpu.run->immediate_exit = 1;
+	int64_t warned = now_ms();
+	for (;;) {
+		bool all = true;
+		for (int i = 0; i < n; i++) {
+			struct vcpu *v = &m->vcpus[i];
+			if (v->thread_started && !atomic_load(&v->exited)) {
+				all = false;
+				pthread_kill(v->thread, SIG_VCPU_KICK);
+			}
+		}
+		if (all)
+			break;
+		if (now_ms() - warned > 5000) {
+			log_warn("waiting for vCPU threads to stop");
+			warned = now_ms();
+		}
+		usleep(1000);
+	}
+	for (int i = 0; i < n; i++)
+		if (m->vcpus[i].thread_started) {
+			pthread_join(m->vcpus[i].thread, NULL);
+			m->vcpus[i].thread_started = false;
+		}
+}
+
+int machine_run(struct machine *m)
+{
+	struct sigaction sa = { .sa_handler = kick_handler };
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIG_VCPU_KICK, &sa, NULL); /* no SA_RESTART: KVM_RUN must return */
+
+	/* Termination signals are taken by the main thread through a signalfd;
+	 * vCPU threads inherit the mask and never see them. */
+	sigset_t term;
+	sigemptyset(&term);
+	sigaddset(&term, SIGINT);
+	sigaddset(&term, SIGTERM);
+	sigaddset(&term, SIGHUP);
+	sigset_t old;
+	pthread_sigmask(SIG_BLOCK, &term, &old);
+	int sfd = signalfd(-1, &term, SFD_CLOEXEC);
+	if (sfd < 0) {
+		log_error("signalfd: %s", strerror(errno));
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
+		return MACHINE_EXIT_ERROR;
+	}
+
+	for (int i = 0; i < m->config.ncpus; i++) {
+		struct vcpu *v = &m->vcpus[i];
+		int e = pthread_create(&v->thread, NULL, vcpu_thread, v);
+		if (e) {
+			log_error("cannot start vCPU %d thread: %s", i, strerror(e));
+			machine_request_stop(m, MACHINE_EXIT_ERROR);
+			break;
+		}
+		v->thread_started = true;
+	}
+
+	struct pollfd fds[2] = { { .fd = m->stop_fd, .events = POLLIN },
+				 { .fd = sfd, .events = POLLIN } };
+	while (!atomic_load(&m->stopping)) {
+		if (poll(fds, 2, -1) < 0 && errno != EINTR)
+			break;
+		if (fds[1].revents & POLLIN) {
+			struct signalfd_siginfo si;
+			if (read(sfd, &si, sizeof(si)) == sizeof(si)) {
+				log_info("signal %u: stopping the VM", si.ssi_signo);
+				machine_request_stop(m, 128 + (int)si.ssi_signo);
+			}
+		}
+	}
+	stop_vcpus(m);
+	close(sfd);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	pthread_mutex_lock(&m->lock);
+	int status = m->exit_status;
+	pthread_mutex_unlock(&m->lock);
+	return status;
+}
+
+void machine_destroy(struct machine *m)
+{
+	if (m->vcpus) {
+		for (int i = 0; i < m->config.ncpus; i++)
+			kvm_cpu_close(&m->vcpus[i].cpu);
+		free(m->vcpus);
+		m->vcpus = NULL;
+	}
+	if (m->config.test_device)
+		testdev_destroy(&m->testdev);
+	serial8250_destroy(&m->com1);
+	bus_free(&m->pio);
+	bus_free(&m->mmio);
+	kvm_guest_close(&m->kvm);
+	guest_mem_free(&m->mem);
+	kvm_host_close(&m->host);
+	if (m->stop_fd >= 0)
+		close(m->stop_fd);
+	pthread_mutex_destroy(&m->lock);
+}

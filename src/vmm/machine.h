@@ -1,0 +1,70 @@
+/* A virtual machine: KVM VM, guest memory, devices and vCPU threads, from
+ * creation to the exit status nestvm returns. */
+#ifndef NESTVM_VMM_MACHINE_H
+#define NESTVM_VMM_MACHINE_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "boot/boot.h"
+#include "devices/bus.h"
+#include "devices/serial8250.h"
+#include "devices/testdev.h"
+#include "kvm/kvm.h"
+#include "vmm/guest_mem.h"
+
+/* Exit status when nestvm ends a VM because of an error (triple fault,
+ * unhandled exit, KVM failure). */
+#define MACHINE_EXIT_ERROR 1
+
+struct machine_config {
+	uint64_t ram_size;
+	int ncpus;
+	const char *kernel;
+	const char *initrd;
+	const char *cmdline;
+	int console_fd;    /* COM1 output; -1 discards it */
+	bool test_device;  /* attach devices/testdev */
+};
+
+struct machine;
+
+struct vcpu {
+	struct machine *machine;
+	struct kvm_cpu cpu;
+	pthread_t thread;
+	bool thread_started;
+	atomic_bool exited;
+};
+
+struct machine {
+	struct machine_config config;
+	struct kvm_host host;
+	struct kvm_guest kvm;
+	struct guest_mem mem;
+	struct bus pio, mmio;
+	struct serial8250 com1;
+	struct testdev testdev;
+	struct boot_entry boot;
+	struct vcpu *vcpus;
+	int stop_fd;            /* eventfd: written once the VM must stop */
+	atomic_bool stopping;
+	pthread_mutex_t lock;   /* guards exit_status and stopping's first writer */
+	int exit_status;
+};
+
+int machine_create(struct machine *m, const struct machine_config *config);
+/* Runs until the guest or a signal ends the VM; returns nestvm's exit status. */
+int machine_run(struct machine *m);
+void machine_destroy(struct machine *m);
+
+/* Ends the VM with the given status; the first request wins. Safe from any
+ * thread. */
+void machine_request_stop(struct machine *m, int status);
+
+/* The vCPU thread body (vmm/vcpu.c). */
+void *vcpu_thread(void *arg);
+
+#endif
