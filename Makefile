@@ -47,7 +47,13 @@ build/asan/%.c.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE) -O1 -g $(SANITIZE) -MMD -MP -c -o $@ $<
 
-build/release/%.S.o build/asan/%.S.o: %.S
+build/release/src/labhost/init_script.S.o build/asan/src/labhost/init_script.S.o: src/labhost/init.sh
+
+build/release/%.S.o: %.S
+	@mkdir -p $(dir $@)
+	$(CC) -Isrc -MMD -MP -c -o $@ $<
+
+build/asan/%.S.o: %.S
 	@mkdir -p $(dir $@)
 	$(CC) -Isrc -MMD -MP -c -o $@ $<
 

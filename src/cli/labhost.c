@@ -1,2 +1,107 @@
+/* nestvm labhost: run a command inside an emulated AMD-V host. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
 #include "cli/cli.h"
-int cmd_labhost(int argc, char **argv) { (void)argc; (void)argv; return 1; }
+#include "labhost/labhost.h"
+#include "util/log.h"
+#include "util/parse.h"
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"usage: nestvm labhost [OPTIONS] -- COMMAND [ARGS...]\n"
+		"Boots an emulated x86 host with AMD-V and nested KVM (QEMU TCG, Debian's\n"
+		"generic kernel), runs COMMAND in it as root in this working directory, and\n"
+		"exits with COMMAND's status. The root filesystem is shared read-only; the\n"
+		"shared directory is writable.\n"
+		"  --memory SIZE       lab host RAM (default 2G)\n"
+		"  --cpus N            lab host vCPUs (default 2)\n"
+		"  --kernel-dir DIR    unpacked linux-image-*-amd64 package\n"
+		"                      (default %s)\n"
+		"  --qemu PATH         QEMU binary (default qemu-system-x86_64 from PATH)\n"
+		"  --share DIR         writable directory (default the working directory)\n"
+		"  --env NAME=VALUE    set a variable for COMMAND (repeatable)\n"
+		"  --timeout SECONDS   stop the lab host after this long (exit status 124)\n"
+		"  -v, --verbose       also print the tail of the lab host's kernel log\n",
+		labhost_default_kernel_dir());
+}
+
+int cmd_labhost(int argc, char **argv)
+{
+	static const struct option options[] = {
+		{ "memory", required_argument, NULL, 'm' },
+		{ "cpus", required_argument, NULL, 'n' },
+		{ "kernel-dir", required_argument, NULL, 'K' },
+		{ "qemu", required_argument, NULL, 'q' },
+		{ "share", required_argument, NULL, 's' },
+		{ "env", required_argument, NULL, 'e' },
+		{ "timeout", required_argument, NULL, 't' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	struct labhost_options opts = {
+		.memory = 2ULL << 30,
+		.cpus = 2,
+		.kernel_dir = labhost_default_kernel_dir(),
+	};
+	char *env[64];
+	uint64_t v;
+	int c;
+	optind = 1;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "+vh", options, NULL)) != -1) {
+		switch (c) {
+		case 'm':
+			if (parse_size(optarg, &v) < 0 || v < (256ULL << 20)) {
+				log_error("labhost: --memory %s: expected a size of at least 256M", optarg);
+				return CLI_EXIT_USAGE;
+			}
+			opts.memory = v;
+			break;
+		case 'n':
+			if (parse_uint(optarg, 1, 64, &v) < 0) {
+				log_error("labhost: --cpus %s: expected a number from 1 to 64", optarg);
+				return CLI_EXIT_USAGE;
+			}
+			opts.cpus = (int)v;
+			break;
+		case 'K': opts.kernel_dir = optarg; break;
+		case 'q': opts.qemu = optarg; break;
+		case 's': opts.share = optarg; break;
+		case 'e':
+			if (!strchr(optarg, '=') || optarg[0] == '=') {
+				log_error("labhost: --env %s: expected NAME=VALUE", optarg);
+				return CLI_EXIT_USAGE;
+			}
+			if (opts.nenv == 64) {
+				log_error("labhost: --env: at most 64 variables");
+				return CLI_EXIT_USAGE;
+			}
+			env[opts.nenv++] = optarg;
+			break;
+		case 't':
+			if (parse_uint(optarg, 1, 86400 * 7, &v) < 0) {
+				log_error("labhost: --timeout %s: expected seconds (1 or more)", optarg);
+				return CLI_EXIT_USAGE;
+			}
+			opts.timeout_s = (unsigned)v;
+			break;
+		case 'v': opts.verbose = 1; log_verbosity++; break;
+		case 'h': usage(stdout); return 0;
+		default:
+			log_error("labhost: unknown option or missing value: %s (see 'nestvm labhost --help')",
+				  argv[optind - 1]);
+			return CLI_EXIT_USAGE;
+		}
+	}
+	opts.env = env;
+	if (optind >= argc) {
+		log_error("labhost: no command given: nestvm labhost [OPTIONS] -- COMMAND [ARGS...]");
+		return CLI_EXIT_USAGE;
+	}
+	return labhost_run(&opts, argv + optind);
+}

@@ -12,4 +12,9 @@ int file_read_all(const char *option, const char *path, uint64_t max_size,
 /* Writes all of buf, retrying on short writes and EINTR. */
 int file_write_all(int fd, const void *buf, size_t len);
 
+
+
+/* snprintf for paths: returns -1 (and logs) if the result would not fit. */
+int path_fmt(char *out, size_t len, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 #endif

@@ -1,0 +1,54 @@
+#!/bin/busybox sh
+# PID 1 of the lab host: nestvm labhost packs this script into the
+# initramfs it builds (src/labhost/initramfs.c). It loads the virtio, 9p and
+# KVM modules, mounts the machine's own root read-only with the shared
+# directory writable over it, runs the job, and reports the job's exit
+# status through the private control share before powering off.
+/bin/busybox --install -s /bin
+export PATH=/bin
+
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t devtmpfs dev /dev
+
+fail() {
+	echo "nestvm labhost: $*" > /dev/ttyS1
+	echo 125 > /ctl/status 2> /dev/null
+	sync
+	poweroff -f
+}
+
+while read -r module args; do
+	insmod "/lib/modules/$module.ko" $args || fail "cannot load module $module"
+done < /modules.list
+# Nesting: the emulated CPU offers AMD-V (svm) or, elsewhere, VT-x (vmx).
+if grep -qw svm /proc/cpuinfo; then
+	insmod /lib/modules/kvm_amd.ko nested=1 || fail "cannot load kvm_amd"
+elif grep -qw vmx /proc/cpuinfo; then
+	insmod /lib/modules/kvm_intel.ko nested=1 || fail "cannot load kvm_intel"
+fi
+
+nine_p="trans=virtio,version=9p2000.L,msize=512000"
+mount -t 9p -o "$nine_p" ctl /ctl || fail "cannot mount the control share"
+. /ctl/job.env
+mount -t 9p -o "$nine_p,ro,cache=loose" hostroot /root || fail "cannot mount the host root"
+mount -t proc proc /root/proc
+mount -t sysfs sys /root/sys
+mount -t devtmpfs dev /root/dev
+mkdir -p /root/dev/pts /root/dev/shm
+mount -t devpts devpts /root/dev/pts
+mount -t tmpfs shm /root/dev/shm
+# The root is read-only: give programs a writable /tmp and /run. This hides
+# the host's /tmp, so shared files must live in the shared directory.
+mount -t tmpfs tmp /root/tmp
+mount -t tmpfs run /root/run
+mkdir -p "/root$SHARE" /root/run/nestvm-labhost
+mount -t 9p -o "$nine_p" share "/root$SHARE" || fail "cannot mount $SHARE"
+mount --bind /ctl /root/run/nestvm-labhost
+
+stty -F /dev/ttyS0 raw -echo
+stty -F /dev/ttyS1 raw -echo
+chroot /root /bin/sh /run/nestvm-labhost/job.sh < /dev/null > /dev/ttyS0 2> /dev/ttyS1
+echo $? > /ctl/status
+sync
+poweroff -f
