@@ -205,7 +205,7 @@ static void test_memory(void)
 	fails += check(mmio_read64(base + TESTDEV_REG_BUF_FAULT) == 0 && mine == theirs,
 		       "nestvm sees the bytes the guest wrote");
 	/* A buffer that runs past the end of RAM must be refused, not read. */
-	mmio_write64(base + TESTDEV_REG_BUF_ADDR, boot->ram_size - 4096);
+	mmio_write64(base + TESTDEV_REG_BUF_ADDR, boot->ram_end - 4096);
 	mmio_write64(base + TESTDEV_REG_BUF_LEN, 8192);
 	mmio_write64(base + TESTDEV_REG_CHECKSUM, 1);
 	fails += check(mmio_read64(base + TESTDEV_REG_BUF_FAULT) == 1,
@@ -216,7 +216,16 @@ static void test_memory(void)
 	fails += check(mmio_read64(base + TESTDEV_REG_BUF_FAULT) == 1,
 		       "wrapping buffer address refused");
 	/* The last page of RAM is reachable through the identity map. */
-	volatile uint64_t *last = (volatile uint64_t *)(boot->ram_size - 8);
+	if (boot->ram_end > 0x100000000ULL) {
+		/* RAM above 3 GiB moved past the 32-bit MMIO hole: a buffer
+		 * running from RAM into the hole is not RAM. */
+		mmio_write64(base + TESTDEV_REG_BUF_ADDR, 0xC0000000ULL - 4096);
+		mmio_write64(base + TESTDEV_REG_BUF_LEN, 8192);
+		mmio_write64(base + TESTDEV_REG_CHECKSUM, 1);
+		fails += check(mmio_read64(base + TESTDEV_REG_BUF_FAULT) == 1,
+			       "buffer running into the MMIO hole refused");
+	}
+	volatile uint64_t *last = (volatile uint64_t *)(boot->ram_end - 8);
 	*last = 0x1234;
 	fails += check(*last == 0x1234, "last word of RAM writable");
 	puts_serial("checksum=");

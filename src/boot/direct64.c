@@ -107,6 +107,7 @@ int direct64_setup_memory(struct guest_mem *mem, const char *cmdline, int ncpus)
 		.magic = DIRECT64_MAGIC,
 		.ncpus = (unsigned long long)ncpus,
 		.ram_size = mem->ram_size,
+		.ram_end = top,
 		.cmdline_gpa = DIRECT64_CMDLINE_GPA,
 		.cmdline_len = cmdline_len,
 	};

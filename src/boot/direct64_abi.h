@@ -31,6 +31,8 @@ struct direct64_bootinfo {
 	unsigned long long magic;
 	unsigned long long ncpus;
 	unsigned long long ram_size;
+	unsigned long long ram_end;     /* end of the highest RAM range: RAM above
+	                                 * 3 GiB is moved above 4 GiB */
 	unsigned long long cmdline_gpa; /* NUL-terminated */
 	unsigned long long cmdline_len;
 };

@@ -1,0 +1,29 @@
+#!/bin/bash
+# Installs the Debian packages that building, testing and the demo need.
+# Idempotent: apt-get runs only when a package is missing.
+set -euo pipefail
+
+packages=(
+	gcc make libc6-dev          # the build
+	libcmocka-dev bats cpio     # unit tests, shell tests, initramfs checks
+	qemu-system-x86             # the lab host (nestvm labhost) and benchmark peers
+	busybox-static              # init of the lab host and of test guests
+	ca-certificates             # apt-get download over https mirrors
+)
+
+missing=()
+for p in "${packages[@]}"; do
+	status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+	[[ $status == "install ok installed" ]] || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+if [ "$(id -u)" -ne 0 ]; then
+	echo "deps: missing packages: ${missing[*]}; install them as root:" >&2
+	echo "  apt-get install ${missing[*]}" >&2
+	exit 1
+fi
+echo "deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,0 +1,48 @@
+#!/bin/bash
+# Fetches one of Debian's stock kernels as a package and unpacks it (never
+# installs it) into .cache/kernels/FLAVOR:
+#   generic  linux-image-*-amd64: the lab host's kernel (has 9p and KVM modules)
+#   cloud    linux-image-*-cloud-amd64: a small kernel for guests
+# Idempotent: does nothing when the unpacked kernel is already there.
+set -euo pipefail
+
+flavor=${1:?usage: fetch-kernel.sh generic|cloud}
+case $flavor in
+	generic) meta=linux-image-amd64 ;;
+	cloud) meta=linux-image-cloud-amd64 ;;
+	*) echo "fetch-kernel: unknown flavor '$flavor' (generic or cloud)" >&2; exit 2 ;;
+esac
+
+top=$(cd "$(dirname "$0")/.." && pwd)
+cache=$top/.cache
+dest=$cache/kernels/$flavor
+if [ -f "$dest/.package" ]; then
+	exit 0
+fi
+
+# The versioned package the metapackage points at, e.g. linux-image-6.1.0-56-amd64.
+find_package() {
+	apt-cache depends "$meta" 2>/dev/null | awk '/Depends: linux-image-[0-9]/ { print $2; exit }'
+}
+pkg=$(find_package)
+if [ -z "$pkg" ]; then
+	apt-get update -qq
+	pkg=$(find_package)
+fi
+if [ -z "$pkg" ]; then
+	echo "fetch-kernel: apt does not know $meta; check /etc/apt/sources.list" >&2
+	exit 1
+fi
+
+echo "fetch-kernel: $pkg -> ${dest#$top/}"
+mkdir -p "$cache/debs"
+(cd "$cache/debs" && apt-get download -q -o APT::Sandbox::User=root "$pkg" >/dev/null)
+deb=$(ls -t "$cache/debs/${pkg}_"*.deb | head -n 1)
+tmp=$(mktemp -d "$cache/kernels.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT
+dpkg -x "$deb" "$tmp"
+echo "$pkg $(basename "$deb")" > "$tmp/.package"
+rm -rf "$dest"
+mkdir -p "$(dirname "$dest")"
+mv "$tmp" "$dest"
+trap - EXIT
