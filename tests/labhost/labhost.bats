@@ -1,0 +1,113 @@
+#!/usr/bin/env bats
+# Tier 2: nestvm labhost, the emulated AMD-V host (QEMU TCG). Each boot
+# takes several seconds, so each test packs its checks into one boot.
+bats_require_minimum_version 1.5.0
+
+NESTVM=${NESTVM_STATIC:-./nestvm}
+
+setup_file() {
+	# Tests run in the repository: the lab host shares it writable.
+	cd "$BATS_TEST_DIRNAME/../.."
+}
+
+setup() {
+	cd "$BATS_TEST_DIRNAME/../.."
+	command -v qemu-system-x86_64 > /dev/null || skip "qemu-system-x86_64 not installed (make deps)"
+	local avail
+	avail=$(awk '/^MemAvailable:/ { print int($2 / 1024) }' /proc/meminfo)
+	[ "$avail" -ge 2600 ] || skip "only ${avail} MiB of memory available, the lab host needs 2.5 GiB"
+}
+
+@test "the lab host offers /dev/kvm and AMD-V (the issue's acceptance command)" {
+	run --separate-stderr timeout 300 "$NESTVM" labhost -- \
+		sh -c 'test -c /dev/kvm && grep -qw svm /proc/cpuinfo && echo ok'
+	echo "stderr: $stderr"
+	[ "$status" -eq 0 ]
+	[ "$output" = "ok" ]
+}
+
+@test "the command's exit status is labhost's exit status" {
+	run timeout 300 "$NESTVM" labhost -- sh -c 'exit 7'
+	[ "$status" -eq 7 ]
+}
+
+@test "stdout and stderr stay apart; the working directory is shared writable; --env" {
+	local dir
+	dir=$(mktemp -d "$PWD/build/labhost-share.XXXXXX")
+	cd "$dir"
+	run --separate-stderr timeout 300 "$OLDPWD/$NESTVM" labhost --env GREETING="hello world" -- \
+		sh -c 'echo "to stdout: $GREETING"; echo "to stderr" >&2; pwd;
+		       echo "written in the lab host" > result.txt;
+		       cat /sys/module/kvm_amd/parameters/nested;
+		       test -w / && echo "root writable" || echo "root read-only"'
+	cd "$OLDPWD"
+	echo "output: $output"
+	echo "stderr: $stderr"
+	[ "$status" -eq 0 ]
+	[ "${lines[0]}" = "to stdout: hello world" ]
+	[ "${lines[1]}" = "$dir" ]
+	[ "${lines[2]}" = "1" ]
+	[ "${lines[3]}" = "root read-only" ]
+	[ "$stderr" = "to stderr" ]
+	[ "$(cat "$dir/result.txt")" = "written in the lab host" ]
+	rm -rf "$dir"
+}
+
+@test "nestvm runs its test guest on the lab host's nested kvm-amd" {
+	run --separate-stderr timeout 300 "$NESTVM" labhost -- sh -c '
+		cat /sys/module/kvm_amd/parameters/nested
+		for t in mmio memory; do
+			./nestvm run --kernel build/guest/testguest.elf --test-device --cmdline test=$t \
+				> /dev/null && echo "$t passed" || echo "$t failed"
+		done
+		./nestvm run --kernel build/guest/testguest.elf --test-device --cmdline test=smp --cpus 2
+		./nestvm run --kernel build/guest/testguest.elf --test-device --cmdline "test=exit status=9"
+		echo "exit status $?"
+		./nestvm run --kernel build/guest/testguest.elf --test-device --cmdline test=triplefault
+		echo "triple fault status $?"'
+	echo "output: $output"
+	echo "stderr: $stderr"
+	[ "$status" -eq 0 ]
+	[ "${lines[0]}" = "1" ]
+	[ "${lines[1]}" = "mmio passed" ]
+	[ "${lines[2]}" = "memory passed" ]
+	[ "${lines[3]}" = "smp: 2 of 2 vCPUs ran, APIC IDs match" ]
+	[ "${lines[4]}" = "exit status 9" ]
+	[ "${lines[5]}" = "triple fault status 1" ]
+	[[ $stderr == *"guest triple fault"* ]]
+}
+
+@test "--timeout stops a command that runs too long (status 124)" {
+	run --separate-stderr timeout 300 "$NESTVM" labhost --timeout 20 -- sleep 600
+	[ "$status" -eq 124 ]
+	[[ $stderr == *"--timeout 20"* ]]
+}
+
+@test "clear errors: QEMU missing, kernel missing, too little memory, no command" {
+	run --separate-stderr "$NESTVM" labhost --qemu /nonexistent/qemu -- true
+	[ "$status" -eq 125 ]
+	[[ $stderr == *"--qemu /nonexistent/qemu: not an executable file"* ]]
+
+	run --separate-stderr env PATH=/nonexistent "$PWD/nestvm" labhost -- true
+	[ "$status" -eq 125 ]
+	[[ $stderr == *"apt-get install qemu-system-x86"* ]]
+
+	run --separate-stderr "$NESTVM" labhost --kernel-dir /nonexistent -- true
+	[ "$status" -eq 125 ]
+	[[ $stderr == *"no lab host kernel in /nonexistent"*"make kernels"* ]]
+
+	run --separate-stderr "$NESTVM" labhost --kernel-dir .cache/kernels/cloud-missing -- true
+	[ "$status" -eq 125 ]
+
+	run --separate-stderr "$NESTVM" labhost --memory 4000G -- true
+	[ "$status" -eq 125 ]
+	[[ $stderr == *"labhost: --memory "*" needs about "*" available"* ]]
+
+	run --separate-stderr "$NESTVM" labhost
+	[ "$status" -eq 2 ]
+	[[ $stderr == *"no command given"* ]]
+
+	run --separate-stderr "$NESTVM" labhost --share /nonexistent -- true
+	[ "$status" -eq 125 ]
+	[[ $stderr == *"--share /nonexistent: not a directory"* ]]
+}
