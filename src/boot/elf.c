@@ -13,14 +13,16 @@ bool elf_is_elf(const uint8_t *file, size_t size)
 	return size >= SELFMAG && memcmp(file, ELFMAG, SELFMAG) == 0;
 }
 
-/* Program header i, or NULL if the table does not fit in the file. */
-static const Elf64_Phdr *phdr_at(const uint8_t *file, size_t size, const Elf64_Ehdr *eh,
-				 unsigned i)
+/* Copies program header i into *ph (the file's offsets need not be
+ * aligned); false if the table does not fit in the file. */
+static bool phdr_at(const uint8_t *file, size_t size, const Elf64_Ehdr *eh, unsigned i,
+		    Elf64_Phdr *ph)
 {
 	uint64_t off = eh->e_phoff + (uint64_t)i * sizeof(Elf64_Phdr);
 	if (off < eh->e_phoff || off > size || size - off < sizeof(Elf64_Phdr))
-		return NULL;
-	return (const Elf64_Phdr *)(file + off);
+		return false;
+	memcpy(ph, file + off, sizeof(*ph));
+	return true;
 }
 
 static int parse_notes(const uint8_t *p, uint64_t len, const char *name, struct elf_info *info)
@@ -91,8 +93,8 @@ int elf_parse(const uint8_t *file, size_t size, const char *name, struct elf_inf
 	info->entry = eh->e_entry;
 	info->load_low = UINT64_MAX;
 	for (unsigned i = 0; i < eh->e_phnum; i++) {
-		const Elf64_Phdr *ph = phdr_at(file, size, eh, i);
-		if (!ph) {
+		Elf64_Phdr phdr, *ph = &phdr;
+		if (!phdr_at(file, size, eh, i, ph)) {
 			log_error("%s: ELF program headers run past the end of the file", name);
 			return -1;
 		}
@@ -130,8 +132,8 @@ int elf_load(const uint8_t *file, size_t size, const char *name, struct guest_me
 {
 	const Elf64_Ehdr *eh = (const Elf64_Ehdr *)file;
 	for (unsigned i = 0; i < eh->e_phnum; i++) {
-		const Elf64_Phdr *ph = phdr_at(file, size, eh, i);
-		if (!ph || ph->p_type != PT_LOAD || ph->p_memsz == 0)
+		Elf64_Phdr phdr, *ph = &phdr;
+		if (!phdr_at(file, size, eh, i, ph) || ph->p_type != PT_LOAD || ph->p_memsz == 0)
 			continue;
 		uint8_t *dst = guest_mem_ptr(mem, ph->p_paddr, ph->p_memsz);
 		if (ph->p_paddr < min_paddr || !dst) {

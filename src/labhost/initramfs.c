@@ -84,13 +84,18 @@ static int module_depends(const char *path, char *out, size_t outlen)
 	if (file_read_all("module", path, 64ULL << 20, &f, &size) < 0)
 		return -1;
 	int r = -1;
+	Elf64_Shdr *sh = NULL;
 	out[0] = '\0';
 	const Elf64_Ehdr *eh = (const Elf64_Ehdr *)f;
 	if (size < sizeof(*eh) || memcmp(f, ELFMAG, SELFMAG) || eh->e_shentsize != sizeof(Elf64_Shdr) ||
 	    eh->e_shoff > size || (uint64_t)eh->e_shnum * sizeof(Elf64_Shdr) > size - eh->e_shoff ||
 	    eh->e_shstrndx >= eh->e_shnum)
 		goto bad;
-	const Elf64_Shdr *sh = (const Elf64_Shdr *)(f + eh->e_shoff);
+	/* Section headers are copied out: the file gives no alignment promise. */
+	sh = malloc(eh->e_shnum * sizeof(Elf64_Shdr) + 1);
+	if (!sh)
+		goto bad;
+	memcpy(sh, f + eh->e_shoff, eh->e_shnum * sizeof(Elf64_Shdr));
 	const Elf64_Shdr *strs = &sh[eh->e_shstrndx];
 	if (strs->sh_offset > size || strs->sh_size > size - strs->sh_offset)
 		goto bad;
@@ -120,6 +125,7 @@ static int module_depends(const char *path, char *out, size_t outlen)
 bad:
 	log_error("%s: not a readable kernel module", path);
 done:
+	free(sh);
 	free(f);
 	return r;
 }
