@@ -4,6 +4,15 @@
 #   make demo     the main job: show nestvm running a nested stack
 .DEFAULT_GOAL := all
 
+# Short build lines; V=1 shows full commands.
+ifeq ($(V),1)
+Q :=
+say := @true
+else
+Q := @
+say := @printf '  %-6s %s\n'
+endif
+
 CC      ?= gcc
 VERSION := $(shell git describe --always --dirty 2>/dev/null || echo dev)
 
@@ -34,37 +43,45 @@ UNIT_BINS := $(patsubst tests/unit/%.c,build/unit/%,$(UNIT_SRCS))
 all: nestvm $(GUEST_ELF)
 
 nestvm: $(REL_OBJS)
-	$(CC) $(BASE) $(CFLAGS) -static -o $@ $^
+	$(say) LD $@
+	$(Q)$(CC) $(BASE) $(CFLAGS) -static -o $@ $^
 
 build/asan/nestvm: $(SAN_OBJS)
-	$(CC) $(BASE) -O1 -g $(SANITIZE) -o $@ $^
+	$(say) LD $@
+	$(Q)$(CC) $(BASE) -O1 -g $(SANITIZE) -o $@ $^
 
 build/release/%.c.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(BASE) $(CFLAGS) -MMD -MP -c -o $@ $<
+	$(say) CC $@
+	$(Q)$(CC) $(BASE) $(CFLAGS) -MMD -MP -c -o $@ $<
 
 build/asan/%.c.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(BASE) -O1 -g $(SANITIZE) -MMD -MP -c -o $@ $<
+	$(say) CC $@
+	$(Q)$(CC) $(BASE) -O1 -g $(SANITIZE) -MMD -MP -c -o $@ $<
 
 build/release/src/labhost/init_script.S.o build/asan/src/labhost/init_script.S.o: src/labhost/init.sh
 
 build/release/%.S.o: %.S
 	@mkdir -p $(dir $@)
-	$(CC) -Isrc -MMD -MP -c -o $@ $<
+	$(say) AS $@
+	$(Q)$(CC) -Isrc -MMD -MP -c -o $@ $<
 
 build/asan/%.S.o: %.S
 	@mkdir -p $(dir $@)
-	$(CC) -Isrc -MMD -MP -c -o $@ $<
+	$(say) AS $@
+	$(Q)$(CC) -Isrc -MMD -MP -c -o $@ $<
 
 $(GUEST_ELF): guest/start.S guest/main.c guest/link.ld src/boot/direct64_abi.h \
               src/devices/testdev_abi.h
 	@mkdir -p $(dir $@)
-	$(CC) $(GUEST_FLAGS) -o $@ guest/start.S guest/main.c
+	$(say) GUEST $@
+	$(Q)$(CC) $(GUEST_FLAGS) -o $@ guest/start.S guest/main.c
 
 build/unit/%: tests/unit/%.c $(SAN_CORE)
 	@mkdir -p $(dir $@)
-	$(CC) $(BASE) -O1 -g $(SANITIZE) -o $@ $< $(SAN_CORE) -lcmocka
+	$(say) TEST $@
+	$(Q)$(CC) $(BASE) -O1 -g $(SANITIZE) -o $@ $< $(SAN_CORE) -lcmocka
 
 # Packages the build and tests need (idempotent; apt-get only when missing).
 deps:
@@ -76,12 +93,12 @@ kernels: deps
 	@scripts/fetch-kernel.sh cloud
 
 check: deps
-	@$(MAKE) --no-print-directory all build/asan/nestvm $(UNIT_BINS)
+	@$(MAKE) --no-print-directory -j2 all build/asan/nestvm $(UNIT_BINS)
 	@scripts/fetch-kernel.sh generic
 	@tests/run-all
 
 demo: deps
-	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory -j2 all
 	@scripts/fetch-kernel.sh generic
 	@scripts/demo.sh
 
