@@ -8,6 +8,7 @@ packages=(
 	libcmocka-dev bats cpio     # unit tests, shell tests, initramfs checks
 	qemu-system-x86             # the lab host (nestvm labhost) and benchmark peers
 	busybox-static              # init of the lab host and of test guests
+	lz4 xz-utils python3        # unpacking vmlinux from Debian's bzImage
 	ca-certificates             # apt-get download over https mirrors
 )
 

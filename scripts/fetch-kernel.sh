@@ -41,6 +41,29 @@ deb=$(ls -t "$cache/debs/${pkg}_"*.deb | head -n 1)
 tmp=$(mktemp -d "$cache/kernels.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 dpkg -x "$deb" "$tmp"
+# The uncompressed vmlinux (an ELF with a PVH entry note) beside the
+# bzImage: its payload, at the offset the setup header gives, is LZ4 (cloud)
+# or XZ (generic).
+vmlinuz=$(ls "$tmp"/boot/vmlinuz-*)
+read -r payload_off payload_len < <(python3 - "$vmlinuz" <<'PY'
+import struct, sys
+f = open(sys.argv[1], 'rb').read(0x250)
+setup_sects = f[0x1f1] or 4
+off, length = struct.unpack_from('<II', f, 0x248)
+print((setup_sects + 1) * 512 + off, length)
+PY
+)
+vmlinux=${vmlinuz/vmlinuz-/vmlinux-}
+dd if="$vmlinuz" of="$tmp/payload" bs=64K iflag=skip_bytes,count_bytes skip="$payload_off" count="$payload_len" status=none
+case $(od -An -tx1 -N4 "$tmp/payload" | tr -d ' ') in
+	02214c18) lz4 -dc "$tmp/payload" > "$vmlinux" 2>/dev/null || true ;;
+	fd377a58) xz -dc "$tmp/payload" > "$vmlinux" 2>/dev/null || true ;;
+esac
+rm -f "$tmp/payload"
+if [ "$(od -An -c -N4 "$vmlinux" 2>/dev/null | tr -d ' ')" != "177ELF" ]; then
+	echo "fetch-kernel: could not extract vmlinux from $(basename "$vmlinuz")" >&2
+	exit 1
+fi
 echo "$pkg $(basename "$deb")" > "$tmp/.package"
 rm -rf "$dest"
 mkdir -p "$(dirname "$dest")"

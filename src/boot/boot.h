@@ -3,13 +3,17 @@
 #ifndef NESTVM_BOOT_BOOT_H
 #define NESTVM_BOOT_BOOT_H
 
+#include <stddef.h>
 #include <stdint.h>
 
+#include "kvm/cpuid.h"
 #include "kvm/kvm.h"
 #include "vmm/guest_mem.h"
 
 enum boot_protocol {
 	BOOT_DIRECT64, /* nestvm's own 64-bit CPL3 entry (boot/direct64_abi.h) */
+	BOOT_LINUX64,  /* Linux bzImage, 64-bit boot protocol (boot/linux.c) */
+	BOOT_PVH,      /* ELF vmlinux through its PVH entry note (boot/pvh.c) */
 };
 
 struct boot_config {
@@ -17,6 +21,7 @@ struct boot_config {
 	const char *initrd_path;
 	const char *cmdline;
 	int ncpus;
+	const struct cpu_topology *topo;
 };
 
 struct boot_entry {
@@ -27,6 +32,23 @@ struct boot_entry {
 int boot_load(struct guest_mem *mem, const struct boot_config *config,
 	      struct boot_entry *entry);
 int boot_setup_cpu(const struct boot_entry *entry, struct kvm_cpu *cpu, int ncpus);
+
+struct elf_info;
+struct setup_header;
+
+/* Linux bzImage (boot/linux.c). */
+int linux_parse_bzimage(const uint8_t *file, size_t size, const char *name,
+			struct setup_header *hdr, size_t *kernel_offset);
+int linux_load_bzimage(struct guest_mem *mem, const struct boot_config *config,
+		       const uint8_t *file, size_t size, const uint8_t *initrd,
+		       size_t initrd_size, uint64_t rsdp, struct boot_entry *entry);
+int linux_setup_cpu(struct kvm_cpu *cpu, uint64_t entry);
+
+/* PVH (boot/pvh.c). */
+int pvh_load(struct guest_mem *mem, const struct boot_config *config, const uint8_t *file,
+	     size_t size, const struct elf_info *info, const uint8_t *initrd,
+	     size_t initrd_size, uint64_t rsdp, struct boot_entry *entry);
+int pvh_setup_cpu(struct kvm_cpu *cpu, uint64_t entry);
 
 /* Direct 64-bit entry (boot/direct64.c). */
 int direct64_setup_memory(struct guest_mem *mem, const char *cmdline, int ncpus);

@@ -19,13 +19,21 @@ static void usage(FILE *out)
 {
 	fprintf(out,
 		"usage: nestvm run --kernel FILE [OPTIONS]\n"
-		"  --kernel FILE          kernel to boot (a nestvm direct-entry ELF guest)\n"
-		"  --initrd FILE          initial ramdisk\n"
+		"  --kernel FILE          Linux bzImage, Linux vmlinux (PVH), or a nestvm\n"
+		"                         direct-entry ELF guest\n"
+		"  --initrd FILE          initial ramdisk (Linux)\n"
 		"  --cmdline STRING       kernel command line\n"
 		"  --memory SIZE          guest RAM, e.g. 512M, 2G (default 512M)\n"
 		"  --cpus N               number of vCPUs (default 1)\n"
+		"  --cores-per-socket N   vCPUs per socket (default: all in one socket)\n"
+		"  --cpu-model host|compat\n"
+		"                         host: all KVM supports here; compat: an x86-64-v2\n"
+		"                         baseline a guest can keep on other hosts (default host)\n"
+		"  --on-reboot restart|exit\n"
+		"                         what a guest reboot does (default restart)\n"
 		"  --console stdio|file:PATH|none\n"
-		"                         where the serial console (COM1) goes (default stdio)\n"
+		"                         where the serial console (COM1) goes (default stdio;\n"
+		"                         stdin is its input, Ctrl-A x quits on a terminal)\n"
 		"  --test-device          attach the nestvm test device (exit port 0xf4, MMIO\n"
 		"                         at 0xfe000000) used by the test guest\n"
 		"  -v, --verbose          more messages (repeat for debug)\n");
@@ -63,6 +71,9 @@ int cmd_run(int argc, char **argv)
 		{ "cpus", required_argument, NULL, 'n' },
 		{ "console", required_argument, NULL, 'C' },
 		{ "test-device", no_argument, NULL, 'T' },
+		{ "cores-per-socket", required_argument, NULL, 'S' },
+		{ "cpu-model", required_argument, NULL, 'M' },
+		{ "on-reboot", required_argument, NULL, 'R' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
@@ -72,7 +83,9 @@ int cmd_run(int argc, char **argv)
 		.ncpus = 1,
 		.cmdline = "",
 		.console_fd = STDOUT_FILENO,
+		.console_in_fd = -1,
 	};
+	bool restart_on_reboot = true;
 	const char *console = "stdio";
 	int c;
 	uint64_t v;
@@ -103,6 +116,32 @@ int cmd_run(int argc, char **argv)
 			break;
 		case 'C': console = optarg; break;
 		case 'T': config.test_device = true; break;
+		case 'S':
+			if (parse_uint(optarg, 1, MAX_CPUS, &v) < 0) {
+				log_error("--cores-per-socket %s: expected a number from 1 to %d", optarg,
+					  MAX_CPUS);
+				return CLI_EXIT_USAGE;
+			}
+			config.cores_per_socket = (int)v;
+			break;
+		case 'M':
+			if (!strcmp(optarg, "host"))
+				config.cpu_model = CPU_MODEL_HOST;
+			else if (!strcmp(optarg, "compat"))
+				config.cpu_model = CPU_MODEL_COMPAT;
+			else {
+				log_error("--cpu-model %s: expected host or compat", optarg);
+				return CLI_EXIT_USAGE;
+			}
+			break;
+		case 'R':
+			if (!strcmp(optarg, "restart") || !strcmp(optarg, "exit"))
+				restart_on_reboot = !strcmp(optarg, "restart");
+			else {
+				log_error("--on-reboot %s: expected restart or exit", optarg);
+				return CLI_EXIT_USAGE;
+			}
+			break;
 		case 'v': log_verbosity++; break;
 		case 'h': usage(stdout); return 0;
 		default:
@@ -129,16 +168,37 @@ int cmd_run(int argc, char **argv)
 			  format_size(host_total, have, sizeof(have)));
 		return CLI_EXIT_USAGE;
 	}
+	if (config.cores_per_socket > config.ncpus) {
+		log_error("--cores-per-socket %d: more than --cpus %d", config.cores_per_socket,
+			  config.ncpus);
+		return CLI_EXIT_USAGE;
+	}
 	if (open_console(console, &config.console_fd) < 0)
 		return CLI_EXIT_USAGE;
+	if (config.console_fd == STDOUT_FILENO)
+		config.console_in_fd = STDIN_FILENO;
 
-	struct machine m;
 	int status;
-	if (machine_create(&m, &config) < 0)
-		status = MACHINE_EXIT_ERROR;
-	else
-		status = machine_run(&m);
-	machine_destroy(&m);
+	for (;;) {
+		/* A reboot builds the machine anew: memory, devices and vCPUs
+		 * start from power-on state, as on a real reset. */
+		struct machine m;
+		bool rebooted = false;
+		if (machine_create(&m, &config) < 0) {
+			status = MACHINE_EXIT_ERROR;
+		} else {
+			status = machine_run(&m);
+			rebooted = m.reboot_requested;
+		}
+		machine_destroy(&m);
+		if (!rebooted)
+			break;
+		if (!restart_on_reboot) {
+			log_info("the guest rebooted: exiting (--on-reboot exit)");
+			break;
+		}
+		log_info("the guest rebooted: restarting it");
+	}
 	if (config.console_fd > STDOUT_FILENO)
 		close(config.console_fd);
 	return status;

@@ -1,11 +1,37 @@
-/* CPUID policy: what each vCPU is told about the processor. */
+/* CPUID policy: what each vCPU is told about the processor and the machine's
+ * topology. The APIC ID scheme here is also what the MADT and
+ * KVM_CREATE_VCPU use, so all three agree. */
 #ifndef NESTVM_KVM_CPUID_H
 #define NESTVM_KVM_CPUID_H
 
+#include <stdbool.h>
+#include <stdint.h>
+
 #include "kvm/kvm.h"
 
-/* Sets vCPU cpu's CPUID from the host's supported table, with its own APIC
- * ID filled in. The table is not modified. */
-int cpuid_apply(const struct kvm_cpuid2 *supported, struct kvm_cpu *cpu);
+enum cpu_model {
+	CPU_MODEL_HOST,   /* everything KVM supports on this host */
+	CPU_MODEL_COMPAT, /* a fixed baseline so a guest can move between hosts */
+};
+
+struct cpu_topology {
+	int ncpus;
+	int cores_per_socket; /* one thread per core */
+	int core_bits;        /* APIC ID bits for the core within a socket */
+};
+
+void cpu_topology_init(struct cpu_topology *topo, int ncpus, int cores_per_socket);
+/* APIC ID of vCPU index: socket in the high bits, core in the low ones. */
+uint32_t cpu_apic_id(const struct cpu_topology *topo, int index);
+
+/* Builds the table every vCPU starts from: the host's supported CPUID
+ * filtered by the model and by what the KVM backend can run. The caller
+ * frees it. */
+struct kvm_cpuid2 *cpuid_build(const struct kvm_cpuid2 *supported, enum cpu_model model,
+			       const struct cpu_topology *topo, const char *backend);
+
+/* Sets vCPU cpu's CPUID from the table, with its own APIC ID filled in. */
+int cpuid_apply(const struct kvm_cpuid2 *table, const struct cpu_topology *topo,
+		struct kvm_cpu *cpu);
 
 #endif

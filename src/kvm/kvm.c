@@ -159,11 +159,21 @@ int kvm_guest_create_pit(struct kvm_guest *guest)
 	return 0;
 }
 
-int kvm_cpu_create(struct kvm_guest *guest, int index, struct kvm_cpu *cpu)
+int kvm_guest_irq_line(struct kvm_guest *guest, uint32_t irq, int level)
+{
+	struct kvm_irq_level line = { .irq = irq, .level = level };
+	if (ioctl(guest->fd, KVM_IRQ_LINE, &line) < 0) {
+		log_error("KVM_IRQ_LINE %u: %s", irq, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+int kvm_cpu_create(struct kvm_guest *guest, int index, uint32_t id, struct kvm_cpu *cpu)
 {
 	memset(cpu, 0, sizeof(*cpu));
 	cpu->index = index;
-	cpu->fd = ioctl(guest->fd, KVM_CREATE_VCPU, (unsigned long)index);
+	cpu->fd = ioctl(guest->fd, KVM_CREATE_VCPU, (unsigned long)id);
 	if (cpu->fd < 0) {
 		log_error("KVM_CREATE_VCPU %d: %s", index, strerror(errno));
 		return -1;

@@ -43,8 +43,11 @@ int kvm_guest_set_memory(struct kvm_guest *guest, uint32_t slot, uint64_t gpa,
 			 uint64_t size, void *hva);
 int kvm_guest_create_irqchip(struct kvm_guest *guest);
 int kvm_guest_create_pit(struct kvm_guest *guest);
+/* Drives an interrupt line of the in-kernel PIC and IOAPIC. */
+int kvm_guest_irq_line(struct kvm_guest *guest, uint32_t irq, int level);
 
-int kvm_cpu_create(struct kvm_guest *guest, int index, struct kvm_cpu *cpu);
+/* index: nestvm's vCPU number; id: KVM's vCPU ID, which is the APIC ID. */
+int kvm_cpu_create(struct kvm_guest *guest, int index, uint32_t id, struct kvm_cpu *cpu);
 void kvm_cpu_close(struct kvm_cpu *cpu);
 /* One KVM_RUN. Returns 0 after a VM exit; 1 if interrupted by a signal
  * (EINTR/EAGAIN), -1 on error. */

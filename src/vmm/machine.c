@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "boot/acpi.h"
 #include "kvm/cpuid.h"
 #include "util/log.h"
 
@@ -28,11 +29,12 @@ static void testdev_exit(void *ctx, int status)
 	machine_request_stop(ctx, status);
 }
 
-void machine_request_stop(struct machine *m, int status)
+static void stop(struct machine *m, int status, bool reboot)
 {
 	pthread_mutex_lock(&m->lock);
 	if (!atomic_load(&m->stopping)) {
 		m->exit_status = status;
+		m->reboot_requested = reboot;
 		atomic_store(&m->stopping, true);
 		uint64_t one = 1;
 		if (write(m->stop_fd, &one, sizeof(one)) < 0) {
@@ -43,12 +45,45 @@ void machine_request_stop(struct machine *m, int status)
 	pthread_mutex_unlock(&m->lock);
 }
 
+void machine_request_stop(struct machine *m, int status)
+{
+	stop(m, status, false);
+}
+
+void machine_request_reboot(struct machine *m)
+{
+	stop(m, 0, true);
+}
+
+static void pm_event(void *ctx, enum acpi_pm_event ev)
+{
+	if (ev == ACPI_PM_POWEROFF)
+		machine_request_stop(ctx, 0);
+	else
+		machine_request_reboot(ctx);
+}
+
+static void kbc_reset(void *ctx)
+{
+	machine_request_reboot(ctx);
+}
+
+static void set_irq(void *ctx, int irq, int level)
+{
+	struct machine *m = ctx;
+	kvm_guest_irq_line(&m->kvm, (uint32_t)irq, level);
+}
+
 static int create_devices(struct machine *m)
 {
 	bus_init(&m->pio, "port");
 	bus_init(&m->mmio, "MMIO");
-	serial8250_init(&m->com1, m->config.console_fd, SERIAL_COM1_IRQ, NULL, NULL);
-	if (serial8250_attach(&m->com1, &m->pio, SERIAL_COM1_BASE) < 0)
+	serial8250_init(&m->com1, m->config.console_fd, SERIAL_COM1_IRQ, set_irq, m);
+	acpi_pm_init(&m->pm, ACPI_S5_SLP_TYP, pm_event, m);
+	rtc_init(&m->rtc);
+	if (serial8250_attach(&m->com1, &m->pio, SERIAL_COM1_BASE) < 0 ||
+	    acpi_pm_attach(&m->pm, &m->pio) < 0 || i8042_attach(&m->kbc, &m->pio, kbc_reset, m) < 0 ||
+	    rtc_attach(&m->rtc, &m->pio) < 0)
 		return -1;
 	if (m->config.test_device) {
 		testdev_init(&m->testdev, &m->mem, testdev_exit, m);
@@ -83,8 +118,9 @@ int machine_create(struct machine *m, const struct machine_config *config)
 		return -1;
 	if (guest_mem_register(&m->mem, &m->kvm) < 0)
 		return -1;
-	if (kvm_guest_create_irqchip(&m->kvm) < 0)
+	if (kvm_guest_create_irqchip(&m->kvm) < 0 || kvm_guest_create_pit(&m->kvm) < 0)
 		return -1;
+	cpu_topology_init(&m->topo, config->ncpus, config->cores_per_socket);
 	if (create_devices(m) < 0)
 		return -1;
 	struct boot_config boot = {
@@ -92,11 +128,17 @@ int machine_create(struct machine *m, const struct machine_config *config)
 		.initrd_path = config->initrd,
 		.cmdline = config->cmdline,
 		.ncpus = config->ncpus,
+		.topo = &m->topo,
 	};
 	if (boot_load(&m->mem, &boot, &m->boot) < 0)
 		return -1;
 
-	struct kvm_cpuid2 *cpuid = kvm_host_supported_cpuid(&m->host);
+	struct kvm_cpuid2 *supported = kvm_host_supported_cpuid(&m->host);
+	if (!supported)
+		return -1;
+	struct kvm_cpuid2 *cpuid = cpuid_build(supported, config->cpu_model, &m->topo,
+					       kvm_host_backend());
+	free(supported);
 	if (!cpuid)
 		return -1;
 	m->vcpus = calloc((size_t)config->ncpus, sizeof(*m->vcpus));
@@ -111,7 +153,8 @@ int machine_create(struct machine *m, const struct machine_config *config)
 	for (int i = 0; i < config->ncpus && r == 0; i++) {
 		struct vcpu *v = &m->vcpus[i];
 		v->machine = m;
-		if (kvm_cpu_create(&m->kvm, i, &v->cpu) < 0 || cpuid_apply(cpuid, &v->cpu) < 0 ||
+		if (kvm_cpu_create(&m->kvm, i, cpu_apic_id(&m->topo, i), &v->cpu) < 0 ||
+		    cpuid_apply(cpuid, &m->topo, &v->cpu) < 0 ||
 		    boot_setup_cpu(&m->boot, &v->cpu, config->ncpus) < 0)
 			r = -1;
 	}
@@ -193,10 +236,17 @@ int machine_run(struct machine *m)
 		v->thread_started = true;
 	}
 
-	struct pollfd fds[2] = { { .fd = m->stop_fd, .events = POLLIN },
-				 { .fd = sfd, .events = POLLIN } };
+	console_open(&m->console, m->config.console_in_fd);
+	bool input_open = m->config.console_in_fd >= 0;
 	while (!atomic_load(&m->stopping)) {
-		if (poll(fds, 2, -1) < 0 && errno != EINTR)
+		struct pollfd fds[3] = {
+			{ .fd = m->stop_fd, .events = POLLIN },
+			{ .fd = sfd, .events = POLLIN },
+			{ .fd = input_open ? m->console.in_fd : -1, .events = POLLIN },
+		};
+		/* Input the UART could not take yet is retried every 10 ms. */
+		bool held = console_flush(&m->console, &m->com1);
+		if (poll(fds, 3, held ? 10 : -1) < 0 && errno != EINTR)
 			break;
 		if (fds[1].revents & POLLIN) {
 			struct signalfd_siginfo si;
@@ -205,8 +255,18 @@ int machine_run(struct machine *m)
 				machine_request_stop(m, 128 + (int)si.ssi_signo);
 			}
 		}
+		if (fds[2].revents & (POLLIN | POLLHUP | POLLERR)) {
+			enum console_result r = console_input(&m->console, &m->com1);
+			if (r == CONSOLE_EOF)
+				input_open = false;
+			if (r == CONSOLE_QUIT) {
+				log_info("Ctrl-A x: stopping the VM");
+				machine_request_stop(m, 0);
+			}
+		}
 	}
 	stop_vcpus(m);
+	console_restore_terminal();
 	close(sfd);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	pthread_mutex_lock(&m->lock);
@@ -226,6 +286,8 @@ void machine_destroy(struct machine *m)
 	if (m->config.test_device)
 		testdev_destroy(&m->testdev);
 	serial8250_destroy(&m->com1);
+	acpi_pm_destroy(&m->pm);
+	rtc_destroy(&m->rtc);
 	bus_free(&m->pio);
 	bus_free(&m->mmio);
 	kvm_guest_close(&m->kvm);

@@ -9,10 +9,15 @@
 #include <stdint.h>
 
 #include "boot/boot.h"
+#include "devices/acpi_pm.h"
 #include "devices/bus.h"
+#include "devices/i8042.h"
+#include "devices/rtc.h"
 #include "devices/serial8250.h"
 #include "devices/testdev.h"
+#include "kvm/cpuid.h"
 #include "kvm/kvm.h"
+#include "vmm/console.h"
 #include "vmm/guest_mem.h"
 
 /* Exit status when nestvm ends a VM because of an error (triple fault,
@@ -25,7 +30,10 @@ struct machine_config {
 	const char *kernel;
 	const char *initrd;
 	const char *cmdline;
+	int cores_per_socket;      /* 0: all vCPUs in one socket */
+	enum cpu_model cpu_model;
 	int console_fd;    /* COM1 output; -1 discards it */
+	int console_in_fd; /* COM1 input; -1 for none */
 	bool test_device;  /* attach devices/testdev */
 };
 
@@ -46,13 +54,19 @@ struct machine {
 	struct guest_mem mem;
 	struct bus pio, mmio;
 	struct serial8250 com1;
+	struct acpi_pm pm;
+	struct i8042 kbc;
+	struct rtc rtc;
 	struct testdev testdev;
+	struct console console;
+	struct cpu_topology topo;
 	struct boot_entry boot;
 	struct vcpu *vcpus;
 	int stop_fd;            /* eventfd: written once the VM must stop */
 	atomic_bool stopping;
 	pthread_mutex_t lock;   /* guards exit_status and stopping's first writer */
 	int exit_status;
+	bool reboot_requested;  /* the guest asked for a reset, not a power-off */
 };
 
 int machine_create(struct machine *m, const struct machine_config *config);
@@ -63,6 +77,8 @@ void machine_destroy(struct machine *m);
 /* Ends the VM with the given status; the first request wins. Safe from any
  * thread. */
 void machine_request_stop(struct machine *m, int status);
+/* Ends the VM because the guest reset the machine. */
+void machine_request_reboot(struct machine *m);
 
 /* The vCPU thread body (vmm/vcpu.c). */
 void *vcpu_thread(void *arg);

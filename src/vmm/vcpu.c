@@ -97,6 +97,8 @@ static bool handle_exit(struct vcpu *v)
 	case KVM_EXIT_SYSTEM_EVENT:
 		if (run->system_event.type == KVM_SYSTEM_EVENT_SHUTDOWN) {
 			machine_request_stop(m, 0);
+		} else if (run->system_event.type == KVM_SYSTEM_EVENT_RESET) {
+			machine_request_reboot(m);
 		} else {
 			log_error("vCPU %d: unhandled system event %u", idx, run->system_event.type);
 			machine_request_stop(m, MACHINE_EXIT_ERROR);

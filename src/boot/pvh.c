@@ -1,0 +1,121 @@
+/* PVH boot: an uncompressed ELF vmlinux entered in 32-bit protected mode at
+ * the address of its XEN_ELFNOTE_PHYS32_ENTRY note, with %ebx pointing to
+ * an hvm_start_info structure (the layout of Xen's public start_info.h). */
+#include <string.h>
+
+#include "boot/boot.h"
+#include "boot/elf.h"
+#include "boot/x86.h"
+#include "util/log.h"
+
+#define HVM_START_MAGIC 0x336ec578
+
+struct hvm_start_info {
+	uint32_t magic;
+	uint32_t version;
+	uint32_t flags;
+	uint32_t nr_modules;
+	uint64_t modlist_paddr;
+	uint64_t cmdline_paddr;
+	uint64_t rsdp_paddr;
+	uint64_t memmap_paddr;   /* version 1 */
+	uint32_t memmap_entries;
+	uint32_t reserved;
+};
+
+struct hvm_modlist_entry {
+	uint64_t paddr;
+	uint64_t size;
+	uint64_t cmdline_paddr;
+	uint64_t reserved;
+};
+
+struct hvm_memmap_entry {
+	uint64_t addr;
+	uint64_t size;
+	uint32_t type;
+	uint32_t reserved;
+};
+
+#define MODLIST_GPA (X86_ZERO_PAGE_GPA + 0x100)
+#define MEMMAP_GPA  (X86_ZERO_PAGE_GPA + 0x200)
+#define LINUX_MIN_RAM (32ULL << 20)
+
+int pvh_load(struct guest_mem *mem, const struct boot_config *config, const uint8_t *file,
+	     size_t size, const struct elf_info *info, const uint8_t *initrd,
+	     size_t initrd_size, uint64_t rsdp, struct boot_entry *entry)
+{
+	const char *name = config->kernel_path;
+	if (mem->ram_size < LINUX_MIN_RAM) {
+		log_error("--memory: a Linux guest needs at least 32 MiB");
+		return -1;
+	}
+	if (info->pvh_entry >= 0x100000000ULL || !guest_mem_ptr(mem, info->pvh_entry, 1)) {
+		log_error("--kernel %s: PVH entry point 0x%llx is not in guest RAM", name,
+			  (unsigned long long)info->pvh_entry);
+		return -1;
+	}
+	if (elf_load(file, size, name, mem, X86_BIOS_END) < 0)
+		return -1;
+
+	const char *cmdline = config->cmdline ? config->cmdline : "";
+	size_t cmdline_len = strlen(cmdline);
+	if (cmdline_len > X86_CMDLINE_MAX) {
+		log_error("--cmdline: %zu bytes, the limit is %d", cmdline_len, X86_CMDLINE_MAX);
+		return -1;
+	}
+	memcpy(guest_mem_ptr(mem, X86_CMDLINE_GPA, cmdline_len + 1), cmdline, cmdline_len + 1);
+
+	struct hvm_start_info *si = guest_mem_ptr(mem, X86_ZERO_PAGE_GPA, sizeof(*si));
+	memset(si, 0, 0x1000);
+	si->magic = HVM_START_MAGIC;
+	si->version = 1;
+	si->cmdline_paddr = X86_CMDLINE_GPA;
+	si->rsdp_paddr = rsdp;
+
+	if (initrd) {
+		/* Highest page-aligned spot in low RAM, above the kernel image. */
+		uint64_t low_end = mem->regions[0].size;
+		if (low_end > 0xffffffffULL)
+			low_end = 0xffffffffULL;
+		if (initrd_size > low_end || ((low_end - initrd_size) & ~0xfffULL) < info->load_high) {
+			log_error("--initrd %s: %zu bytes do not fit in guest memory beside the "
+				  "kernel; give the guest more --memory", config->initrd_path,
+				  initrd_size);
+			return -1;
+		}
+		uint64_t addr = (low_end - initrd_size) & ~0xfffULL;
+		memcpy(guest_mem_ptr(mem, addr, initrd_size), initrd, initrd_size);
+		struct hvm_modlist_entry *mod = guest_mem_ptr(mem, MODLIST_GPA, sizeof(*mod));
+		*mod = (struct hvm_modlist_entry){ .paddr = addr, .size = initrd_size };
+		si->nr_modules = 1;
+		si->modlist_paddr = MODLIST_GPA;
+	}
+
+	struct x86_memmap_entry map[X86_MEMMAP_MAX];
+	int n = x86_memory_map(mem, map);
+	struct hvm_memmap_entry *mm = guest_mem_ptr(mem, MEMMAP_GPA, (size_t)n * sizeof(*mm));
+	for (int i = 0; i < n; i++)
+		mm[i] = (struct hvm_memmap_entry){ map[i].addr, map[i].size, map[i].type, 0 };
+	si->memmap_paddr = MEMMAP_GPA;
+	si->memmap_entries = (uint32_t)n;
+
+	x86_write_gdt(mem);
+	entry->protocol = BOOT_PVH;
+	entry->entry = info->pvh_entry;
+	return 0;
+}
+
+int pvh_setup_cpu(struct kvm_cpu *cpu, uint64_t entry)
+{
+	if (cpu->index != 0)
+		return 0; /* the others wait for INIT/SIPI */
+	if (x86_set_entry_sregs(cpu, X86_PROTECTED32) < 0)
+		return -1;
+	struct kvm_regs regs = {
+		.rip = entry,
+		.rbx = X86_ZERO_PAGE_GPA,
+		.rflags = 0x2,
+	};
+	return kvm_cpu_set_regs(cpu, &regs);
+}

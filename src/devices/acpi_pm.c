@@ -1,0 +1,89 @@
+#include "devices/acpi_pm.h"
+
+#include <string.h>
+
+#define PM1_CNT_SCI_EN  0x0001
+#define PM1_CNT_SLP_EN  0x2000
+#define PM1_CNT_SLP_TYP(v) (((v) >> 10) & 7)
+
+void acpi_pm_init(struct acpi_pm *pm, uint8_t s5_slp_typ,
+		  void (*event)(void *ctx, enum acpi_pm_event ev), void *ctx)
+{
+	memset(pm, 0, sizeof(*pm));
+	pthread_mutex_init(&pm->lock, NULL);
+	pm->s5_slp_typ = s5_slp_typ;
+	pm->event = event;
+	pm->ctx = ctx;
+	pm->cnt = PM1_CNT_SCI_EN; /* no SMI handshake: always in ACPI mode */
+}
+
+void acpi_pm_destroy(struct acpi_pm *pm)
+{
+	pthread_mutex_destroy(&pm->lock);
+}
+
+/* Registers as bytes, so any access width works the same way. */
+static void evt_access(void *opaque, uint64_t offset, uint8_t *data, uint32_t len,
+		       bool is_write)
+{
+	struct acpi_pm *pm = opaque;
+	pthread_mutex_lock(&pm->lock);
+	for (uint32_t i = 0; i < len && offset + i < 4; i++) {
+		uint64_t o = offset + i;
+		uint16_t *reg = o < 2 ? &pm->sts : &pm->en;
+		unsigned shift = (o & 1) * 8;
+		if (!is_write)
+			data[i] = (uint8_t)(*reg >> shift);
+		else if (o < 2) /* status bits are cleared by writing 1 */
+			*reg &= (uint16_t)~((uint16_t)data[i] << shift);
+		else
+			*reg = (uint16_t)((*reg & ~(0xff << shift)) | (data[i] << shift));
+	}
+	pthread_mutex_unlock(&pm->lock);
+}
+
+static void cnt_access(void *opaque, uint64_t offset, uint8_t *data, uint32_t len,
+		       bool is_write)
+{
+	struct acpi_pm *pm = opaque;
+	bool poweroff = false;
+	pthread_mutex_lock(&pm->lock);
+	for (uint32_t i = 0; i < len && offset + i < 2; i++) {
+		unsigned shift = (unsigned)(offset + i) * 8;
+		if (!is_write) {
+			data[i] = (uint8_t)(pm->cnt >> shift);
+			continue;
+		}
+		pm->cnt = (uint16_t)((pm->cnt & ~(0xff << shift)) | (data[i] << shift));
+	}
+	if (is_write && (pm->cnt & PM1_CNT_SLP_EN)) {
+		/* SLP_EN is write-only: it triggers the transition and reads 0. */
+		poweroff = PM1_CNT_SLP_TYP(pm->cnt) == pm->s5_slp_typ;
+		pm->cnt &= (uint16_t)~PM1_CNT_SLP_EN;
+	}
+	pthread_mutex_unlock(&pm->lock);
+	if (poweroff)
+		pm->event(pm->ctx, ACPI_PM_POWEROFF);
+}
+
+static void reset_access(void *opaque, uint64_t offset, uint8_t *data, uint32_t len,
+			 bool is_write)
+{
+	struct acpi_pm *pm = opaque;
+	(void)offset;
+	(void)len;
+	if (!is_write) {
+		data[0] = 0;
+		return;
+	}
+	if (data[0] & 0x04) /* RST_CPU */
+		pm->event(pm->ctx, ACPI_PM_RESET);
+}
+
+int acpi_pm_attach(struct acpi_pm *pm, struct bus *pio)
+{
+	if (bus_register(pio, ACPI_PM1_EVT_PORT, 4, evt_access, pm, "acpi-pm1-evt") < 0 ||
+	    bus_register(pio, ACPI_PM1_CNT_PORT, 2, cnt_access, pm, "acpi-pm1-cnt") < 0)
+		return -1;
+	return bus_register(pio, ACPI_RESET_PORT, 1, reset_access, pm, "reset-control");
+}

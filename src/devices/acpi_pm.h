@@ -1,0 +1,32 @@
+/* ACPI fixed-hardware power management: the PM1a event block (status and
+ * enable), the PM1a control block (where the guest writes SLP_TYP|SLP_EN to
+ * power off), and the FADT reset register. */
+#ifndef NESTVM_DEVICES_ACPI_PM_H
+#define NESTVM_DEVICES_ACPI_PM_H
+
+#include <pthread.h>
+#include <stdint.h>
+
+#include "devices/bus.h"
+
+#define ACPI_PM1_EVT_PORT 0x600 /* 4 bytes: PM1_STS, PM1_EN */
+#define ACPI_PM1_CNT_PORT 0x604 /* 2 bytes: PM1_CNT */
+#define ACPI_RESET_PORT   0xcf9 /* the PC's reset control register */
+#define ACPI_RESET_VALUE  0x06  /* full reset */
+
+enum acpi_pm_event { ACPI_PM_POWEROFF, ACPI_PM_RESET };
+
+struct acpi_pm {
+	pthread_mutex_t lock;
+	uint16_t sts, en, cnt;
+	uint8_t s5_slp_typ;
+	void (*event)(void *ctx, enum acpi_pm_event ev);
+	void *ctx;
+};
+
+void acpi_pm_init(struct acpi_pm *pm, uint8_t s5_slp_typ,
+		  void (*event)(void *ctx, enum acpi_pm_event ev), void *ctx);
+int acpi_pm_attach(struct acpi_pm *pm, struct bus *pio);
+void acpi_pm_destroy(struct acpi_pm *pm);
+
+#endif

@@ -1,0 +1,88 @@
+#include "devices/rtc.h"
+
+#include <string.h>
+#include <time.h>
+
+#define RTC_INDEX_PORT 0x70
+#define REG_SECONDS 0x00
+#define REG_MINUTES 0x02
+#define REG_HOURS   0x04
+#define REG_WEEKDAY 0x06
+#define REG_DAY     0x07
+#define REG_MONTH   0x08
+#define REG_YEAR    0x09
+#define REG_A       0x0a
+#define REG_B       0x0b
+#define REG_C       0x0c
+#define REG_D       0x0d
+#define REG_CENTURY 0x32
+
+#define REG_B_24H   0x02
+#define REG_D_VRT   0x80 /* battery good */
+
+void rtc_init(struct rtc *rtc)
+{
+	memset(rtc, 0, sizeof(*rtc));
+	pthread_mutex_init(&rtc->lock, NULL);
+	rtc->cmos[REG_A] = 0x26; /* 32.768 kHz time base, 1024 Hz rate */
+	rtc->cmos[REG_B] = REG_B_24H;
+	rtc->cmos[REG_D] = REG_D_VRT;
+}
+
+void rtc_destroy(struct rtc *rtc)
+{
+	pthread_mutex_destroy(&rtc->lock);
+}
+
+static uint8_t bcd(int v)
+{
+	return (uint8_t)(((v / 10) << 4) | (v % 10));
+}
+
+static uint8_t read_reg(struct rtc *rtc, uint8_t reg)
+{
+	time_t now = time(NULL);
+	struct tm tm;
+	gmtime_r(&now, &tm);
+	switch (reg) {
+	case REG_SECONDS: return bcd(tm.tm_sec);
+	case REG_MINUTES: return bcd(tm.tm_min);
+	case REG_HOURS: return bcd(tm.tm_hour);
+	case REG_WEEKDAY: return bcd(tm.tm_wday + 1);
+	case REG_DAY: return bcd(tm.tm_mday);
+	case REG_MONTH: return bcd(tm.tm_mon + 1);
+	case REG_YEAR: return bcd(tm.tm_year % 100);
+	case REG_CENTURY: return bcd((tm.tm_year + 1900) / 100);
+	case REG_A: return rtc->cmos[REG_A] & 0x7f; /* UIP never set */
+	case REG_C: return 0; /* no interrupt flags: the RTC raises no IRQ */
+	default: return rtc->cmos[reg];
+	}
+}
+
+static void rtc_access(void *opaque, uint64_t offset, uint8_t *data, uint32_t len,
+		       bool is_write)
+{
+	struct rtc *rtc = opaque;
+	(void)len;
+	pthread_mutex_lock(&rtc->lock);
+	if (offset == 0) {
+		if (is_write)
+			rtc->index = data[0] & 0x7f; /* bit 7 is the NMI mask */
+		else
+			data[0] = 0xff;
+	} else if (is_write) {
+		/* The clock follows the host; other bytes are plain storage. */
+		if (rtc->index > REG_D && rtc->index != REG_CENTURY)
+			rtc->cmos[rtc->index] = data[0];
+		else if (rtc->index == REG_B)
+			rtc->cmos[REG_B] = (uint8_t)((data[0] & ~0x04) | REG_B_24H); /* BCD, 24h */
+	} else {
+		data[0] = read_reg(rtc, rtc->index);
+	}
+	pthread_mutex_unlock(&rtc->lock);
+}
+
+int rtc_attach(struct rtc *rtc, struct bus *pio)
+{
+	return bus_register(pio, RTC_INDEX_PORT, 2, rtc_access, rtc, "rtc");
+}
