@@ -76,7 +76,7 @@ static void reset_access(void *opaque, uint64_t offset, uint8_t *data, uint32_t 
 		data[0] = 0;
 		return;
 	}
-	if (data[0] & 0x04) /* RST_CPU */
+	if (data[0] == ACPI_RESET_VALUE)
 		pm->event(pm->ctx, ACPI_PM_RESET);
 }
 
@@ -85,5 +85,5 @@ int acpi_pm_attach(struct acpi_pm *pm, struct bus *pio)
 	if (bus_register(pio, ACPI_PM1_EVT_PORT, 4, evt_access, pm, "acpi-pm1-evt") < 0 ||
 	    bus_register(pio, ACPI_PM1_CNT_PORT, 2, cnt_access, pm, "acpi-pm1-cnt") < 0)
 		return -1;
-	return bus_register(pio, ACPI_RESET_PORT, 1, reset_access, pm, "reset-control");
+	return bus_register(pio, ACPI_RESET_PORT, 1, reset_access, pm, "acpi-reset");
 }

@@ -11,7 +11,7 @@
 
 #define ACPI_PM1_EVT_PORT 0x600 /* 4 bytes: PM1_STS, PM1_EN */
 #define ACPI_PM1_CNT_PORT 0x604 /* 2 bytes: PM1_CNT */
-#define ACPI_RESET_PORT   0xcf9 /* the PC's reset control register */
+#define ACPI_RESET_PORT   0x608 /* reset register named by the FADT */
 #define ACPI_RESET_VALUE  0x06  /* full reset */
 
 enum acpi_pm_event { ACPI_PM_POWEROFF, ACPI_PM_RESET };

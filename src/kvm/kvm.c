@@ -159,6 +159,40 @@ int kvm_guest_create_pit(struct kvm_guest *guest)
 	return 0;
 }
 
+int kvm_guest_set_pc_irq_routing(struct kvm_guest *guest)
+{
+	enum { IOAPIC_PINS = 24, PIC_PINS = 16 };
+	struct kvm_irq_routing *r = calloc(1, sizeof(*r) + (IOAPIC_PINS + PIC_PINS) *
+							  sizeof(struct kvm_irq_routing_entry));
+	if (!r) {
+		log_error("out of memory for IRQ routing");
+		return -1;
+	}
+	for (uint32_t gsi = 0; gsi < PIC_PINS; gsi++) {
+		struct kvm_irq_routing_entry *e = &r->entries[r->nr++];
+		e->gsi = gsi;
+		e->type = KVM_IRQ_ROUTING_IRQCHIP;
+		e->u.irqchip.irqchip = gsi < 8 ? KVM_IRQCHIP_PIC_MASTER : KVM_IRQCHIP_PIC_SLAVE;
+		e->u.irqchip.pin = gsi % 8;
+	}
+	for (uint32_t gsi = 0; gsi < IOAPIC_PINS; gsi++) {
+		if (gsi == 2)
+			continue; /* pin 2 belongs to GSI 0 */
+		struct kvm_irq_routing_entry *e = &r->entries[r->nr++];
+		e->gsi = gsi;
+		e->type = KVM_IRQ_ROUTING_IRQCHIP;
+		e->u.irqchip.irqchip = KVM_IRQCHIP_IOAPIC;
+		e->u.irqchip.pin = gsi == 0 ? 2 : gsi;
+	}
+	int ret = ioctl(guest->fd, KVM_SET_GSI_ROUTING, r);
+	free(r);
+	if (ret < 0) {
+		log_error("KVM_SET_GSI_ROUTING: %s", strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
 int kvm_guest_irq_line(struct kvm_guest *guest, uint32_t irq, int level)
 {
 	struct kvm_irq_level line = { .irq = irq, .level = level };

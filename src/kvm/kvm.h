@@ -43,6 +43,9 @@ int kvm_guest_set_memory(struct kvm_guest *guest, uint32_t slot, uint64_t gpa,
 			 uint64_t size, void *hva);
 int kvm_guest_create_irqchip(struct kvm_guest *guest);
 int kvm_guest_create_pit(struct kvm_guest *guest);
+/* Routes GSIs as on a PC: 0-15 to the 8259 PICs, 0-23 to the IOAPIC, with
+ * the PIT's GSI 0 on IOAPIC pin 2 (the MADT's override says so). */
+int kvm_guest_set_pc_irq_routing(struct kvm_guest *guest);
 /* Drives an interrupt line of the in-kernel PIC and IOAPIC. */
 int kvm_guest_irq_line(struct kvm_guest *guest, uint32_t irq, int level);
 

@@ -81,7 +81,8 @@ static int create_devices(struct machine *m)
 	serial8250_init(&m->com1, m->config.console_fd, SERIAL_COM1_IRQ, set_irq, m);
 	acpi_pm_init(&m->pm, ACPI_S5_SLP_TYP, pm_event, m);
 	rtc_init(&m->rtc);
-	if (serial8250_attach(&m->com1, &m->pio, SERIAL_COM1_BASE) < 0 ||
+	pci_bus_init(&m->pci);
+	if (pci_bus_attach(&m->pci, &m->pio) < 0 || serial8250_attach(&m->com1, &m->pio, SERIAL_COM1_BASE) < 0 ||
 	    acpi_pm_attach(&m->pm, &m->pio) < 0 || i8042_attach(&m->kbc, &m->pio, kbc_reset, m) < 0 ||
 	    rtc_attach(&m->rtc, &m->pio) < 0)
 		return -1;
@@ -118,7 +119,8 @@ int machine_create(struct machine *m, const struct machine_config *config)
 		return -1;
 	if (guest_mem_register(&m->mem, &m->kvm) < 0)
 		return -1;
-	if (kvm_guest_create_irqchip(&m->kvm) < 0 || kvm_guest_create_pit(&m->kvm) < 0)
+	if (kvm_guest_create_irqchip(&m->kvm) < 0 || kvm_guest_set_pc_irq_routing(&m->kvm) < 0 ||
+	    kvm_guest_create_pit(&m->kvm) < 0)
 		return -1;
 	cpu_topology_init(&m->topo, config->ncpus, config->cores_per_socket);
 	if (create_devices(m) < 0)
@@ -288,6 +290,7 @@ void machine_destroy(struct machine *m)
 	serial8250_destroy(&m->com1);
 	acpi_pm_destroy(&m->pm);
 	rtc_destroy(&m->rtc);
+	pci_bus_destroy(&m->pci);
 	bus_free(&m->pio);
 	bus_free(&m->mmio);
 	kvm_guest_close(&m->kvm);

@@ -12,6 +12,7 @@
 #include "devices/acpi_pm.h"
 #include "devices/bus.h"
 #include "devices/i8042.h"
+#include "devices/pci.h"
 #include "devices/rtc.h"
 #include "devices/serial8250.h"
 #include "devices/testdev.h"
@@ -56,6 +57,7 @@ struct machine {
 	struct serial8250 com1;
 	struct acpi_pm pm;
 	struct i8042 kbc;
+	struct pci_bus pci;
 	struct rtc rtc;
 	struct testdev testdev;
 	struct console console;
