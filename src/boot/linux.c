@@ -16,6 +16,7 @@
 #define LOADED_HIGH_FLAG    0x1
 #define CAN_USE_HEAP_FLAG   0x80
 #define DEFAULT_LOAD_ADDR   0x1000000  /* 16 MiB: Linux's default physical start */
+#define FIXED_LOAD_ADDR     0x100000
 #define ENTRY64_OFFSET      0x200
 #define LINUX_MIN_RAM       (32ULL << 20)
 
@@ -113,11 +114,10 @@ int linux_load_bzimage(struct guest_mem *mem, const struct boot_config *config,
 		return -1;
 	}
 
-	uint64_t load = DEFAULT_LOAD_ADDR;
-	if (hdr.relocatable_kernel)
-		load = align_up(load, hdr.kernel_alignment);
-	else if (hdr.pref_address)
-		load = hdr.pref_address;
+	/* A relocatable kernel goes at 16 MiB (aligned as it asks); one that
+	 * is not must be at 1 MiB, where the protocol fixes code32_start. */
+	uint64_t load = hdr.relocatable_kernel ? align_up(DEFAULT_LOAD_ADDR, hdr.kernel_alignment)
+					       : FIXED_LOAD_ADDR;
 	uint64_t kernel_end = load + hdr.init_size;
 	if (!guest_mem_ptr(mem, load, hdr.init_size)) {
 		log_error("--kernel %s: the kernel needs RAM up to 0x%llx; give the guest more --memory",

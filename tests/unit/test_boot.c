@@ -1,0 +1,262 @@
+#define _GNU_SOURCE
+/* Unit tests: the Linux bzImage loader and the ACPI tables, on crafted and
+ * corrupted images, under ASan/UBSan. No KVM needed. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <asm/bootparam.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "boot/acpi.h"
+#include "boot/boot.h"
+#include "boot/x86.h"
+
+#define SETUP_SECTS 4
+#define KERNEL_BYTES 8192
+#define IMAGE_SIZE ((SETUP_SECTS + 1) * 512 + KERNEL_BYTES)
+
+/* A minimal bzImage: a valid setup header and a recognisable payload. */
+static uint8_t *make_bzimage(void)
+{
+	uint8_t *f = calloc(1, IMAGE_SIZE);
+	struct setup_header *h = (struct setup_header *)(f + 0x1f1);
+	h->setup_sects = SETUP_SECTS;
+	h->boot_flag = 0xaa55;
+	h->jump = 0x66eb; /* jmp 0x268: the header ends at 0x268 */
+	f[0x201] = 0x66;
+	h->header = 0x53726448;
+	h->version = 0x020f;
+	h->loadflags = 0x01;
+	h->syssize = KERNEL_BYTES / 16;
+	h->relocatable_kernel = 1;
+	h->kernel_alignment = 0x200000;
+	h->xloadflags = 0x1;
+	h->cmdline_size = 2047;
+	h->initrd_addr_max = 0x7fffffff;
+	h->init_size = 0x100000;
+	memcpy(f + (SETUP_SECTS + 1) * 512, "KERNEL", 6);
+	return f;
+}
+
+static int parse(const uint8_t *f, size_t size)
+{
+	uint8_t *copy = malloc(size ? size : 1);
+	memcpy(copy, f, size);
+	struct setup_header h;
+	size_t off;
+	int r = linux_parse_bzimage(copy, size, "test", &h, &off);
+	free(copy);
+	return r;
+}
+
+static struct cpu_topology topo1;
+
+static int load(const uint8_t *f, size_t size, struct guest_mem *mem, const char *cmdline,
+		const uint8_t *initrd, size_t initrd_size)
+{
+	struct boot_config cfg = { .kernel_path = "test", .initrd_path = "initrd",
+				   .cmdline = cmdline, .ncpus = 1, .topo = &topo1 };
+	struct boot_entry entry;
+	int r = linux_load_bzimage(mem, &cfg, f, size, initrd, initrd_size, 0xe0000, &entry);
+	if (r == 0) {
+		assert_int_equal(entry.protocol, BOOT_LINUX64);
+		assert_true(entry.entry == 0x1000000 + 0x200 || entry.entry == 0x100000 + 0x200);
+	}
+	return r;
+}
+
+static void valid_bzimage_loads(void **state)
+{
+	(void)state;
+	uint8_t *f = make_bzimage();
+	struct guest_mem mem;
+	assert_int_equal(guest_mem_alloc(&mem, 64 << 20, 0), 0);
+	uint8_t initrd[5000];
+	memset(initrd, 0x77, sizeof(initrd));
+	assert_int_equal(load(f, IMAGE_SIZE, &mem, "console=ttyS0", initrd, sizeof(initrd)), 0);
+	assert_memory_equal(mem.base + 0x1000000, "KERNEL", 6);
+	struct boot_params *bp = (struct boot_params *)(mem.base + X86_ZERO_PAGE_GPA);
+	assert_int_equal(bp->hdr.type_of_loader, 0xff);
+	assert_string_equal((char *)mem.base + bp->hdr.cmd_line_ptr, "console=ttyS0");
+	/* initrd: page aligned, at the top of RAM, bytes intact. */
+	assert_int_equal(bp->hdr.ramdisk_size, sizeof(initrd));
+	assert_int_equal(bp->hdr.ramdisk_image % 4096, 0);
+	assert_true(bp->hdr.ramdisk_image + sizeof(initrd) <= 64 << 20);
+	assert_true(bp->hdr.ramdisk_image >= 0x1000000 + 0x100000);
+	assert_memory_equal(mem.base + bp->hdr.ramdisk_image, initrd, sizeof(initrd));
+	/* e820: low RAM, reserved BIOS areas, RAM from 1 MiB to the end. */
+	assert_int_equal(bp->e820_entries, 4);
+	assert_int_equal(bp->e820_table[3].addr, 0x100000);
+	assert_int_equal(bp->e820_table[3].addr + bp->e820_table[3].size, 64 << 20);
+	assert_int_equal(bp->acpi_rsdp_addr, 0xe0000);
+	guest_mem_free(&mem);
+	free(f);
+}
+
+static void truncations_are_refused(void **state)
+{
+	(void)state;
+	uint8_t *f = make_bzimage();
+	for (size_t size = 0; size < IMAGE_SIZE; size += 97)
+		assert_int_equal(parse(f, size), -1);
+	assert_int_equal(parse(f, IMAGE_SIZE), 0);
+	free(f);
+}
+
+static void corrupted_headers_are_refused(void **state)
+{
+	(void)state;
+	uint8_t *f;
+	struct setup_header *h;
+#define EXPECT_BAD(mutation)                               \
+	f = make_bzimage();                                \
+	h = (struct setup_header *)(f + 0x1f1);            \
+	mutation;                                          \
+	assert_int_equal(parse(f, IMAGE_SIZE), -1);        \
+	free(f)
+	EXPECT_BAD(h->header ^= 1);
+	EXPECT_BAD(h->boot_flag = 0);
+	EXPECT_BAD(h->version = 0x0204);
+	EXPECT_BAD(h->xloadflags = 0);
+	EXPECT_BAD(h->loadflags = 0);
+	EXPECT_BAD(h->setup_sects = 200);   /* setup larger than the file */
+	EXPECT_BAD(h->syssize = 0);
+	EXPECT_BAD(h->syssize = 0xffffffff);
+	EXPECT_BAD(h->init_size = 0);
+	EXPECT_BAD(h->init_size = 16);      /* smaller than the kernel */
+	EXPECT_BAD(h->kernel_alignment = 0x300000);
+	EXPECT_BAD(h->kernel_alignment = 0);
+#undef EXPECT_BAD
+	(void)h;
+}
+
+static void guest_too_small_or_initrd_too_big(void **state)
+{
+	(void)state;
+	uint8_t *f = make_bzimage();
+	struct guest_mem mem;
+	assert_int_equal(guest_mem_alloc(&mem, 16 << 20, 0), 0);
+	assert_int_equal(load(f, IMAGE_SIZE, &mem, "", NULL, 0), -1); /* < 32 MiB */
+	guest_mem_free(&mem);
+
+	assert_int_equal(guest_mem_alloc(&mem, 32 << 20, 0), 0);
+	size_t big = 30 << 20; /* would overlap the kernel at 16 MiB */
+	uint8_t *initrd = calloc(1, big);
+	assert_int_equal(load(f, IMAGE_SIZE, &mem, "", initrd, big), -1);
+	free(initrd);
+	/* init_size beyond RAM */
+	((struct setup_header *)(f + 0x1f1))->init_size = 64 << 20;
+	assert_int_equal(load(f, IMAGE_SIZE, &mem, "", NULL, 0), -1);
+	guest_mem_free(&mem);
+	free(f);
+}
+
+static void command_line_limit(void **state)
+{
+	(void)state;
+	uint8_t *f = make_bzimage();
+	((struct setup_header *)(f + 0x1f1))->cmdline_size = 10;
+	struct guest_mem mem;
+	assert_int_equal(guest_mem_alloc(&mem, 64 << 20, 0), 0);
+	assert_int_equal(load(f, IMAGE_SIZE, &mem, "0123456789", NULL, 0), 0);
+	assert_int_equal(load(f, IMAGE_SIZE, &mem, "0123456789a", NULL, 0), -1);
+	guest_mem_free(&mem);
+	free(f);
+}
+
+static void random_corruption_never_crashes(void **state)
+{
+	(void)state;
+	uint8_t *base = make_bzimage();
+	struct guest_mem mem;
+	assert_int_equal(guest_mem_alloc(&mem, 64 << 20, 0), 0);
+	srand(4242);
+	for (int round = 0; round < 5000; round++) {
+		uint8_t *f = malloc(IMAGE_SIZE);
+		memcpy(f, base, IMAGE_SIZE);
+		for (int i = 0; i < 3; i++) /* flips inside the setup header */
+			f[0x1f1 + rand() % 0x77] ^= (uint8_t)(1u << (rand() % 8));
+		if (parse(f, IMAGE_SIZE) == 0)
+			(void)load(f, IMAGE_SIZE, &mem, "x", NULL, 0);
+		free(f);
+	}
+	guest_mem_free(&mem);
+	free(base);
+}
+
+static uint8_t sum(const uint8_t *p, size_t len)
+{
+	uint8_t s = 0;
+	while (len--)
+		s += *p++;
+	return s;
+}
+
+static void acpi_tables_are_consistent(void **state)
+{
+	(void)state;
+	struct guest_mem mem;
+	assert_int_equal(guest_mem_alloc(&mem, 64 << 20, 0), 0);
+	struct cpu_topology topo;
+	cpu_topology_init(&topo, 6, 3); /* two sockets of three cores */
+	uint64_t rsdp = acpi_write_tables(&mem, &topo);
+	const uint8_t *r = mem.base + rsdp;
+	assert_memory_equal(r, "RSD PTR ", 8);
+	assert_int_equal(sum(r, 20), 0);
+	assert_int_equal(sum(r, 36), 0);
+	uint64_t xsdt;
+	memcpy(&xsdt, r + 24, 8);
+	const uint8_t *x = mem.base + xsdt;
+	uint32_t xlen;
+	memcpy(&xlen, x + 4, 4);
+	assert_int_equal(sum(x, xlen), 0);
+	int found_madt = 0, found_fadt = 0;
+	for (uint32_t off = 36; off < xlen; off += 8) {
+		uint64_t t;
+		memcpy(&t, x + off, 8);
+		const uint8_t *tab = mem.base + t;
+		uint32_t len;
+		memcpy(&len, tab + 4, 4);
+		assert_int_equal(sum(tab, len), 0);
+		if (!memcmp(tab, "APIC", 4)) {
+			found_madt = 1;
+			/* Local APIC entries carry the topology's APIC IDs: 0,1,2,4,5,6. */
+			const uint8_t expect[] = { 0, 1, 2, 4, 5, 6 };
+			for (int i = 0; i < 6; i++) {
+				assert_int_equal(tab[44 + 8 * i], 0);
+				assert_int_equal(tab[44 + 8 * i + 3], expect[i]);
+			}
+		}
+		if (!memcmp(tab, "FACP", 4)) {
+			found_fadt = 1;
+			uint64_t dsdt;
+			memcpy(&dsdt, tab + 140, 8);
+			const uint8_t *d = mem.base + dsdt;
+			uint32_t dlen;
+			memcpy(&dlen, d + 4, 4);
+			assert_memory_equal(d, "DSDT", 4);
+			assert_int_equal(sum(d, dlen), 0);
+			assert_non_null(memmem(d, dlen, "_S5_", 4));
+		}
+	}
+	assert_true(found_madt && found_fadt);
+	guest_mem_free(&mem);
+}
+
+int main(void)
+{
+	cpu_topology_init(&topo1, 1, 0);
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(valid_bzimage_loads),
+		cmocka_unit_test(truncations_are_refused),
+		cmocka_unit_test(corrupted_headers_are_refused),
+		cmocka_unit_test(guest_too_small_or_initrd_too_big),
+		cmocka_unit_test(command_line_limit),
+		cmocka_unit_test(random_corruption_never_crashes),
+		cmocka_unit_test(acpi_tables_are_consistent),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
