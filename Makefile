@@ -95,11 +95,13 @@ kernels: deps
 check: deps
 	@$(MAKE) --no-print-directory -j2 all build/asan/nestvm $(UNIT_BINS)
 	@scripts/fetch-kernel.sh generic
+	@scripts/fetch-kernel.sh cloud
 	@tests/run-all
 
 demo: deps
 	@$(MAKE) --no-print-directory -j2 all
 	@scripts/fetch-kernel.sh generic
+	@scripts/fetch-kernel.sh cloud
 	@scripts/demo.sh
 
 clean:

@@ -71,3 +71,64 @@ run_nestvm() {
 	NESTVM_KVM_DEVICE=/nonexistent/kvm run_nestvm run --kernel "$GUEST" --test-device
 	assert_one_line_error "/nonexistent/kvm: no such device"
 }
+
+# Linux kernels are rejected before any vCPU runs when they are damaged, so
+# these run on any /dev/kvm (the guest itself never starts).
+cloud_kernel() {
+	ls .cache/kernels/cloud/boot/vmlinuz-* 2> /dev/null | head -n 1
+}
+
+@test "truncated or corrupted bzImage headers" {
+	require_kvm
+	local k
+	k=$(cloud_kernel)
+	[ -n "$k" ] || skip "Debian cloud kernel not fetched (scripts/fetch-kernel.sh cloud)"
+	head -c 1000 "$k" > "$BATS_TEST_TMPDIR/short"
+	run_nestvm run --kernel "$BATS_TEST_TMPDIR/short"
+	assert_one_line_error "bzImage is truncated"
+	head -c 100000 "$k" > "$BATS_TEST_TMPDIR/cut"
+	run_nestvm run --kernel "$BATS_TEST_TMPDIR/cut"
+	assert_one_line_error "bzImage is truncated"
+	cp "$k" "$BATS_TEST_TMPDIR/bad-setup"
+	printf '\xff' | dd of="$BATS_TEST_TMPDIR/bad-setup" bs=1 seek=$((0x1f1)) conv=notrunc status=none
+	run_nestvm run --kernel "$BATS_TEST_TMPDIR/bad-setup"
+	assert_one_line_error "bzImage is truncated"
+	cp "$k" "$BATS_TEST_TMPDIR/bad-flag"
+	printf '\x00\x00' | dd of="$BATS_TEST_TMPDIR/bad-flag" bs=1 seek=$((0x1fe)) conv=notrunc status=none
+	run_nestvm run --kernel "$BATS_TEST_TMPDIR/bad-flag"
+	assert_one_line_error "setup header is corrupted"
+	cp "$k" "$BATS_TEST_TMPDIR/old"
+	printf '\x00\x02' | dd of="$BATS_TEST_TMPDIR/old" bs=1 seek=$((0x206)) conv=notrunc status=none
+	run_nestvm run --kernel "$BATS_TEST_TMPDIR/old"
+	assert_one_line_error "boot protocol 2.00 is too old"
+}
+
+@test "initrd missing, or larger than guest memory" {
+	require_kvm
+	local k
+	k=$(cloud_kernel)
+	[ -n "$k" ] || skip "Debian cloud kernel not fetched (scripts/fetch-kernel.sh cloud)"
+	run_nestvm run --kernel "$k" --initrd "$BATS_TEST_TMPDIR/none"
+	assert_one_line_error "--initrd $BATS_TEST_TMPDIR/none: No such file or directory"
+	truncate -s 100M "$BATS_TEST_TMPDIR/huge"
+	run_nestvm run --kernel "$k" --initrd "$BATS_TEST_TMPDIR/huge" --memory 64M
+	assert_one_line_error "--initrd $BATS_TEST_TMPDIR/huge: file is 100 MiB, larger than the 64 MiB"
+	truncate -s 100M "$BATS_TEST_TMPDIR/big"
+	run_nestvm run --kernel "$k" --initrd "$BATS_TEST_TMPDIR/big" --memory 128M
+	assert_one_line_error "do not fit in guest memory"
+}
+
+@test "Linux guest below 32 MiB, and option values out of range" {
+	require_kvm
+	local k
+	k=$(cloud_kernel)
+	[ -n "$k" ] || skip "Debian cloud kernel not fetched (scripts/fetch-kernel.sh cloud)"
+	run_nestvm run --kernel "$k" --memory 16M
+	assert_one_line_error "at least 32 MiB"
+	run_nestvm run --kernel "$k" --cpus 2 --cores-per-socket 3
+	assert_one_line_error "--cores-per-socket 3"
+	run_nestvm run --kernel "$k" --cpu-model fast
+	assert_one_line_error "--cpu-model fast"
+	run_nestvm run --kernel "$k" --on-reboot sometimes
+	assert_one_line_error "--on-reboot sometimes"
+}
