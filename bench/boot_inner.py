@@ -1,0 +1,104 @@
+#!/usr/bin/env python3
+"""Runs inside the lab host (bench/boot): boots the same kernel, initramfs,
+memory and command line under nestvm and QEMU, interleaved, and reports the
+time from launching the VMM to the guest init's first line, and the VMM's
+own memory: peak RSS minus the resident part of the guest-RAM mapping."""
+import os, re, statistics, subprocess, sys, time
+
+rounds = int(sys.argv[1])
+initrd = sys.argv[2]
+kdir = ".cache/kernels/cloud/boot"
+bzimage = next(os.path.join(kdir, f) for f in os.listdir(kdir) if f.startswith("vmlinuz-"))
+vmlinux = next(os.path.join(kdir, f) for f in os.listdir(kdir) if f.startswith("vmlinux-"))
+MEM_MB = 256
+CMDLINE = "console=ttyS0 quiet panic=-1"
+MARKER = b"NESTVM-INIT"
+
+def qemu(machine, kernel):
+    return ["qemu-system-x86_64", "-M", machine, "-accel", "kvm", "-cpu", "host",
+            "-m", f"{MEM_MB}M", "-smp", "1", "-nodefaults", "-no-user-config",
+            "-display", "none", "-serial", "stdio", "-no-reboot",
+            "-kernel", kernel, "-initrd", initrd, "-append", CMDLINE]
+
+def nestvm(kernel):
+    return ["./nestvm", "run", "--kernel", kernel, "--initrd", initrd,
+            "--memory", f"{MEM_MB}M", "--cmdline", CMDLINE]
+
+CONFIGS = [
+    ("nestvm vmlinux", nestvm(vmlinux)),
+    ("qemu microvm vmlinux", qemu("microvm", vmlinux)),
+    ("nestvm bzImage", nestvm(bzimage)),
+    ("qemu pc bzImage", qemu("pc", bzimage)),
+]
+
+def own_memory_kb(pid):
+    """VmHWM minus the Rss of the largest mapping at least as big as guest RAM."""
+    hwm = int(re.search(rb"VmHWM:\s+(\d+)", open(f"/proc/{pid}/status", "rb").read()).group(1))
+    guest_rss, best = 0, None
+    size = rss = None
+    for line in open(f"/proc/{pid}/smaps", "rb"):
+        if re.match(rb"^[0-9a-f]+-[0-9a-f]+ ", line):
+            size = rss = None
+        elif line.startswith(b"Size:"):
+            size = int(line.split()[1])
+        elif line.startswith(b"Rss:"):
+            rss = int(line.split()[1])
+            if size and size >= MEM_MB * 1024 and (best is None or size < best):
+                best, guest_rss = size, rss
+    return hwm - guest_rss
+
+def run_once(cmd):
+    start = time.monotonic()
+    p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                         stderr=subprocess.DEVNULL)
+    elapsed = mem = None
+    deadline = start + 120
+    buf = b""
+    os.set_blocking(p.stdout.fileno(), False)
+    while time.monotonic() < deadline and elapsed is None:
+        try:
+            chunk = p.stdout.read()
+        except BlockingIOError:
+            chunk = None
+        if chunk:
+            buf += chunk
+            if MARKER in buf:
+                elapsed = time.monotonic() - start
+                # The guest init's line is out, RAM for the boot is touched.
+                mem = own_memory_kb(p.pid)
+        elif p.poll() is not None:
+            break
+        else:
+            time.sleep(0.002)
+    try:
+        p.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.wait()
+    return elapsed, mem
+
+results = {name: ([], []) for name, _ in CONFIGS}
+for r in range(rounds):
+    for name, cmd in CONFIGS:
+        t, m = run_once(cmd)
+        print(f"round {r + 1}: {name:22s} " + (f"{t:6.2f} s to init, own memory {m / 1024:6.1f} MiB"
+              if t is not None else "did not reach init in 120 s"), flush=True)
+        if t is not None:
+            results[name][0].append(t)
+            results[name][1].append(m)
+
+def med(v):
+    return statistics.median(v) if v else float("nan")
+
+print()
+print(f"{'VMM':22s} {'time to init (median)':>22s} {'own memory (median)':>20s}")
+for name, _ in CONFIGS:
+    t, m = results[name]
+    print(f"{name:22s} {med(t):20.2f} s {med(m) / 1024:17.1f} MiB   ({len(t)}/{rounds} runs)")
+print()
+for ours, peer in (("nestvm vmlinux", "qemu microvm vmlinux"), ("nestvm bzImage", "qemu pc bzImage")):
+    print(f"ratio {ours} / {peer}: time {med(results[ours][0]) / med(results[peer][0]):.2f}, "
+          f"own memory {med(results[ours][1]) / med(results[peer][1]):.3f}")
+fastest_qemu = min(med(results["qemu microvm vmlinux"][0]), med(results["qemu pc bzImage"][0]))
+fastest_ours = min(med(results["nestvm vmlinux"][0]), med(results["nestvm bzImage"][0]))
+print(f"ratio fastest nestvm / fastest QEMU: time {fastest_ours / fastest_qemu:.2f} (target <= 0.5)")
