@@ -83,6 +83,10 @@ struct kvm_cpuid2 *cpuid_build(const struct kvm_cpuid2 *supported, enum cpu_mode
 			/* Logical processors per package; the APIC ID is per vCPU. */
 			e->ebx = (e->ebx & 0x0000ffff) | (package_ids << 16);
 			e->edx = multi ? e->edx | EDX_HTT : e->edx & ~EDX_HTT;
+			/* KVM leaves the hypervisor bit to the VMM; without it a guest
+			 * never looks at the KVM leaves, so no kvmclock and no TSC
+			 * frequency, and Linux falls back to slow calibration. */
+			e->ecx |= ECX_HYPERVISOR;
 			break;
 		case 0x4:
 			if ((e->eax & 0x1f) == 0)
