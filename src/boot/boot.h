@@ -8,6 +8,7 @@
 
 #include "kvm/cpuid.h"
 #include "kvm/kvm.h"
+#include "util/image.h"
 #include "vmm/guest_mem.h"
 
 enum boot_protocol {
@@ -37,17 +38,21 @@ struct elf_info;
 struct setup_header;
 
 /* Linux bzImage (boot/linux.c). */
-int linux_parse_bzimage(const uint8_t *file, size_t size, const char *name,
-			struct setup_header *hdr, size_t *kernel_offset);
+int linux_parse_bzimage(const struct image *img, struct setup_header *hdr,
+			size_t *kernel_offset);
 int linux_load_bzimage(struct guest_mem *mem, const struct boot_config *config,
-		       const uint8_t *file, size_t size, const uint8_t *initrd,
-		       size_t initrd_size, uint64_t rsdp, struct boot_entry *entry);
+		       const struct image *kernel, const struct image *initrd, uint64_t rsdp,
+		       struct boot_entry *entry);
 int linux_setup_cpu(struct kvm_cpu *cpu, uint64_t entry);
+/* Reads the initrd to the highest page-aligned address below max_addr and
+ * the end of low RAM that stays above kernel_end. */
+int linux_load_initrd(struct guest_mem *mem, const struct image *initrd, uint64_t max_addr,
+		      uint64_t kernel_end, uint64_t *addr_out);
 
 /* PVH (boot/pvh.c). */
-int pvh_load(struct guest_mem *mem, const struct boot_config *config, const uint8_t *file,
-	     size_t size, const struct elf_info *info, const uint8_t *initrd,
-	     size_t initrd_size, uint64_t rsdp, struct boot_entry *entry);
+int pvh_load(struct guest_mem *mem, const struct boot_config *config,
+	     const struct image *kernel, const struct elf_info *info, const struct image *initrd,
+	     uint64_t rsdp, struct boot_entry *entry);
 int pvh_setup_cpu(struct kvm_cpu *cpu, uint64_t entry);
 
 /* Direct 64-bit entry (boot/direct64.c). */

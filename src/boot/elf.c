@@ -1,6 +1,7 @@
 #include "boot/elf.h"
 
 #include <elf.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "boot/direct64_abi.h"
@@ -8,21 +9,20 @@
 
 #define XEN_ELFNOTE_PHYS32_ENTRY 18
 
-bool elf_is_elf(const uint8_t *file, size_t size)
+/* Notes larger than this are not what nestvm looks for. */
+#define MAX_NOTE_SEGMENT (64 * 1024)
+
+bool elf_is_elf(const struct image *img)
 {
-	return size >= SELFMAG && memcmp(file, ELFMAG, SELFMAG) == 0;
+	uint8_t magic[SELFMAG];
+	return image_read(img, 0, magic, SELFMAG) == 0 && memcmp(magic, ELFMAG, SELFMAG) == 0;
 }
 
-/* Copies program header i into *ph (the file's offsets need not be
- * aligned); false if the table does not fit in the file. */
-static bool phdr_at(const uint8_t *file, size_t size, const Elf64_Ehdr *eh, unsigned i,
-		    Elf64_Phdr *ph)
+/* Reads program header i; false if the table does not fit in the file. */
+static bool phdr_at(const struct image *img, const Elf64_Ehdr *eh, unsigned i, Elf64_Phdr *ph)
 {
 	uint64_t off = eh->e_phoff + (uint64_t)i * sizeof(Elf64_Phdr);
-	if (off < eh->e_phoff || off > size || size - off < sizeof(Elf64_Phdr))
-		return false;
-	memcpy(ph, file + off, sizeof(*ph));
-	return true;
+	return off >= eh->e_phoff && image_read(img, off, ph, sizeof(*ph)) == 0;
 }
 
 static int parse_notes(const uint8_t *p, uint64_t len, const char *name, struct elf_info *info)
@@ -65,18 +65,19 @@ static int parse_notes(const uint8_t *p, uint64_t len, const char *name, struct 
 	return 0;
 }
 
-int elf_parse(const uint8_t *file, size_t size, const char *name, struct elf_info *info)
+int elf_parse(const struct image *img, struct elf_info *info)
 {
+	const char *name = img->name;
 	memset(info, 0, sizeof(*info));
-	if (!elf_is_elf(file, size)) {
+	if (!elf_is_elf(img)) {
 		log_error("%s: not an ELF file", name);
 		return -1;
 	}
-	if (size < sizeof(Elf64_Ehdr)) {
+	Elf64_Ehdr ehdr, *eh = &ehdr;
+	if (image_read(img, 0, eh, sizeof(*eh)) < 0) {
 		log_error("%s: truncated ELF header", name);
 		return -1;
 	}
-	const Elf64_Ehdr *eh = (const Elf64_Ehdr *)file;
 	if (eh->e_ident[EI_CLASS] != ELFCLASS64 || eh->e_ident[EI_DATA] != ELFDATA2LSB ||
 	    eh->e_machine != EM_X86_64) {
 		log_error("%s: not a 64-bit x86 ELF file", name);
@@ -94,18 +95,27 @@ int elf_parse(const uint8_t *file, size_t size, const char *name, struct elf_inf
 	info->load_low = UINT64_MAX;
 	for (unsigned i = 0; i < eh->e_phnum; i++) {
 		Elf64_Phdr phdr, *ph = &phdr;
-		if (!phdr_at(file, size, eh, i, ph)) {
+		if (!phdr_at(img, eh, i, ph)) {
 			log_error("%s: ELF program headers run past the end of the file", name);
 			return -1;
 		}
 		if (ph->p_type != PT_LOAD && ph->p_type != PT_NOTE)
 			continue;
-		if (ph->p_offset > size || ph->p_filesz > size - ph->p_offset) {
+		if (ph->p_offset > img->size || ph->p_filesz > img->size - ph->p_offset) {
 			log_error("%s: ELF segment %u runs past the end of the file", name, i);
 			return -1;
 		}
 		if (ph->p_type == PT_NOTE) {
-			if (parse_notes(file + ph->p_offset, ph->p_filesz, name, info) < 0)
+			if (ph->p_filesz > MAX_NOTE_SEGMENT) {
+				log_error("%s: ELF note segment %u is implausibly large", name, i);
+				return -1;
+			}
+			uint8_t *notes = malloc(ph->p_filesz + 1);
+			int r = notes && image_read(img, ph->p_offset, notes, ph->p_filesz) == 0
+					? parse_notes(notes, ph->p_filesz, name, info)
+					: (log_error("%s: cannot read ELF notes", name), -1);
+			free(notes);
+			if (r < 0)
 				return -1;
 			continue;
 		}
@@ -127,13 +137,15 @@ int elf_parse(const uint8_t *file, size_t size, const char *name, struct elf_inf
 	return 0;
 }
 
-int elf_load(const uint8_t *file, size_t size, const char *name, struct guest_mem *mem,
-	     uint64_t min_paddr)
+int elf_load(const struct image *img, struct guest_mem *mem, uint64_t min_paddr)
 {
-	const Elf64_Ehdr *eh = (const Elf64_Ehdr *)file;
+	const char *name = img->name;
+	Elf64_Ehdr ehdr, *eh = &ehdr;
+	if (image_read(img, 0, eh, sizeof(*eh)) < 0)
+		return -1;
 	for (unsigned i = 0; i < eh->e_phnum; i++) {
 		Elf64_Phdr phdr, *ph = &phdr;
-		if (!phdr_at(file, size, eh, i, ph) || ph->p_type != PT_LOAD || ph->p_memsz == 0)
+		if (!phdr_at(img, eh, i, ph) || ph->p_type != PT_LOAD || ph->p_memsz == 0)
 			continue;
 		uint8_t *dst = guest_mem_ptr(mem, ph->p_paddr, ph->p_memsz);
 		if (ph->p_paddr < min_paddr || !dst) {
@@ -143,7 +155,11 @@ int elf_load(const uint8_t *file, size_t size, const char *name, struct guest_me
 				  (unsigned long long)min_paddr);
 			return -1;
 		}
-		memcpy(dst, file + ph->p_offset, ph->p_filesz);
+		if (ph->p_filesz > ph->p_memsz ||
+		    image_read(img, ph->p_offset, dst, ph->p_filesz) < 0) {
+			log_error("%s: cannot read ELF segment %u", name, i);
+			return -1;
+		}
 		memset(dst + ph->p_filesz, 0, ph->p_memsz - ph->p_filesz);
 	}
 	return 0;

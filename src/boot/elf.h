@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "util/image.h"
 #include "vmm/guest_mem.h"
 
 struct elf_info {
@@ -19,15 +20,14 @@ struct elf_info {
 	uint64_t load_low, load_high; /* guest-physical span of PT_LOAD segments */
 };
 
-/* True if the buffer starts with the ELF magic. */
-bool elf_is_elf(const uint8_t *file, size_t size);
+/* True if the image starts with the ELF magic. */
+bool elf_is_elf(const struct image *img);
 
-/* Validates headers and notes. name labels errors ("--kernel FILE"). */
-int elf_parse(const uint8_t *file, size_t size, const char *name, struct elf_info *info);
+/* Validates headers and notes. */
+int elf_parse(const struct image *img, struct elf_info *info);
 
 /* Copies PT_LOAD segments to their physical addresses (zeroing the tail of
  * each), refusing any below min_paddr or outside RAM. Call after elf_parse. */
-int elf_load(const uint8_t *file, size_t size, const char *name, struct guest_mem *mem,
-	     uint64_t min_paddr);
+int elf_load(const struct image *img, struct guest_mem *mem, uint64_t min_paddr);
 
 #endif

@@ -27,11 +27,14 @@ static uint64_t align_up(uint64_t v, uint64_t a)
 
 /* Validates the setup header of a bzImage. Fills hdr and the offset of the
  * protected-mode kernel in the file. */
-int linux_parse_bzimage(const uint8_t *file, size_t size, const char *name,
-			struct setup_header *hdr, size_t *kernel_offset)
+int linux_parse_bzimage(const struct image *img, struct setup_header *hdr,
+			size_t *kernel_offset)
 {
-	if (size < 0x250) {
-		log_error("--kernel %s: too small for a bzImage (%zu bytes)", name, size);
+	const char *name = img->name;
+	uint64_t size = img->size;
+	uint8_t file[SETUP_HEADER_OFFSET + sizeof(*hdr)];
+	if (image_read(img, 0, file, sizeof(file)) < 0) {
+		log_error("%s: too small for a bzImage (%llu bytes)", name, (unsigned long long)size);
 		return -1;
 	}
 	/* The header ends where its own jump instruction lands; copy no more
@@ -43,38 +46,39 @@ int linux_parse_bzimage(const uint8_t *file, size_t size, const char *name,
 	memset(hdr, 0, sizeof(*hdr));
 	memcpy(hdr, file + SETUP_HEADER_OFFSET, len);
 	if (hdr->header != HDRS_MAGIC || hdr->boot_flag != BOOT_FLAG_MAGIC) {
-		log_error("--kernel %s: bzImage setup header is corrupted (no HdrS/0xAA55)", name);
+		log_error("%s: bzImage setup header is corrupted (no HdrS/0xAA55)", name);
 		return -1;
 	}
 	if (hdr->version < MIN_PROTOCOL) {
-		log_error("--kernel %s: boot protocol %u.%02u is too old (nestvm needs 2.12+)", name,
+		log_error("%s: boot protocol %u.%02u is too old (nestvm needs 2.12+)", name,
 			  hdr->version >> 8, hdr->version & 0xff);
 		return -1;
 	}
 	if (!(hdr->xloadflags & XLF_KERNEL_64_FLAG) || !(hdr->loadflags & LOADED_HIGH_FLAG)) {
-		log_error("--kernel %s: not a 64-bit kernel (no 64-bit entry point)", name);
+		log_error("%s: not a 64-bit kernel (no 64-bit entry point)", name);
 		return -1;
 	}
 	unsigned setup_sects = hdr->setup_sects ? hdr->setup_sects : 4;
 	*kernel_offset = (size_t)(setup_sects + 1) * 512;
 	if (*kernel_offset >= size) {
-		log_error("--kernel %s: bzImage is truncated (setup_sects %u, file %zu bytes)", name,
-			  setup_sects, size);
+		log_error("%s: bzImage is truncated (setup_sects %u, file %llu bytes)", name,
+			  setup_sects, (unsigned long long)size);
 		return -1;
 	}
 	uint64_t syssize = (uint64_t)hdr->syssize * 16;
 	if (syssize == 0 || syssize > size - *kernel_offset) {
-		log_error("--kernel %s: bzImage is truncated (kernel needs %llu bytes after setup, "
-			  "file has %zu)", name, (unsigned long long)syssize, size - *kernel_offset);
+		log_error("%s: bzImage is truncated (kernel needs %llu bytes after setup, "
+			  "file has %llu)", name, (unsigned long long)syssize,
+			  (unsigned long long)(size - *kernel_offset));
 		return -1;
 	}
 	if (hdr->init_size == 0 || hdr->init_size < syssize) {
-		log_error("--kernel %s: bzImage header has a bad init_size", name);
+		log_error("%s: bzImage header has a bad init_size", name);
 		return -1;
 	}
 	if (hdr->relocatable_kernel && (hdr->kernel_alignment == 0 ||
 					(hdr->kernel_alignment & (hdr->kernel_alignment - 1)))) {
-		log_error("--kernel %s: bzImage header has a bad kernel_alignment", name);
+		log_error("%s: bzImage header has a bad kernel_alignment", name);
 		return -1;
 	}
 	return 0;
@@ -82,32 +86,35 @@ int linux_parse_bzimage(const uint8_t *file, size_t size, const char *name,
 
 /* Places the initrd as high as it may go: below initrd_addr_max and the
  * end of low RAM, above the kernel's working area. */
-static int load_initrd(struct guest_mem *mem, const uint8_t *initrd, size_t size,
-		       const char *name, uint64_t max_addr, uint64_t kernel_end,
-		       uint64_t *addr_out)
+int linux_load_initrd(struct guest_mem *mem, const struct image *initrd, uint64_t max_addr,
+		      uint64_t kernel_end, uint64_t *addr_out)
 {
+	uint64_t size = initrd->size;
 	uint64_t low_end = mem->regions[0].size;
 	uint64_t limit = max_addr < low_end ? max_addr + 1 : low_end;
 	if (size > limit || ((limit - size) & ~0xfffULL) < kernel_end) {
-		log_error("--initrd %s: %zu bytes do not fit in guest memory below 0x%llx beside "
-			  "the kernel; give the guest more --memory", name, size,
-			  (unsigned long long)limit);
+		log_error("%s: %llu bytes do not fit in guest memory below 0x%llx beside "
+			  "the kernel; give the guest more --memory", initrd->name,
+			  (unsigned long long)size, (unsigned long long)limit);
 		return -1;
 	}
 	uint64_t addr = (limit - size) & ~0xfffULL;
-	memcpy(guest_mem_ptr(mem, addr, size), initrd, size);
+	if (image_read(initrd, 0, guest_mem_ptr(mem, addr, size), size) < 0) {
+		log_error("%s: read failed", initrd->name);
+		return -1;
+	}
 	*addr_out = addr;
 	return 0;
 }
 
 int linux_load_bzimage(struct guest_mem *mem, const struct boot_config *config,
-		       const uint8_t *file, size_t size, const uint8_t *initrd,
-		       size_t initrd_size, uint64_t rsdp, struct boot_entry *entry)
+		       const struct image *kernel, const struct image *initrd, uint64_t rsdp,
+		       struct boot_entry *entry)
 {
-	const char *name = config->kernel_path;
+	const char *name = kernel->name;
 	struct setup_header hdr;
 	size_t koff;
-	if (linux_parse_bzimage(file, size, name, &hdr, &koff) < 0)
+	if (linux_parse_bzimage(kernel, &hdr, &koff) < 0)
 		return -1;
 	if (mem->ram_size < LINUX_MIN_RAM) {
 		log_error("--memory: a Linux guest needs at least 32 MiB");
@@ -120,12 +127,16 @@ int linux_load_bzimage(struct guest_mem *mem, const struct boot_config *config,
 					       : FIXED_LOAD_ADDR;
 	uint64_t kernel_end = load + hdr.init_size;
 	if (!guest_mem_ptr(mem, load, hdr.init_size)) {
-		log_error("--kernel %s: the kernel needs RAM up to 0x%llx; give the guest more --memory",
+		log_error("%s: the kernel needs RAM up to 0x%llx; give the guest more --memory",
 			  name, (unsigned long long)kernel_end);
 		return -1;
 	}
 	/* syssize was checked against the file and init_size against RAM. */
-	memcpy(guest_mem_ptr(mem, load, hdr.init_size), file + koff, (size_t)hdr.syssize * 16);
+	if (image_read(kernel, koff, guest_mem_ptr(mem, load, hdr.init_size),
+		       (uint64_t)hdr.syssize * 16) < 0) {
+		log_error("%s: read failed", name);
+		return -1;
+	}
 
 	struct boot_params *bp = guest_mem_ptr(mem, X86_ZERO_PAGE_GPA, sizeof(*bp));
 	memset(bp, 0, sizeof(*bp));
@@ -151,12 +162,12 @@ int linux_load_bzimage(struct guest_mem *mem, const struct boot_config *config,
 
 	if (initrd) {
 		uint64_t addr;
-		if (load_initrd(mem, initrd, initrd_size, config->initrd_path,
-				hdr.initrd_addr_max ? hdr.initrd_addr_max : 0x37ffffff, kernel_end,
-				&addr) < 0)
+		if (linux_load_initrd(mem, initrd,
+				      hdr.initrd_addr_max ? hdr.initrd_addr_max : 0x37ffffff,
+				      kernel_end, &addr) < 0)
 			return -1;
 		bp->hdr.ramdisk_image = (uint32_t)addr;
-		bp->hdr.ramdisk_size = (uint32_t)initrd_size;
+		bp->hdr.ramdisk_size = (uint32_t)initrd->size;
 	}
 
 	struct x86_memmap_entry map[X86_MEMMAP_MAX];

@@ -41,21 +41,21 @@ struct hvm_memmap_entry {
 #define MEMMAP_GPA  (X86_ZERO_PAGE_GPA + 0x200)
 #define LINUX_MIN_RAM (32ULL << 20)
 
-int pvh_load(struct guest_mem *mem, const struct boot_config *config, const uint8_t *file,
-	     size_t size, const struct elf_info *info, const uint8_t *initrd,
-	     size_t initrd_size, uint64_t rsdp, struct boot_entry *entry)
+int pvh_load(struct guest_mem *mem, const struct boot_config *config,
+	     const struct image *kernel, const struct elf_info *info, const struct image *initrd,
+	     uint64_t rsdp, struct boot_entry *entry)
 {
-	const char *name = config->kernel_path;
+	const char *name = kernel->name;
 	if (mem->ram_size < LINUX_MIN_RAM) {
 		log_error("--memory: a Linux guest needs at least 32 MiB");
 		return -1;
 	}
 	if (info->pvh_entry >= 0x100000000ULL || !guest_mem_ptr(mem, info->pvh_entry, 1)) {
-		log_error("--kernel %s: PVH entry point 0x%llx is not in guest RAM", name,
+		log_error("%s: PVH entry point 0x%llx is not in guest RAM", name,
 			  (unsigned long long)info->pvh_entry);
 		return -1;
 	}
-	if (elf_load(file, size, name, mem, X86_BIOS_END) < 0)
+	if (elf_load(kernel, mem, X86_BIOS_END) < 0)
 		return -1;
 
 	const char *cmdline = config->cmdline ? config->cmdline : "";
@@ -74,20 +74,12 @@ int pvh_load(struct guest_mem *mem, const struct boot_config *config, const uint
 	si->rsdp_paddr = rsdp;
 
 	if (initrd) {
-		/* Highest page-aligned spot in low RAM, above the kernel image. */
-		uint64_t low_end = mem->regions[0].size;
-		if (low_end > 0xffffffffULL)
-			low_end = 0xffffffffULL;
-		if (initrd_size > low_end || ((low_end - initrd_size) & ~0xfffULL) < info->load_high) {
-			log_error("--initrd %s: %zu bytes do not fit in guest memory beside the "
-				  "kernel; give the guest more --memory", config->initrd_path,
-				  initrd_size);
+		/* As high in low RAM as it fits, above the kernel image. */
+		uint64_t addr;
+		if (linux_load_initrd(mem, initrd, 0xffffffffULL, info->load_high, &addr) < 0)
 			return -1;
-		}
-		uint64_t addr = (low_end - initrd_size) & ~0xfffULL;
-		memcpy(guest_mem_ptr(mem, addr, initrd_size), initrd, initrd_size);
 		struct hvm_modlist_entry *mod = guest_mem_ptr(mem, MODLIST_GPA, sizeof(*mod));
-		*mod = (struct hvm_modlist_entry){ .paddr = addr, .size = initrd_size };
+		*mod = (struct hvm_modlist_entry){ .paddr = addr, .size = initrd->size };
 		si->nr_modules = 1;
 		si->modlist_paddr = MODLIST_GPA;
 	}

@@ -47,7 +47,9 @@ static int parse(const uint8_t *f, size_t size)
 	memcpy(copy, f, size);
 	struct setup_header h;
 	size_t off;
-	int r = linux_parse_bzimage(copy, size, "test", &h, &off);
+	struct image img;
+	image_from_buffer(&img, copy, size, "test");
+	int r = linux_parse_bzimage(&img, &h, &off);
 	free(copy);
 	return r;
 }
@@ -60,7 +62,10 @@ static int load(const uint8_t *f, size_t size, struct guest_mem *mem, const char
 	struct boot_config cfg = { .kernel_path = "test", .initrd_path = "initrd",
 				   .cmdline = cmdline, .ncpus = 1, .topo = &topo1 };
 	struct boot_entry entry;
-	int r = linux_load_bzimage(mem, &cfg, f, size, initrd, initrd_size, 0xe0000, &entry);
+	struct image kernel, rd;
+	image_from_buffer(&kernel, f, size, "test");
+	image_from_buffer(&rd, initrd, initrd_size, "initrd");
+	int r = linux_load_bzimage(mem, &cfg, &kernel, initrd ? &rd : NULL, 0xe0000, &entry);
 	if (r == 0) {
 		assert_int_equal(entry.protocol, BOOT_LINUX64);
 		assert_true(entry.entry == 0x1000000 + 0x200 || entry.entry == 0x100000 + 0x200);

@@ -15,7 +15,7 @@
 #define LOAD_ADDR 0x100000
 #define PAYLOAD "payload bytes"
 
-struct image {
+struct elf_image {
 	Elf64_Ehdr eh;
 	Elf64_Phdr ph[2];
 	Elf64_Nhdr nh;
@@ -24,9 +24,9 @@ struct image {
 	char payload[sizeof(PAYLOAD)];
 };
 
-static struct image *make_image(void)
+static struct elf_image *make_image(void)
 {
-	struct image *im = calloc(1, sizeof(*im));
+	struct elf_image *im = calloc(1, sizeof(*im));
 	memcpy(im->eh.e_ident, ELFMAG, SELFMAG);
 	im->eh.e_ident[EI_CLASS] = ELFCLASS64;
 	im->eh.e_ident[EI_DATA] = ELFDATA2LSB;
@@ -34,13 +34,13 @@ static struct image *make_image(void)
 	im->eh.e_type = ET_EXEC;
 	im->eh.e_machine = EM_X86_64;
 	im->eh.e_entry = LOAD_ADDR;
-	im->eh.e_phoff = offsetof(struct image, ph);
+	im->eh.e_phoff = offsetof(struct elf_image, ph);
 	im->eh.e_phentsize = sizeof(Elf64_Phdr);
 	im->eh.e_phnum = 2;
-	im->ph[0] = (Elf64_Phdr){ .p_type = PT_LOAD, .p_offset = offsetof(struct image, payload),
+	im->ph[0] = (Elf64_Phdr){ .p_type = PT_LOAD, .p_offset = offsetof(struct elf_image, payload),
 				  .p_paddr = LOAD_ADDR, .p_filesz = sizeof(PAYLOAD),
 				  .p_memsz = 8192 };
-	im->ph[1] = (Elf64_Phdr){ .p_type = PT_NOTE, .p_offset = offsetof(struct image, nh),
+	im->ph[1] = (Elf64_Phdr){ .p_type = PT_NOTE, .p_offset = offsetof(struct elf_image, nh),
 				  .p_filesz = sizeof(Elf64_Nhdr) + 8 + 4 };
 	im->nh = (Elf64_Nhdr){ .n_namesz = 7, .n_descsz = 4, .n_type = DIRECT64_NOTE_TYPE };
 	memcpy(im->name, "nestvm", 7);
@@ -49,20 +49,29 @@ static struct image *make_image(void)
 	return im;
 }
 
-static int parse(struct image *im, size_t size, struct elf_info *info)
+static int parse(struct elf_image *im, size_t size, struct elf_info *info)
 {
 	/* Copy to an exactly-sized heap buffer so ASan sees any overread. */
 	uint8_t *buf = malloc(size);
 	memcpy(buf, im, size);
-	int r = elf_parse(buf, size, "test", info);
+	struct image img;
+	image_from_buffer(&img, buf, size, "test");
+	int r = elf_parse(&img, info);
 	free(buf);
 	return r;
+}
+
+static int load(struct elf_image *im, struct guest_mem *mem)
+{
+	struct image img;
+	image_from_buffer(&img, im, sizeof(*im), "test");
+	return elf_load(&img, mem, LOAD_ADDR);
 }
 
 static void valid_image_loads(void **state)
 {
 	(void)state;
-	struct image *im = make_image();
+	struct elf_image *im = make_image();
 	struct elf_info info;
 	assert_int_equal(parse(im, sizeof(*im), &info), 0);
 	assert_true(info.has_direct64);
@@ -75,7 +84,7 @@ static void valid_image_loads(void **state)
 	struct guest_mem mem;
 	assert_int_equal(guest_mem_alloc(&mem, 4 << 20, 0), 0);
 	memset(mem.base + LOAD_ADDR, 0xaa, 8192);
-	assert_int_equal(elf_load((uint8_t *)im, sizeof(*im), "test", &mem, LOAD_ADDR), 0);
+	assert_int_equal(load(im, &mem), 0);
 	assert_memory_equal(mem.base + LOAD_ADDR, PAYLOAD, sizeof(PAYLOAD));
 	for (size_t i = sizeof(PAYLOAD); i < 8192; i++)
 		assert_int_equal(mem.base[LOAD_ADDR + i], 0); /* tail zeroed */
@@ -86,7 +95,7 @@ static void valid_image_loads(void **state)
 static void pvh_note_is_recognised(void **state)
 {
 	(void)state;
-	struct image *im = make_image();
+	struct elf_image *im = make_image();
 	memcpy(im->name, "Xen", 4);
 	im->nh.n_namesz = 4;
 	im->nh.n_type = 18; /* XEN_ELFNOTE_PHYS32_ENTRY */
@@ -105,11 +114,11 @@ static void pvh_note_is_recognised(void **state)
 static void every_truncation_is_refused_or_safe(void **state)
 {
 	(void)state;
-	struct image *im = make_image();
+	struct elf_image *im = make_image();
 	struct elf_info info;
 	/* Cut anywhere before the payload ends: headers or segment data are
 	 * missing, so parsing must fail. */
-	for (size_t size = 0; size < offsetof(struct image, payload) + sizeof(PAYLOAD); size++)
+	for (size_t size = 0; size < offsetof(struct elf_image, payload) + sizeof(PAYLOAD); size++)
 		assert_int_equal(parse(im, size, &info), -1);
 	free(im);
 }
@@ -118,7 +127,7 @@ static void corrupted_headers_are_refused(void **state)
 {
 	(void)state;
 	struct elf_info info;
-	struct image *im;
+	struct elf_image *im;
 #define EXPECT_BAD(mutation)                                    \
 	im = make_image();                                      \
 	mutation;                                               \
@@ -152,18 +161,18 @@ static void segments_outside_ram_are_refused(void **state)
 	(void)state;
 	struct guest_mem mem;
 	assert_int_equal(guest_mem_alloc(&mem, 4 << 20, 0), 0);
-	struct image *im = make_image();
+	struct elf_image *im = make_image();
 	struct elf_info info;
 
 	im->ph[0].p_paddr = (4 << 20) - 4096; /* runs past the end of RAM */
 	assert_int_equal(parse(im, sizeof(*im), &info), 0);
-	assert_int_equal(elf_load((uint8_t *)im, sizeof(*im), "test", &mem, LOAD_ADDR), -1);
+	assert_int_equal(load(im, &mem), -1);
 
 	im->ph[0].p_paddr = 0x1000; /* below the load minimum: nestvm's area */
-	assert_int_equal(elf_load((uint8_t *)im, sizeof(*im), "test", &mem, LOAD_ADDR), -1);
+	assert_int_equal(load(im, &mem), -1);
 
 	im->ph[0].p_paddr = 0xfe000000; /* in the MMIO hole */
-	assert_int_equal(elf_load((uint8_t *)im, sizeof(*im), "test", &mem, LOAD_ADDR), -1);
+	assert_int_equal(load(im, &mem), -1);
 	free(im);
 	guest_mem_free(&mem);
 }
@@ -171,10 +180,10 @@ static void segments_outside_ram_are_refused(void **state)
 static void random_corruption_never_crashes(void **state)
 {
 	(void)state;
-	struct image *base = make_image();
+	struct elf_image *base = make_image();
 	srand(12345);
 	for (int round = 0; round < 20000; round++) {
-		struct image *im = malloc(sizeof(*im));
+		struct elf_image *im = malloc(sizeof(*im));
 		memcpy(im, base, sizeof(*im));
 		int flips = 1 + rand() % 4;
 		for (int i = 0; i < flips; i++)
