@@ -54,7 +54,11 @@ int direct64_setup_cpu(struct kvm_cpu *cpu, uint64_t entry)
 		.rip = entry,
 		.rdi = (uint64_t)cpu->index,
 		.rsi = DIRECT64_BOOTINFO_GPA,
-		.rflags = 0x2, /* interrupts off */
+		/* Interrupts off, IOPL 3. The TSS bitmap opens the ports on
+		 * PVM, which drops IOPL; IOPL 3 opens them where the TSS is not
+		 * consulted the way hardware does (QEMU's TCG, emulating a lab
+		 * host's SVM, accepts only an "available" TSS for the bitmap). */
+		.rflags = 0x3002,
 	};
 	return kvm_cpu_set_regs(cpu, &regs);
 }

@@ -1,5 +1,6 @@
 /* One thread per vCPU: KVM_RUN, then dispatch the exit to a device bus. */
 #include <inttypes.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "util/log.h"
@@ -25,6 +26,20 @@ static uint64_t guest_rip(struct kvm_cpu *cpu)
 {
 	struct kvm_regs regs;
 	return kvm_cpu_get_regs(cpu, &regs) == 0 ? regs.rip : 0;
+}
+
+/* Where a triple fault happened. AMD's KVM resets the vCPU when it sees the
+ * shutdown, so its registers then show the reset vector, not the fault. */
+static const char *shutdown_location(struct kvm_cpu *cpu, char *buf, size_t len)
+{
+	struct kvm_regs r;
+	struct kvm_sregs s;
+	if (kvm_cpu_get_regs(cpu, &r) < 0 || kvm_cpu_get_sregs(cpu, &s) < 0)
+		return "at an unknown address";
+	if (r.rip == 0xfff0 && s.cs.selector == 0xf000)
+		return "(address lost: KVM reset the vCPU at the shutdown)";
+	snprintf(buf, len, "at rip 0x%llx", (unsigned long long)r.rip);
+	return buf;
 }
 
 /* With -v, the registers that explain most guest crashes. */
@@ -88,12 +103,14 @@ static bool handle_exit(struct vcpu *v)
 		return true;
 	case KVM_EXIT_INTR:
 		return true;
-	case KVM_EXIT_SHUTDOWN:
-		log_error("vCPU %d: guest triple fault (CPU shutdown) at rip 0x%" PRIx64, idx,
-			  guest_rip(&v->cpu));
+	case KVM_EXIT_SHUTDOWN: {
+		char where[64];
+		log_error("vCPU %d: guest triple fault (CPU shutdown) %s", idx,
+			  shutdown_location(&v->cpu, where, sizeof(where)));
 		dump_state(&v->cpu);
 		machine_request_stop(m, MACHINE_EXIT_ERROR);
 		return false;
+	}
 	case KVM_EXIT_SYSTEM_EVENT:
 		if (run->system_event.type == KVM_SYSTEM_EVENT_SHUTDOWN) {
 			machine_request_stop(m, 0);
