@@ -264,6 +264,38 @@ static void test_smp(uint64_t index)
 	guest_exit(arrived == boot->ncpus && cpu_mask == want_mask ? 0 : 1);
 }
 
+static void cpuid(uint32_t leaf, uint32_t *a, uint32_t *b, uint32_t *c, uint32_t *d)
+{
+	__asm__ volatile("cpuid" : "=a"(*a), "=b"(*b), "=c"(*c), "=d"(*d) : "a"(leaf), "c"(0));
+}
+
+/* What the vCPU is told about virtualization extensions. */
+static void test_cpuid(void)
+{
+	uint32_t a, b, c, d, max_ext;
+	cpuid(0x80000000, &max_ext, &b, &c, &d);
+	cpuid(1, &a, &b, &c, &d);
+	uint32_t vmx = (c >> 5) & 1, hv = (c >> 31) & 1, svm = 0, npt = 0;
+	if (max_ext >= 0x80000001) {
+		cpuid(0x80000001, &a, &b, &c, &d);
+		svm = (c >> 2) & 1;
+	}
+	if (svm && max_ext >= 0x8000000a) {
+		cpuid(0x8000000a, &a, &b, &c, &d);
+		npt = d & 1;
+	}
+	puts_serial("cpuid: svm=");
+	put_dec(svm);
+	puts_serial(" npt=");
+	put_dec(npt);
+	puts_serial(" vmx=");
+	put_dec(vmx);
+	puts_serial(" hypervisor=");
+	put_dec(hv);
+	putc_serial('\n');
+	guest_exit(0);
+}
+
 static void test_bad_mmio(void)
 {
 	puts_serial("touching MMIO with an SSE instruction\n");
@@ -322,6 +354,8 @@ void guest_main(uint64_t index, const struct direct64_bootinfo *info)
 		guest_exit((uint8_t)parse_dec(cmdline_arg("status")));
 	if (word_is(test, "triplefault"))
 		__asm__ volatile("ud2");
+	if (word_is(test, "cpuid"))
+		test_cpuid();
 	if (word_is(test, "badmmio"))
 		test_bad_mmio();
 	if (word_is(test, "spin")) {

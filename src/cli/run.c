@@ -34,6 +34,8 @@ static void usage(FILE *out)
 		"  --console stdio|file:PATH|none\n"
 		"                         where the serial console (COM1) goes (default stdio;\n"
 		"                         stdin is its input, Ctrl-A x quits on a terminal)\n"
+		"  --nested               expose AMD-V/VT-x so the guest can run its own VMs\n"
+		"                         (guest RAM is then allocated up front: static memory)\n"
 		"  --test-device          attach the nestvm test device (exit port 0xf4, MMIO\n"
 		"                         at 0xfe000000) used by the test guest\n"
 		"  -v, --verbose          more messages (repeat for debug)\n");
@@ -71,6 +73,7 @@ int cmd_run(int argc, char **argv)
 		{ "cpus", required_argument, NULL, 'n' },
 		{ "console", required_argument, NULL, 'C' },
 		{ "test-device", no_argument, NULL, 'T' },
+		{ "nested", no_argument, NULL, 'N' },
 		{ "cores-per-socket", required_argument, NULL, 'S' },
 		{ "cpu-model", required_argument, NULL, 'M' },
 		{ "on-reboot", required_argument, NULL, 'R' },
@@ -116,6 +119,7 @@ int cmd_run(int argc, char **argv)
 			break;
 		case 'C': console = optarg; break;
 		case 'T': config.test_device = true; break;
+		case 'N': config.nested = true; break;
 		case 'S':
 			if (parse_uint(optarg, 1, MAX_CPUS, &v) < 0) {
 				log_error("--cores-per-socket %s: expected a number from 1 to %d", optarg,

@@ -7,12 +7,24 @@
 #include "util/log.h"
 #include "util/parse.h"
 
+/* Faults every page in now. MADV_POPULATE_WRITE reports failure (mmap's
+ * MAP_POPULATE would not); older kernels without it get each page touched,
+ * where running out of memory is fatal instead of reported. */
+static int populate_all(uint8_t *p, uint64_t size)
+{
+	if (madvise(p, size, MADV_POPULATE_WRITE) == 0)
+		return 0;
+	if (errno != EINVAL)
+		return -1;
+	for (uint64_t off = 0; off < size; off += 4096)
+		((volatile uint8_t *)p)[off] = 0;
+	return 0;
+}
+
 int guest_mem_alloc(struct guest_mem *mem, uint64_t ram_size, int populate)
 {
 	memset(mem, 0, sizeof(*mem));
-	int flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE;
-	if (populate)
-		flags = (flags & ~MAP_NORESERVE) | MAP_POPULATE;
+	int flags = MAP_PRIVATE | MAP_ANONYMOUS | (populate ? 0 : MAP_NORESERVE);
 	void *p = mmap(NULL, ram_size, PROT_READ | PROT_WRITE, flags, -1, 0);
 	if (p == MAP_FAILED) {
 		char buf[32];
@@ -24,6 +36,13 @@ int guest_mem_alloc(struct guest_mem *mem, uint64_t ram_size, int populate)
 	 * out of core dumps and let THP back it. */
 	madvise(p, ram_size, MADV_DONTDUMP);
 	madvise(p, ram_size, MADV_HUGEPAGE);
+	if (populate && populate_all(p, ram_size) < 0) {
+		char buf[32];
+		log_error("--memory %s: cannot allocate all of it up front (static memory): %s",
+			  format_size(ram_size, buf, sizeof(buf)), strerror(errno));
+		munmap(p, ram_size);
+		return -1;
+	}
 	mem->base = p;
 	mem->ram_size = ram_size;
 	uint64_t low = ram_size < GUEST_MMIO_HOLE_START ? ram_size : GUEST_MMIO_HOLE_START;

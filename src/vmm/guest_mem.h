@@ -26,8 +26,8 @@ struct guest_mem {
 	struct guest_mem_region regions[2];
 };
 
-/* Reserves ram_size bytes; with populate, also faults every page in now so
- * that a VM never meets memory pressure later. */
+/* Reserves ram_size bytes; with populate, also allocates every page now
+ * (static memory, as nested hosts need) and fails if it cannot. */
 int guest_mem_alloc(struct guest_mem *mem, uint64_t ram_size, int populate);
 int guest_mem_register(struct guest_mem *mem, struct kvm_guest *guest);
 void guest_mem_free(struct guest_mem *mem);

@@ -113,18 +113,35 @@ int machine_create(struct machine *m, const struct machine_config *config)
 			  config->ncpus, m->host.max_vcpus);
 		return -1;
 	}
-	if (kvm_guest_create(&m->host, &m->kvm) < 0)
+	struct kvm_cpuid2 *supported = kvm_host_supported_cpuid(&m->host);
+	if (!supported)
 		return -1;
-	if (guest_mem_alloc(&m->mem, config->ram_size, 0) < 0)
+	nested_probe(supported, kvm_host_backend(), &m->nested);
+	if (config->nested && m->nested.kind == NESTED_NONE) {
+		log_error("--nested: cannot expose hardware virtualization: %s; fix: %s",
+			  m->nested.reason, m->nested.fix);
+		free(supported);
 		return -1;
-	if (guest_mem_register(&m->mem, &m->kvm) < 0)
+	}
+	if (kvm_guest_create(&m->host, &m->kvm) < 0 ||
+	    guest_mem_alloc(&m->mem, config->ram_size, config->nested) < 0) {
+		free(supported);
 		return -1;
+	}
+	if (guest_mem_register(&m->mem, &m->kvm) < 0) {
+		free(supported);
+		return -1;
+	}
 	if (kvm_guest_create_irqchip(&m->kvm) < 0 || kvm_guest_set_pc_irq_routing(&m->kvm) < 0 ||
-	    kvm_guest_create_pit(&m->kvm) < 0)
+	    kvm_guest_create_pit(&m->kvm) < 0) {
+		free(supported);
 		return -1;
+	}
 	cpu_topology_init(&m->topo, config->ncpus, config->cores_per_socket);
-	if (create_devices(m) < 0)
+	if (create_devices(m) < 0) {
+		free(supported);
 		return -1;
+	}
 	struct boot_config boot = {
 		.kernel_path = config->kernel,
 		.initrd_path = config->initrd,
@@ -132,17 +149,14 @@ int machine_create(struct machine *m, const struct machine_config *config)
 		.ncpus = config->ncpus,
 		.topo = &m->topo,
 	};
-	if (boot_load(&m->mem, &boot, &m->boot) < 0)
+	struct kvm_cpuid2 *cpuid = NULL;
+	if (boot_load(&m->mem, &boot, &m->boot) < 0 ||
+	    !(cpuid = cpuid_build(supported, config->cpu_model, &m->topo, kvm_host_backend()))) {
+		free(supported);
 		return -1;
-
-	struct kvm_cpuid2 *supported = kvm_host_supported_cpuid(&m->host);
-	if (!supported)
-		return -1;
-	struct kvm_cpuid2 *cpuid = cpuid_build(supported, config->cpu_model, &m->topo,
-					       kvm_host_backend());
+	}
+	nested_apply(cpuid, supported, config->nested);
 	free(supported);
-	if (!cpuid)
-		return -1;
 	m->vcpus = calloc((size_t)config->ncpus, sizeof(*m->vcpus));
 	if (!m->vcpus) {
 		log_error("out of memory for %d vCPUs", config->ncpus);
@@ -157,6 +171,7 @@ int machine_create(struct machine *m, const struct machine_config *config)
 		v->machine = m;
 		if (kvm_cpu_create(&m->kvm, i, cpu_apic_id(&m->topo, i), &v->cpu) < 0 ||
 		    cpuid_apply(cpuid, &m->topo, &v->cpu) < 0 ||
+		    (config->nested && nested_setup_vcpu(&m->host, &v->cpu, m->nested.kind) < 0) ||
 		    boot_setup_cpu(&m->boot, &v->cpu, config->ncpus) < 0)
 			r = -1;
 	}

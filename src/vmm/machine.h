@@ -18,6 +18,7 @@
 #include "devices/testdev.h"
 #include "kvm/cpuid.h"
 #include "kvm/kvm.h"
+#include "nested/nested.h"
 #include "vmm/console.h"
 #include "vmm/guest_mem.h"
 
@@ -36,6 +37,7 @@ struct machine_config {
 	int console_fd;    /* COM1 output; -1 discards it */
 	int console_in_fd; /* COM1 input; -1 for none */
 	bool test_device;  /* attach devices/testdev */
+	bool nested;       /* expose AMD-V/VT-x; implies static memory */
 };
 
 struct machine;
@@ -62,6 +64,7 @@ struct machine {
 	struct testdev testdev;
 	struct console console;
 	struct cpu_topology topo;
+	struct nested_support nested;
 	struct boot_entry boot;
 	struct vcpu *vcpus;
 	int stop_fd;            /* eventfd: written once the VM must stop */
