@@ -42,13 +42,15 @@ UNIT_BINS := $(patsubst tests/unit/%.c,build/unit/%,$(UNIT_SRCS))
 .PHONY: all check demo deps kernels clean
 all: nestvm $(GUEST_ELF)
 
+LIBS := -ljson-c
+
 nestvm: $(REL_OBJS)
 	$(say) LD $@
-	$(Q)$(CC) $(BASE) $(CFLAGS) -static -o $@ $^
+	$(Q)$(CC) $(BASE) $(CFLAGS) -static -o $@ $^ $(LIBS)
 
 build/asan/nestvm: $(SAN_OBJS)
 	$(say) LD $@
-	$(Q)$(CC) $(BASE) -O1 -g $(SANITIZE) -o $@ $^
+	$(Q)$(CC) $(BASE) -O1 -g $(SANITIZE) -o $@ $^ $(LIBS)
 
 build/release/%.c.o: %.c
 	@mkdir -p $(dir $@)

@@ -8,5 +8,6 @@
 
 int cmd_run(int argc, char **argv);
 int cmd_labhost(int argc, char **argv);
+int cmd_doctor(int argc, char **argv);
 
 #endif

@@ -14,6 +14,7 @@ static const struct {
 	const char *summary;
 } commands[] = {
 	{ "run", cmd_run, "boot a VM" },
+	{ "doctor", cmd_doctor, "check this host for running and nesting VMs" },
 	{ "labhost", cmd_labhost, "run a command inside an emulated AMD-V host (QEMU TCG)" },
 };
 
