@@ -53,7 +53,7 @@ setup() {
 	rm -rf "$dir"
 }
 
-@test "nestvm runs its test guest on the lab host's nested kvm-amd" {
+@test "nestvm runs its test guest on the lab host's nested kvm-amd; --nested shows it SVM" {
 	run --separate-stderr timeout 300 "$NESTVM" labhost -- sh -c '
 		cat /sys/module/kvm_amd/parameters/nested
 		for t in mmio memory; do
@@ -64,7 +64,9 @@ setup() {
 		./nestvm run --kernel build/guest/testguest.elf --test-device --cmdline "test=exit status=9"
 		echo "exit status $?"
 		./nestvm run --kernel build/guest/testguest.elf --test-device --cmdline test=triplefault
-		echo "triple fault status $?"'
+		echo "triple fault status $?"
+		./nestvm run --kernel build/guest/testguest.elf --test-device --cmdline test=cpuid
+		./nestvm run --nested --kernel build/guest/testguest.elf --test-device --cmdline test=cpuid'
 	echo "output: $output"
 	echo "stderr: $stderr"
 	[ "$status" -eq 0 ]
@@ -74,6 +76,8 @@ setup() {
 	[ "${lines[3]}" = "smp: 2 of 2 vCPUs ran, APIC IDs match" ]
 	[ "${lines[4]}" = "exit status 9" ]
 	[ "${lines[5]}" = "triple fault status 1" ]
+	[ "${lines[6]}" = "cpuid: svm=0 npt=0 vmx=0 hypervisor=1" ]
+	[ "${lines[7]}" = "cpuid: svm=1 npt=1 vmx=0 hypervisor=1" ]
 	[[ $stderr == *"guest triple fault"* ]]
 }
 
