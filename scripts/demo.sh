@@ -22,7 +22,7 @@ trap 'rm -rf "$dir"' EXIT
 tests/labhost/nested-stack.sh "$dir"
 kernel=$(ls .cache/kernels/cloud/boot/vmlinuz-*)
 stack="./nestvm run --nested --kernel $kernel --initrd $dir/l2.cpio --memory 512M --cpus 2 \
-	--cmdline 'console=ttyS0 quiet' < /dev/null; echo \"L1: L2 exited with status \$?\""
+	--cmdline 'console=ttyS0 quiet loglevel=3' < /dev/null; echo \"L1: L2 exited with status \$?\""
 
 if [ $direct = 1 ]; then
 	step "Three levels, directly: this machine (L1) runs L2 with --nested, L2 runs L3"
@@ -31,7 +31,7 @@ else
 	step "Three levels in the lab host (emulated AMD-V, slow): L1 lab host, L2 and L3 under nestvm"
 	echo "L2's init loads kvm-amd, runs nestvm doctor, and boots L3 with nestvm; each level reports."
 	./nestvm labhost --timeout 1200 -- sh -c "
-		echo \"L1: lab host $(uname -r), \$(grep -cw svm /proc/cpuinfo) CPUs with svm, kvm_amd nested=\$(cat /sys/module/kvm_amd/parameters/nested)\"
+		echo \"L1: lab host \$(uname -r), \$(grep -cw svm /proc/cpuinfo) CPUs with svm, kvm_amd nested=\$(cat /sys/module/kvm_amd/parameters/nested)\"
 		$stack"
 fi
 
