@@ -85,9 +85,8 @@ int boot_load(struct guest_mem *mem, const struct boot_config *config,
 	return r;
 }
 
-int boot_setup_cpu(const struct boot_entry *entry, struct kvm_cpu *cpu, int ncpus)
+int boot_setup_cpu(const struct boot_entry *entry, struct kvm_cpu *cpu)
 {
-	(void)ncpus;
 	switch (entry->protocol) {
 	case BOOT_DIRECT64:
 		return direct64_setup_cpu(cpu, entry->entry);

@@ -32,7 +32,7 @@ struct boot_entry {
 
 int boot_load(struct guest_mem *mem, const struct boot_config *config,
 	      struct boot_entry *entry);
-int boot_setup_cpu(const struct boot_entry *entry, struct kvm_cpu *cpu, int ncpus);
+int boot_setup_cpu(const struct boot_entry *entry, struct kvm_cpu *cpu);
 
 struct elf_info;
 struct setup_header;

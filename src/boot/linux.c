@@ -146,18 +146,9 @@ int linux_load_bzimage(struct guest_mem *mem, const struct boot_config *config,
 	bp->hdr.heap_end_ptr = 0xfe00;
 	bp->hdr.code32_start = (uint32_t)load;
 
-	const char *cmdline = config->cmdline ? config->cmdline : "";
-	size_t cmdline_len = strlen(cmdline);
-	size_t cmdline_max = hdr.cmdline_size ? hdr.cmdline_size : 255;
-	if (cmdline_max > X86_CMDLINE_MAX)
-		cmdline_max = X86_CMDLINE_MAX;
-	if (cmdline_len > cmdline_max) {
-		log_error("--cmdline: %zu bytes, this kernel accepts at most %zu", cmdline_len,
-			  cmdline_max);
+	/* Protocols before 2.06 fix the limit at 255 bytes. */
+	if (x86_write_cmdline(mem, config->cmdline, hdr.cmdline_size ? hdr.cmdline_size : 255) < 0)
 		return -1;
-	}
-	char *cl = guest_mem_ptr(mem, X86_CMDLINE_GPA, cmdline_len + 1);
-	memcpy(cl, cmdline, cmdline_len + 1);
 	bp->hdr.cmd_line_ptr = X86_CMDLINE_GPA;
 
 	if (initrd) {

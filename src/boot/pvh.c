@@ -58,13 +58,8 @@ int pvh_load(struct guest_mem *mem, const struct boot_config *config,
 	if (elf_load(kernel, mem, X86_BIOS_END) < 0)
 		return -1;
 
-	const char *cmdline = config->cmdline ? config->cmdline : "";
-	size_t cmdline_len = strlen(cmdline);
-	if (cmdline_len > X86_CMDLINE_MAX) {
-		log_error("--cmdline: %zu bytes, the limit is %d", cmdline_len, X86_CMDLINE_MAX);
+	if (x86_write_cmdline(mem, config->cmdline, X86_CMDLINE_MAX) < 0)
 		return -1;
-	}
-	memcpy(guest_mem_ptr(mem, X86_CMDLINE_GPA, cmdline_len + 1), cmdline, cmdline_len + 1);
 
 	struct hvm_start_info *si = guest_mem_ptr(mem, X86_ZERO_PAGE_GPA, sizeof(*si));
 	memset(si, 0, 0x1000);

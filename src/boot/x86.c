@@ -120,6 +120,21 @@ int x86_set_entry_sregs(struct kvm_cpu *cpu, enum x86_entry_mode mode)
 	return kvm_cpu_set_sregs(cpu, &s);
 }
 
+int x86_write_cmdline(struct guest_mem *mem, const char *cmdline, size_t max)
+{
+	if (!cmdline)
+		cmdline = "";
+	size_t len = strlen(cmdline);
+	if (max > X86_CMDLINE_MAX)
+		max = X86_CMDLINE_MAX;
+	if (len > max) {
+		log_error("--cmdline: %zu bytes, this kernel accepts at most %zu", len, max);
+		return -1;
+	}
+	memcpy(guest_mem_ptr(mem, X86_CMDLINE_GPA, len + 1), cmdline, len + 1);
+	return 0;
+}
+
 int x86_memory_map(const struct guest_mem *mem, struct x86_memmap_entry *map)
 {
 	int n = 0;

@@ -5,6 +5,7 @@
 #define NESTVM_BOOT_X86_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "kvm/kvm.h"
@@ -45,6 +46,10 @@ enum x86_entry_mode {
 };
 /* Sets segments, control registers and EFER for the mode. */
 int x86_set_entry_sregs(struct kvm_cpu *cpu, enum x86_entry_mode mode);
+
+/* Copies the kernel command line to X86_CMDLINE_GPA, refusing one longer
+ * than max bytes (the kernel's limit, at most X86_CMDLINE_MAX). */
+int x86_write_cmdline(struct guest_mem *mem, const char *cmdline, size_t max);
 
 /* The guest-physical memory map, e820 style. */
 #define E820_RAM      1

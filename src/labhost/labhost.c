@@ -8,6 +8,7 @@
 #include <limits.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +21,7 @@
 
 #include "util/file.h"
 #include "util/hostinfo.h"
+#include "util/clock.h"
 #include "util/log.h"
 #include "util/parse.h"
 
@@ -189,13 +191,6 @@ fail:
 	return -1;
 }
 
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void remove_tree(const char *dir)
 {
 	DIR *d = opendir(dir);
@@ -344,7 +339,7 @@ static int supervise(char **qargv, const struct labhost_options *opts, bool *tim
 
 	struct relay relays[2] = { { out_pair[0], STDOUT_FILENO }, { err_pair[0], STDERR_FILENO } };
 	bool open_[2] = { true, true };
-	int64_t deadline = opts->timeout_s ? now_ms() + (int64_t)opts->timeout_s * 1000 : 0;
+	int64_t deadline = opts->timeout_s ? monotonic_ms() + (int64_t)opts->timeout_s * 1000 : 0;
 	*timed_out = false;
 	bool killed = false;
 	while (open_[0] || open_[1]) {
@@ -355,7 +350,7 @@ static int supervise(char **qargv, const struct labhost_options *opts, bool *tim
 		};
 		int wait = -1;
 		if (deadline && !killed) {
-			int64_t left = deadline - now_ms();
+			int64_t left = deadline - monotonic_ms();
 			wait = left > 0 ? (int)left : 0;
 		}
 		int n = poll(fds, 3, wait);

@@ -5,12 +5,6 @@
 #include <string.h>
 
 int log_verbosity;
-static void (*pre_write_hook)(void);
-
-void log_set_pre_write_hook(void (*hook)(void))
-{
-	pre_write_hook = hook;
-}
 
 static void log_line(const char *prefix, const char *fmt, va_list ap)
 {
@@ -26,8 +20,6 @@ static void log_line(const char *prefix, const char *fmt, va_list ap)
 		line[len - 1] = '\n';
 	else
 		line[len++] = '\n', line[len] = '\0';
-	if (pre_write_hook)
-		pre_write_hook();
 	fputs(line, stderr);
 	fflush(stderr);
 }

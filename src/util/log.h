@@ -2,16 +2,11 @@
 #ifndef NESTVM_UTIL_LOG_H
 #define NESTVM_UTIL_LOG_H
 
-#include <stdbool.h>
-
 extern int log_verbosity; /* 0 = errors and warnings, 1 = info, 2 = debug */
 
 void log_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-/* Hook run before a message is written, e.g. to leave terminal raw mode. */
-void log_set_pre_write_hook(void (*hook)(void));
 
 #endif

@@ -6,7 +6,6 @@
 #include <termios.h>
 #include <unistd.h>
 
-#include "util/log.h"
 
 #define CTRL_A 0x01
 
@@ -40,7 +39,6 @@ void console_open(struct console *con, int in_fd)
 	if (tcsetattr(in_fd, TCSANOW, &t) == 0) {
 		raw_fd = in_fd;
 		atexit(console_restore_terminal);
-		log_set_pre_write_hook(console_restore_terminal);
 	}
 }
 

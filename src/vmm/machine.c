@@ -13,6 +13,7 @@
 
 #include "boot/acpi.h"
 #include "kvm/cpuid.h"
+#include "util/clock.h"
 #include "util/log.h"
 
 /* Signal that kicks a vCPU thread out of KVM_RUN. Its handler does nothing:
@@ -172,18 +173,11 @@ int machine_create(struct machine *m, const struct machine_config *config)
 		if (kvm_cpu_create(&m->kvm, i, cpu_apic_id(&m->topo, i), &v->cpu) < 0 ||
 		    cpuid_apply(cpuid, &m->topo, &v->cpu) < 0 ||
 		    (config->nested && nested_setup_vcpu(&m->host, &v->cpu, m->nested.kind) < 0) ||
-		    boot_setup_cpu(&m->boot, &v->cpu, config->ncpus) < 0)
+		    boot_setup_cpu(&m->boot, &v->cpu) < 0)
 			r = -1;
 	}
 	free(cpuid);
 	return r;
-}
-
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* Kicks every vCPU out of KVM_RUN until all threads have left their loop,
@@ -195,7 +189,7 @@ static void stop_vcpus(struct machine *m)
 	for (int i = 0; i < n; i++)
 		if (m->vcpus[i].cpu.run)
 			m->vcpus[i].cpu.run->immediate_exit = 1;
-	int64_t warned = now_ms();
+	int64_t warned = monotonic_ms();
 	for (;;) {
 		bool all = true;
 		for (int i = 0; i < n; i++) {
@@ -207,9 +201,9 @@ static void stop_vcpus(struct machine *m)
 		}
 		if (all)
 			break;
-		if (now_ms() - warned > 5000) {
+		if (monotonic_ms() - warned > 5000) {
 			log_warn("waiting for vCPU threads to stop");
-			warned = now_ms();
+			warned = monotonic_ms();
 		}
 		usleep(1000);
 	}
