@@ -132,3 +132,18 @@ cloud_kernel() {
 	run_nestvm run --kernel "$k" --on-reboot sometimes
 	assert_one_line_error "--on-reboot sometimes"
 }
+
+@test "no permission to use /dev/kvm" {
+	[ "$(id -u)" -eq 0 ] || skip "needs root to drop to another user"
+	command -v setpriv > /dev/null || skip "setpriv(1) not installed (util-linux)"
+	[ -c /dev/kvm ] || skip "no /dev/kvm on this machine"
+	# A user outside /dev/kvm's owner and group, as most users are.
+	local mode
+	mode=$(stat -c %a /dev/kvm)
+	[ "${mode: -1}" -lt 6 ] || skip "/dev/kvm is open to every user (mode $mode)"
+	setpriv --reuid=65534 --regid=65534 --clear-groups test -x "$NESTVM" ||
+		skip "user 65534 cannot reach $NESTVM in this checkout"
+	run --separate-stderr setpriv --reuid=65534 --regid=65534 --clear-groups \
+		"$NESTVM" run --kernel "$GUEST" --test-device
+	assert_one_line_error "/dev/kvm: permission denied: add this user to the 'kvm' group"
+}
