@@ -28,6 +28,26 @@ boot "compat-4" --kernel "$bzimage" --cpus 4 --cores-per-socket 2 --cpu-model co
 boot "reboot-exit" --kernel "$bzimage" --on-reboot exit \
 	--cmdline "console=ttyS0 quiet nestvm_test_reboot"
 
+# Console input: a line sent to nestvm's stdin once the guest runs reaches
+# its init through the UART's receive interrupt.
+(sleep 20; echo "hello-from-the-host") | timeout 300 ./nestvm run --initrd "$initrd" \
+	--memory 256M --kernel "$bzimage" --cmdline "console=ttyS0 quiet nestvm_test_echo" \
+	> "$dir/echo.out" 2>&1
+echo "RESULT echo status=$? $(grep -a '^ECHO: ' "$dir/echo.out" | tr -d '\r')"
+
+# SIGTERM stops a running Linux guest cleanly.
+./nestvm run --initrd "$initrd" --memory 256M --kernel "$bzimage" \
+	--cmdline "console=ttyS0 quiet nestvm_test_echo" < /dev/null > "$dir/term.out" 2>&1 &
+pid=$!
+i=0
+while ! grep -aq NESTVM-INIT "$dir/term.out" && [ $i -lt 600 ]; do
+	sleep 0.5
+	i=$((i + 1))
+done
+kill -TERM $pid
+wait $pid
+echo "RESULT sigterm status=$?"
+
 # The default --on-reboot restart boots the guest again: wait for its
 # second start, then stop it with SIGTERM.
 ./nestvm run --initrd "$initrd" --memory 256M --kernel "$bzimage" \

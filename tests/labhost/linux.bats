@@ -73,3 +73,17 @@ check_boot() { # check_boot NAME CPUS
 	[[ $line =~ ^RESULT\ restart\ status=143\ boots=([0-9]+)$ ]]
 	[ "${BASH_REMATCH[1]}" -ge 2 ]
 }
+
+@test "a line written to nestvm's stdin reaches the guest's console (UART receive)" {
+	local line
+	line=$(result echo)
+	echo "$line"
+	[ "$line" = "RESULT echo status=0 ECHO: hello-from-the-host" ]
+}
+
+@test "SIGTERM stops a running Linux guest (status 143)" {
+	local line
+	line=$(result sigterm)
+	echo "$line"
+	[ "$line" = "RESULT sigterm status=143" ]
+}
