@@ -83,8 +83,8 @@ static int create_devices(struct machine *m)
 	acpi_pm_init(&m->pm, ACPI_S5_SLP_TYP, pm_event, m);
 	rtc_init(&m->rtc);
 	pci_bus_init(&m->pci);
-	if (pci_bus_attach(&m->pci, &m->pio) < 0 || serial8250_attach(&m->com1, &m->pio, SERIAL_COM1_BASE) < 0 ||
-	    acpi_pm_attach(&m->pm, &m->pio) < 0 || i8042_attach(&m->kbc, &m->pio, kbc_reset, m) < 0 ||
+	if (pci_bus_attach(&m->pci, &m->pio) < 0 ||
+	    serial8250_attach(&m->com1, &m->pio, SERIAL_COM1_BASE) < 0 || acpi_pm_attach(&m->pm, &m->pio) < 0 || i8042_attach(&m->kbc, &m->pio, kbc_reset, m) < 0 ||
 	    rtc_attach(&m->rtc, &m->pio) < 0)
 		return -1;
 	if (m->config.test_device) {
@@ -93,6 +93,67 @@ static int create_devices(struct machine *m)
 			return -1;
 	}
 	return 0;
+}
+
+/* vCPUs from the CPUID table the model and nesting choice give. */
+static int create_vcpus(struct machine *m, const struct kvm_cpuid2 *supported)
+{
+	const struct machine_config *config = &m->config;
+	struct kvm_cpuid2 *cpuid = cpuid_build(supported, config->cpu_model, &m->topo,
+					       kvm_host_backend());
+	if (!cpuid)
+		return -1;
+	nested_apply(cpuid, supported, config->nested);
+	m->vcpus = calloc((size_t)config->ncpus, sizeof(*m->vcpus));
+	if (!m->vcpus) {
+		log_error("out of memory for %d vCPUs", config->ncpus);
+		free(cpuid);
+		return -1;
+	}
+	for (int i = 0; i < config->ncpus; i++)
+		m->vcpus[i].cpu.fd = -1;
+	int r = 0;
+	for (int i = 0; i < config->ncpus && r == 0; i++) {
+		struct vcpu *v = &m->vcpus[i];
+		v->machine = m;
+		if (kvm_cpu_create(&m->kvm, i, cpu_apic_id(&m->topo, i), &v->cpu) < 0 ||
+		    cpuid_apply(cpuid, &m->topo, &v->cpu) < 0 ||
+		    (config->nested && nested_setup_vcpu(&m->host, &v->cpu, m->nested.kind) < 0) ||
+		    boot_setup_cpu(&m->boot, &v->cpu) < 0)
+			r = -1;
+	}
+	free(cpuid);
+	return r;
+}
+
+/* Everything after /dev/kvm is open and its supported CPUID is known. */
+static int build(struct machine *m, const struct kvm_cpuid2 *supported)
+{
+	const struct machine_config *config = &m->config;
+	nested_probe(supported, kvm_host_backend(), &m->nested);
+	if (config->nested && m->nested.kind == NESTED_NONE) {
+		log_error("--nested: cannot expose hardware virtualization: %s; fix: %s",
+			  m->nested.reason, m->nested.fix);
+		return -1;
+	}
+	if (kvm_guest_create(&m->host, &m->kvm) < 0 ||
+	    guest_mem_alloc(&m->mem, config->ram_size, config->nested) < 0 ||
+	    guest_mem_register(&m->mem, &m->kvm) < 0 || kvm_guest_create_irqchip(&m->kvm) < 0 ||
+	    kvm_guest_set_pc_irq_routing(&m->kvm) < 0 || kvm_guest_create_pit(&m->kvm) < 0)
+		return -1;
+	cpu_topology_init(&m->topo, config->ncpus, config->cores_per_socket);
+	if (create_devices(m) < 0)
+		return -1;
+	struct boot_config boot = {
+		.kernel_path = config->kernel,
+		.initrd_path = config->initrd,
+		.cmdline = config->cmdline,
+		.ncpus = config->ncpus,
+		.topo = &m->topo,
+	};
+	if (boot_load(&m->mem, &boot, &m->boot) < 0)
+		return -1;
+	return create_vcpus(m, supported);
 }
 
 int machine_create(struct machine *m, const struct machine_config *config)
@@ -117,66 +178,8 @@ int machine_create(struct machine *m, const struct machine_config *config)
 	struct kvm_cpuid2 *supported = kvm_host_supported_cpuid(&m->host);
 	if (!supported)
 		return -1;
-	nested_probe(supported, kvm_host_backend(), &m->nested);
-	if (config->nested && m->nested.kind == NESTED_NONE) {
-		log_error("--nested: cannot expose hardware virtualization: %s; fix: %s",
-			  m->nested.reason, m->nested.fix);
-		free(supported);
-		return -1;
-	}
-	if (kvm_guest_create(&m->host, &m->kvm) < 0 ||
-	    guest_mem_alloc(&m->mem, config->ram_size, config->nested) < 0) {
-		free(supported);
-		return -1;
-	}
-	if (guest_mem_register(&m->mem, &m->kvm) < 0) {
-		free(supported);
-		return -1;
-	}
-	if (kvm_guest_create_irqchip(&m->kvm) < 0 || kvm_guest_set_pc_irq_routing(&m->kvm) < 0 ||
-	    kvm_guest_create_pit(&m->kvm) < 0) {
-		free(supported);
-		return -1;
-	}
-	cpu_topology_init(&m->topo, config->ncpus, config->cores_per_socket);
-	if (create_devices(m) < 0) {
-		free(supported);
-		return -1;
-	}
-	struct boot_config boot = {
-		.kernel_path = config->kernel,
-		.initrd_path = config->initrd,
-		.cmdline = config->cmdline,
-		.ncpus = config->ncpus,
-		.topo = &m->topo,
-	};
-	struct kvm_cpuid2 *cpuid = NULL;
-	if (boot_load(&m->mem, &boot, &m->boot) < 0 ||
-	    !(cpuid = cpuid_build(supported, config->cpu_model, &m->topo, kvm_host_backend()))) {
-		free(supported);
-		return -1;
-	}
-	nested_apply(cpuid, supported, config->nested);
+	int r = build(m, supported);
 	free(supported);
-	m->vcpus = calloc((size_t)config->ncpus, sizeof(*m->vcpus));
-	if (!m->vcpus) {
-		log_error("out of memory for %d vCPUs", config->ncpus);
-		free(cpuid);
-		return -1;
-	}
-	for (int i = 0; i < config->ncpus; i++)
-		m->vcpus[i].cpu.fd = -1;
-	int r = 0;
-	for (int i = 0; i < config->ncpus && r == 0; i++) {
-		struct vcpu *v = &m->vcpus[i];
-		v->machine = m;
-		if (kvm_cpu_create(&m->kvm, i, cpu_apic_id(&m->topo, i), &v->cpu) < 0 ||
-		    cpuid_apply(cpuid, &m->topo, &v->cpu) < 0 ||
-		    (config->nested && nested_setup_vcpu(&m->host, &v->cpu, m->nested.kind) < 0) ||
-		    boot_setup_cpu(&m->boot, &v->cpu) < 0)
-			r = -1;
-	}
-	free(cpuid);
 	return r;
 }
 
