@@ -10,7 +10,7 @@ init=${2:?usage: mkinitramfs.sh OUT.cpio INIT_SCRIPT [SOURCE:DEST ...]}
 shift 2
 
 busybox=/bin/busybox
-if ! [ -x $busybox ] || file -L $busybox 2>/dev/null | grep -q dynamic; then
+if ! [ -x $busybox ] || readelf -l $busybox 2>/dev/null | grep -q "program interpreter"; then
 	echo "mkinitramfs: a static busybox is needed: apt-get install busybox-static" >&2
 	exit 1
 fi
