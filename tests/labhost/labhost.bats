@@ -2,8 +2,7 @@
 # Tier 2: nestvm labhost, the emulated AMD-V host (QEMU TCG). Each boot
 # takes several seconds, so each test packs its checks into one boot.
 bats_require_minimum_version 1.5.0
-
-NESTVM=${NESTVM_STATIC:-./nestvm}
+load helpers
 
 setup_file() {
 	# Tests run in the repository: the lab host shares it writable.
@@ -19,15 +18,14 @@ setup() {
 }
 
 @test "the lab host offers /dev/kvm and AMD-V (the issue's acceptance command)" {
-	run --separate-stderr timeout 300 "$NESTVM" labhost -- \
-		sh -c 'test -c /dev/kvm && grep -qw svm /proc/cpuinfo && echo ok'
+	run_labhost 240 -- sh -c 'test -c /dev/kvm && grep -qw svm /proc/cpuinfo && echo ok'
 	echo "stderr: $stderr"
 	[ "$status" -eq 0 ]
 	[ "$output" = "ok" ]
 }
 
 @test "the command's exit status is labhost's exit status" {
-	run timeout 300 "$NESTVM" labhost -- sh -c 'exit 7'
+	run_labhost 240 -- sh -c 'exit 7'
 	[ "$status" -eq 7 ]
 }
 
@@ -35,7 +33,7 @@ setup() {
 	local dir
 	dir=$(mktemp -d "$PWD/build/labhost-share.XXXXXX")
 	cd "$dir"
-	run --separate-stderr timeout 300 "$OLDPWD/$NESTVM" labhost --env GREETING="hello world" -- \
+	run_labhost 240 --env GREETING="hello world" -- \
 		sh -c 'echo "to stdout: $GREETING"; echo "to stderr" >&2; pwd;
 		       echo "written in the lab host" > result.txt;
 		       cat /sys/module/kvm_amd/parameters/nested;
@@ -54,7 +52,7 @@ setup() {
 }
 
 @test "nestvm runs its test guest on the lab host's nested kvm-amd; --nested shows it SVM" {
-	run --separate-stderr timeout 300 "$NESTVM" labhost -- sh -c '
+	run_labhost 240 -- sh -c '
 		cat /sys/module/kvm_amd/parameters/nested
 		for t in mmio memory; do
 			./nestvm run --kernel build/guest/testguest.elf --test-device --cmdline test=$t \
@@ -92,7 +90,7 @@ setup() {
 	[ "$status" -eq 125 ]
 	[[ $stderr == *"--qemu /nonexistent/qemu: not an executable file"* ]]
 
-	run --separate-stderr env PATH=/nonexistent "$PWD/nestvm" labhost -- true
+	run --separate-stderr env PATH=/nonexistent "$NESTVM" labhost -- true
 	[ "$status" -eq 125 ]
 	[[ $stderr == *"apt-get install qemu-system-x86"* ]]
 

@@ -4,14 +4,15 @@
 # reports what it sees, and powers off or reboots. One lab host boot runs
 # every case (tests/labhost/linux-boot.sh); each test checks one.
 bats_require_minimum_version 1.5.0
+load helpers
 
 setup_file() {
 	cd "$BATS_TEST_DIRNAME/../.."
 	export RUN_DIR
 	RUN_DIR=$(mktemp -d "$PWD/build/linux-boot.XXXXXX")
 	scripts/mkinitramfs.sh "$RUN_DIR/initrd.cpio" tests/guests/report-init.sh
-	timeout 1200 ./nestvm labhost -- tests/labhost/linux-boot.sh "$RUN_DIR" \
-		> "$RUN_DIR/results" 2> "$RUN_DIR/labhost.err" || true
+	labhost_to_files 600 "$RUN_DIR/results" "$RUN_DIR/labhost.err" \
+		-- tests/labhost/linux-boot.sh "$RUN_DIR" || true
 }
 
 teardown_file() {
@@ -22,7 +23,7 @@ teardown_file() {
 result() {
 	grep "^RESULT $1 " "$RUN_DIR/results" || {
 		echo "no result for $1; lab host said:"
-		cat "$RUN_DIR/results" "$RUN_DIR/labhost.err"
+		cat "$RUN_DIR/results" "$RUN_DIR/labhost.err" "$RUN_DIR"/*.timeouts 2> /dev/null
 		return 1
 	}
 }

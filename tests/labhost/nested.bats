@@ -5,6 +5,7 @@
 # And without --nested, L2 sees no SVM and nestvm there says why it cannot
 # run VMs. Also nestvm doctor in the lab host.
 bats_require_minimum_version 1.5.0
+load helpers
 
 setup_file() {
 	cd "$BATS_TEST_DIRNAME/../.."
@@ -13,15 +14,14 @@ setup_file() {
 	tests/labhost/nested-stack.sh "$RUN_DIR"
 	local k
 	k=$(ls .cache/kernels/cloud/boot/vmlinuz-*)
-	timeout 1500 ./nestvm labhost --timeout 1400 -- sh -c "
+	labhost_to_files 400 "$RUN_DIR/labhost.out" "$RUN_DIR/labhost.err" -- sh -c "
 		./nestvm doctor > $RUN_DIR/doctor.txt; echo \$? > $RUN_DIR/doctor.status
 		./nestvm run --nested --kernel $k --initrd $RUN_DIR/l2.cpio --memory 512M --cpus 2 \
 			--cmdline 'console=ttyS0 quiet' < /dev/null > $RUN_DIR/nested.out 2>&1
 		echo \"L1: L2 exit status=\$?\" >> $RUN_DIR/nested.out
 		./nestvm run --kernel $k --initrd $RUN_DIR/l2.cpio --memory 512M \
 			--cmdline 'console=ttyS0 quiet' < /dev/null > $RUN_DIR/flat.out 2>&1
-		echo \"L1: L2 exit status=\$?\" >> $RUN_DIR/flat.out" \
-		> "$RUN_DIR/labhost.out" 2>&1 || true
+		echo \"L1: L2 exit status=\$?\" >> $RUN_DIR/flat.out" || true
 }
 
 teardown_file() {
@@ -32,7 +32,7 @@ show() {
 	echo "--- $1"
 	tr -d '\r' < "$RUN_DIR/$1" 2> /dev/null || echo "(missing)"
 	echo "--- lab host"
-	cat "$RUN_DIR/labhost.out"
+	cat "$RUN_DIR/labhost.out" "$RUN_DIR/labhost.err" "$RUN_DIR"/*.timeouts 2> /dev/null || true
 }
 
 has_line() { # has_line FILE LINE: an exact line (carriage returns dropped)
