@@ -12,20 +12,20 @@ initrd=$dir/initrd.cpio
 boot() { # boot NAME ARGS...: one VM, its console and status into NAME.*
 	name=$1
 	shift
-	timeout 300 ./nestvm run --initrd "$initrd" --memory 256M "$@" \
+	timeout 180 ./nestvm run --initrd "$initrd" --memory 256M --on-reboot exit "$@" \
 		< /dev/null > "$dir/$name.out" 2> "$dir/$name.err"
 	echo "RESULT $name status=$? $(grep -a NESTVM-INIT "$dir/$name.out" | tr -d '\r')"
 }
 
 for cpus in 1 2; do
 	boot "bzimage-$cpus" --kernel "$bzimage" --cpus "$cpus" \
-		--cmdline "console=ttyS0 quiet case=bzimage-$cpus"
+		--cmdline "console=ttyS0 quiet panic=-1 case=bzimage-$cpus"
 	boot "vmlinux-$cpus" --kernel "$vmlinux" --cpus "$cpus" \
-		--cmdline "console=ttyS0 quiet case=vmlinux-$cpus"
+		--cmdline "console=ttyS0 quiet panic=-1 case=vmlinux-$cpus"
 done
 boot "compat-4" --kernel "$bzimage" --cpus 4 --cores-per-socket 2 --cpu-model compat \
-	--cmdline "console=ttyS0 quiet case=compat-4"
-boot "reboot-exit" --kernel "$bzimage" --on-reboot exit \
+	--cmdline "console=ttyS0 quiet panic=-1 case=compat-4"
+boot "reboot-exit" --kernel "$bzimage" \
 	--cmdline "console=ttyS0 quiet nestvm_test_reboot"
 
 # Console input: a line sent to nestvm's stdin once the guest runs reaches
