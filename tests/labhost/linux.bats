@@ -13,10 +13,11 @@ setup_file() {
 	scripts/mkinitramfs.sh "$RUN_DIR/initrd.cpio" tests/guests/report-init.sh
 	labhost_to_files 600 "$RUN_DIR/results" "$RUN_DIR/labhost.err" \
 		-- tests/labhost/linux-boot.sh "$RUN_DIR" || true
-	# A guest kernel that panics under the emulated lab host (seen, rarely,
-	# with 2 vCPUs: README, known limits) gets the whole run once more.
-	if grep -l "Kernel panic" "$RUN_DIR"/*.out > "$RUN_DIR/panics" 2> /dev/null; then
-		echo "guest kernel panic in: $(tr '\n' ' ' < "$RUN_DIR/panics"); running again" \
+	# A guest kernel that panics or stalls under the emulated lab host (seen,
+	# rarely, with 2 vCPUs: README, known limits) gets the whole run once more.
+	if grep -l "Kernel panic\|rcu_preempt detected stalls" "$RUN_DIR"/*.out \
+		> "$RUN_DIR/panics" 2> /dev/null || grep -q " status=124" "$RUN_DIR/results"; then
+		echo "guest panic, stall or timeout in: $(tr '\n' ' ' < "$RUN_DIR/panics"); running again" \
 			>> "$RUN_DIR/labhost.err.timeouts"
 		labhost_to_files 600 "$RUN_DIR/results" "$RUN_DIR/labhost.err" \
 			-- tests/labhost/linux-boot.sh "$RUN_DIR" || true
