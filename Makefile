@@ -22,7 +22,7 @@ CFLAGS  ?= -O2 -g
 SANITIZE := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 
 CORE_SRCS := $(wildcard src/util/*.c src/kvm/*.c src/boot/*.c src/devices/*.c \
-                        src/vmm/*.c src/nested/*.c src/labhost/*.c)
+                        src/vmm/*.c src/nested/*.c src/labhost/*.c src/virtio/*.c)
 CORE_ASM  := $(wildcard src/labhost/*.S)
 CLI_SRCS  := $(wildcard src/cli/*.c)
 

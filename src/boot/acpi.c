@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "devices/acpi_pm.h"
+#include "devices/pci.h"
 
 #define RSDP_GPA (ACPI_TABLES_GPA)
 #define XSDT_GPA (ACPI_TABLES_GPA + 0x40)
@@ -107,14 +108,105 @@ static void finish(struct acpi_header *h)
 	h->checksum = checksum(h, h->length);
 }
 
-/* DSDT body in AML: Name (_S5, Package (4) { 5, 5, 0, 0 }). */
-static const uint8_t dsdt_aml[] = {
-	0x08, '_', 'S', '5', '_',      /* NameOp "_S5_" */
-	0x12, 0x08, 0x04,              /* PackageOp, PkgLength 8, 4 elements */
-	0x0a, ACPI_S5_SLP_TYP,         /* BytePrefix SLP_TYPa */
-	0x0a, ACPI_S5_SLP_TYP,         /* BytePrefix SLP_TYPb */
-	0x00, 0x00,                    /* reserved */
+/* A small AML writer for the DSDT: enough for names, a package and a
+ * device with a resource template. */
+struct aml {
+	uint8_t buf[512];
+	size_t len;
 };
+
+static void aml_bytes(struct aml *a, const void *p, size_t n)
+{
+	memcpy(a->buf + a->len, p, n);
+	a->len += n;
+}
+
+static void aml_byte(struct aml *a, uint8_t b)
+{
+	aml_bytes(a, &b, 1);
+}
+
+/* Wraps body as op PkgLength body (ACPI 20.2.4: one length byte below 64,
+ * else two). */
+static void aml_package(struct aml *a, const uint8_t *op, size_t oplen, const struct aml *body)
+{
+	aml_bytes(a, op, oplen);
+	size_t total = body->len + 1;
+	if (total < 64) {
+		aml_byte(a, (uint8_t)total);
+	} else {
+		total++;
+		aml_byte(a, (uint8_t)(0x40 | (total & 0xf)));
+		aml_byte(a, (uint8_t)(total >> 4));
+	}
+	aml_bytes(a, body->buf, body->len);
+}
+
+static void aml_name_dword(struct aml *a, const char *name, uint32_t v)
+{
+	aml_byte(a, 0x08); /* NameOp */
+	aml_bytes(a, name, 4);
+	aml_byte(a, 0x0c); /* DWordPrefix */
+	aml_bytes(a, &v, 4);
+}
+
+/* Word (0x88) or DWord (0x87) address space descriptor, producer, fixed
+ * minimum and maximum. */
+static void res_word(struct aml *r, uint8_t type, uint8_t type_flags, uint16_t min, uint16_t max)
+{
+	uint16_t f[5] = { 0, min, max, 0, (uint16_t)(max - min + 1) };
+	aml_bytes(r, (uint8_t[]){ 0x88, 0x0d, 0x00, type, 0x0c, type_flags }, 6);
+	aml_bytes(r, f, sizeof(f));
+}
+
+static void res_dword(struct aml *r, uint8_t type, uint8_t type_flags, uint32_t min, uint32_t max)
+{
+	uint32_t f[5] = { 0, min, max, 0, max - min + 1 };
+	aml_bytes(r, (uint8_t[]){ 0x87, 0x17, 0x00, type, 0x0c, type_flags }, 6);
+	aml_bytes(r, f, sizeof(f));
+}
+
+/* DSDT body:
+ *   Name (_S5, Package (4) { 5, 5, 0, 0 })
+ *   Scope (\_SB) { Device (PCI0) { _HID PNP0A03, _UID 0, _CRS {...} } }
+ * The PCI root bridge is what makes Linux scan bus 0; its _CRS gives the
+ * bus number, the config ports, the rest of port space and the BAR window. */
+static void build_dsdt(struct aml *a)
+{
+	static const uint8_t s5[] = {
+		0x08, '_', 'S', '5', '_',      /* NameOp "_S5_" */
+		0x12, 0x08, 0x04,              /* PackageOp, PkgLength 8, 4 elements */
+		0x0a, ACPI_S5_SLP_TYP,         /* BytePrefix SLP_TYPa */
+		0x0a, ACPI_S5_SLP_TYP,         /* BytePrefix SLP_TYPb */
+		0x00, 0x00,                    /* reserved */
+	};
+	aml_bytes(a, s5, sizeof(s5));
+
+	struct aml res = { .len = 0 };
+	res_word(&res, 2, 0, 0, 0);                             /* bus 0 */
+	aml_bytes(&res, (uint8_t[]){ 0x47, 0x01, 0xf8, 0x0c, 0xf8, 0x0c, 0x01, 0x08 }, 8);
+	res_word(&res, 1, 3, 0x0000, 0x0cf7);                   /* ports below ... */
+	res_word(&res, 1, 3, 0x0d00, 0xffff);                   /* ... and above */
+	res_dword(&res, 0, 1, (uint32_t)PCI_MMIO_BASE, (uint32_t)(PCI_MMIO_END - 1));
+	aml_bytes(&res, (uint8_t[]){ 0x79, 0x00 }, 2);        /* end tag */
+
+	struct aml buffer = { .len = 0 };
+	aml_byte(&buffer, 0x0a); /* BytePrefix: buffer size */
+	aml_byte(&buffer, (uint8_t)res.len);
+	aml_bytes(&buffer, res.buf, res.len);
+
+	struct aml dev = { .len = 0 };
+	aml_bytes(&dev, "PCI0", 4);
+	aml_name_dword(&dev, "_HID", 0x030ad041); /* EisaId ("PNP0A03") */
+	aml_bytes(&dev, (uint8_t[]){ 0x08, '_', 'U', 'I', 'D', 0x00 }, 6); /* Name (_UID, Zero) */
+	aml_bytes(&dev, (uint8_t[]){ 0x08, '_', 'C', 'R', 'S' }, 5);
+	aml_package(&dev, (const uint8_t[]){ 0x11 }, 1, &buffer); /* BufferOp */
+
+	struct aml scope = { .len = 0 };
+	aml_bytes(&scope, (uint8_t[]){ '\\', '_', 'S', 'B', '_' }, 5);
+	aml_package(&scope, (const uint8_t[]){ 0x5b, 0x82 }, 2, &dev); /* DeviceOp */
+	aml_package(a, (const uint8_t[]){ 0x10 }, 1, &scope);           /* ScopeOp */
+}
 
 static void write_madt(struct guest_mem *mem, const struct cpu_topology *topo)
 {
@@ -155,10 +247,13 @@ static void write_madt(struct guest_mem *mem, const struct cpu_topology *topo)
 
 uint64_t acpi_write_tables(struct guest_mem *mem, const struct cpu_topology *topo)
 {
-	uint8_t *dsdt = guest_mem_ptr(mem, DSDT_GPA, 36 + sizeof(dsdt_aml));
+	struct aml body = { .len = 0 };
+	build_dsdt(&body);
+	uint32_t dsdt_len = 36 + (uint32_t)body.len;
+	uint8_t *dsdt = guest_mem_ptr(mem, DSDT_GPA, dsdt_len);
 	memset(dsdt, 0, 36);
-	header((struct acpi_header *)dsdt, "DSDT", 36 + sizeof(dsdt_aml), 2);
-	memcpy(dsdt + 36, dsdt_aml, sizeof(dsdt_aml));
+	header((struct acpi_header *)dsdt, "DSDT", dsdt_len, 2);
+	memcpy(dsdt + 36, body.buf, body.len);
 	finish((struct acpi_header *)dsdt);
 
 	struct acpi_fadt *fadt = guest_mem_ptr(mem, FADT_GPA, sizeof(*fadt));

@@ -36,6 +36,14 @@ static void usage(FILE *out)
 		"                         stdin is its input, Ctrl-A x quits on a terminal)\n"
 		"  --nested               expose AMD-V/VT-x so the guest can run its own VMs\n"
 		"                         (guest RAM is then allocated up front: static memory)\n"
+		"  --disk PATH[,readonly][,serial=ID]\n"
+		"                         attach a raw disk image as virtio-blk (repeatable;\n"
+		"                         a sparse file stays thin; locked while in use)\n"
+		"  --net tap=IFNAME[,mac=MAC]\n"
+		"                         attach a virtio-net NIC to a tap device, created if\n"
+		"                         absent (repeatable; default MAC: 02:... derived from\n"
+		"                         IFNAME, stable across runs)\n"
+		"  --rng                  attach virtio-rng (host random numbers)\n"
 		"  --test-device          attach the nestvm test device (exit port 0xf4, MMIO\n"
 		"                         at 0xfe000000) used by the test guest\n"
 		"  -v, --verbose          more messages (repeat for debug)\n");
@@ -77,6 +85,9 @@ int cmd_run(int argc, char **argv)
 		{ "cores-per-socket", required_argument, NULL, 'S' },
 		{ "cpu-model", required_argument, NULL, 'M' },
 		{ "on-reboot", required_argument, NULL, 'R' },
+		{ "disk", required_argument, NULL, 'D' },
+		{ "net", required_argument, NULL, 'E' },
+		{ "rng", no_argument, NULL, 'G' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
@@ -146,6 +157,25 @@ int cmd_run(int argc, char **argv)
 				return CLI_EXIT_USAGE;
 			}
 			break;
+		case 'D':
+			if (config.ndisks == MACHINE_MAX_DISKS) {
+				log_error("--disk %s: at most %d disks", optarg, MACHINE_MAX_DISKS);
+				return CLI_EXIT_USAGE;
+			}
+			if (virtio_blk_parse(optarg, &config.disks[config.ndisks]) < 0)
+				return CLI_EXIT_USAGE;
+			config.ndisks++;
+			break;
+		case 'E':
+			if (config.nnics == MACHINE_MAX_NICS) {
+				log_error("--net %s: at most %d NICs", optarg, MACHINE_MAX_NICS);
+				return CLI_EXIT_USAGE;
+			}
+			if (virtio_net_parse(optarg, &config.nics[config.nnics]) < 0)
+				return CLI_EXIT_USAGE;
+			config.nnics++;
+			break;
+		case 'G': config.rng = true; break;
 		case 'v': log_verbosity++; break;
 		case 'h': usage(stdout); return 0;
 		default:

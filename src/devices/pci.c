@@ -2,37 +2,68 @@
 
 #include <string.h>
 
+#include "util/log.h"
+
 #define CONFIG_ADDRESS_PORT 0xcf8
 #define CONFIG_DATA_PORT    0xcfc
 #define CONFIG_ENABLE       0x80000000u
 
-/* Offsets in the configuration header. */
-#define PCI_VENDOR_ID   0x00
-#define PCI_DEVICE_ID   0x02
-#define PCI_REVISION    0x08
-#define PCI_CLASS_PROG  0x09
-#define PCI_SUBCLASS    0x0a
-#define PCI_CLASS       0x0b
-#define PCI_HEADER_TYPE 0x0e
+#define BAR_MEM_64 0x4 /* type bits of a 64-bit memory BAR */
 
 void pci_bus_init(struct pci_bus *pci)
 {
 	memset(pci, 0, sizeof(*pci));
 	pthread_mutex_init(&pci->lock, NULL);
-	uint8_t *c = pci->host_bridge.config;
+	pci->next_bar = PCI_MMIO_BASE;
+	struct pci_device *hb = &pci->host_bridge;
 	/* Red Hat's vendor ID and the "QEMU PCIe host bridge" device ID: a
 	 * generic host bridge that needs no chipset driver. */
-	c[PCI_VENDOR_ID] = 0x36, c[PCI_VENDOR_ID + 1] = 0x1b;
-	c[PCI_DEVICE_ID] = 0x08, c[PCI_DEVICE_ID + 1] = 0x00;
-	c[PCI_CLASS] = 0x06;    /* bridge */
-	c[PCI_SUBCLASS] = 0x00; /* host bridge */
-	c[PCI_HEADER_TYPE] = 0x00;
-	pci->slots[0] = &pci->host_bridge;
+	pci_put16(hb, PCI_VENDOR_ID, 0x1b36);
+	pci_put16(hb, PCI_DEVICE_ID, 0x0008);
+	hb->config[PCI_CLASS] = 0x06;    /* bridge */
+	hb->config[PCI_SUBCLASS] = 0x00; /* host bridge */
+	pci->slots[0] = hb;
 }
 
 void pci_bus_destroy(struct pci_bus *pci)
 {
 	pthread_mutex_destroy(&pci->lock);
+}
+
+uint64_t pci_bar_address(const struct pci_device *dev, int bar)
+{
+	if (bar < 0 || bar >= PCI_BARS - 1 || !dev->bar_size[bar] ||
+	    !(pci_get16(dev, PCI_COMMAND) & PCI_COMMAND_MEMORY))
+		return 0;
+	uint32_t reg = PCI_BAR0 + 4 * (uint32_t)bar;
+	return (pci_get32(dev, reg) & ~0xfULL) | (uint64_t)pci_get32(dev, reg + 4) << 32;
+}
+
+int pci_bus_add(struct pci_bus *pci, struct pci_device *dev, const char *name)
+{
+	int slot = 1;
+	while (slot < PCI_SLOTS && pci->slots[slot])
+		slot++;
+	if (slot == PCI_SLOTS) {
+		log_error("%s: no free PCI slot (at most %d devices)", name, PCI_SLOTS - 1);
+		return -1;
+	}
+	for (int bar = 0; bar < PCI_BARS; bar++) {
+		uint64_t size = dev->bar_size[bar];
+		if (!size)
+			continue;
+		/* BARs are naturally aligned. */
+		uint64_t base = (pci->next_bar + size - 1) & ~(size - 1);
+		if (base + size > PCI_MMIO_END) {
+			log_error("%s: no room left in the PCI MMIO window", name);
+			return -1;
+		}
+		pci->next_bar = base + size;
+		pci_put32(dev, PCI_BAR0 + 4 * (uint32_t)bar, (uint32_t)base | BAR_MEM_64);
+		pci_put32(dev, PCI_BAR0 + 4 * (uint32_t)bar + 4, (uint32_t)(base >> 32));
+	}
+	pci->slots[slot] = dev;
+	return slot;
 }
 
 static void address_access(void *opaque, uint64_t offset, uint8_t *data, uint32_t len,
@@ -54,6 +85,49 @@ static void address_access(void *opaque, uint64_t offset, uint8_t *data, uint32_
 	pthread_mutex_unlock(&pci->lock);
 }
 
+/* A dword write to BAR register reg: only the address bits the BAR's size
+ * leaves are writable, so that writing all ones reads back the size. */
+static void write_bar(struct pci_device *dev, uint32_t reg, uint32_t value)
+{
+	int index = (int)(reg - PCI_BAR0) / 4;
+	if (index > 0 && dev->bar_size[index - 1]) { /* upper half of a 64-bit BAR */
+		pci_put32(dev, reg, value);
+		return;
+	}
+	uint64_t size = dev->bar_size[index];
+	if (!size)
+		return; /* unused BARs read as zero */
+	pci_put32(dev, reg, (value & ~(uint32_t)(size - 1) & ~0xfu) | BAR_MEM_64);
+}
+
+static void config_write(struct pci_device *dev, uint32_t reg, const uint8_t *data, uint32_t len)
+{
+	uint32_t value = 0;
+	memcpy(&value, data, len);
+	if (reg >= 0x40) {
+		if (dev->config_write)
+			dev->config_write(dev, reg, data, len);
+		return;
+	}
+	if (!dev->bars_changed)
+		return; /* the host bridge has no writable registers */
+	bool changed = false;
+	if (reg == PCI_COMMAND && len >= 2) {
+		uint16_t keep = PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER | PCI_COMMAND_INTX_DISABLE;
+		uint16_t old = pci_get16(dev, PCI_COMMAND);
+		pci_put16(dev, PCI_COMMAND, (uint16_t)value & keep);
+		changed = (old ^ (uint16_t)value) & PCI_COMMAND_MEMORY;
+	} else if (reg >= PCI_BAR0 && reg < PCI_BAR0 + 4 * PCI_BARS && len == 4) {
+		write_bar(dev, reg, value);
+		changed = true;
+	} else if (reg == PCI_INTERRUPT_LINE) {
+		dev->config[PCI_INTERRUPT_LINE] = (uint8_t)value;
+	}
+	/* Status bits, the ROM BAR and read-only IDs ignore writes. */
+	if (changed)
+		dev->bars_changed(dev);
+}
+
 static void data_access(void *opaque, uint64_t offset, uint8_t *data, uint32_t len,
 			bool is_write)
 {
@@ -68,17 +142,44 @@ static void data_access(void *opaque, uint64_t offset, uint8_t *data, uint32_t l
 			memset(data, 0xff, len);
 	} else if (!is_write) {
 		memcpy(data, dev->config + reg, len);
-	} else if (dev->config_written) {
-		memcpy(dev->config + reg, data, len);
-		dev->config_written(dev, reg, len);
+	} else {
+		config_write(dev, reg, data, len);
 	}
-	/* The host bridge has no writable registers. */
 	pthread_mutex_unlock(&pci->lock);
 }
 
-int pci_bus_attach(struct pci_bus *pci, struct bus *pio)
+/* The BAR window: finds the device decoding addr, then lets it handle the
+ * access outside the bus lock. */
+static void window_access(void *opaque, uint64_t offset, uint8_t *data, uint32_t len,
+			  bool is_write)
 {
-	if (bus_register(pio, CONFIG_ADDRESS_PORT, 4, address_access, pci, "pci-config-address") < 0)
+	struct pci_bus *pci = opaque;
+	uint64_t addr = PCI_MMIO_BASE + offset;
+	struct pci_device *hit = NULL;
+	int hit_bar = 0;
+	uint64_t hit_off = 0;
+	pthread_mutex_lock(&pci->lock);
+	for (int s = 1; s < PCI_SLOTS && !hit; s++) {
+		struct pci_device *dev = pci->slots[s];
+		for (int bar = 0; dev && bar < PCI_BARS && !hit; bar++) {
+			uint64_t base = pci_bar_address(dev, bar), size = dev->bar_size[bar];
+			if (base && addr >= base && addr - base < size && len <= size - (addr - base)) {
+				hit = dev, hit_bar = bar, hit_off = addr - base;
+			}
+		}
+	}
+	pthread_mutex_unlock(&pci->lock);
+	if (hit && hit->bar_access)
+		hit->bar_access(hit, hit_bar, hit_off, data, len, is_write);
+	else if (!is_write)
+		memset(data, 0xff, len);
+}
+
+int pci_bus_attach(struct pci_bus *pci, struct bus *pio, struct bus *mmio)
+{
+	if (bus_register(pio, CONFIG_ADDRESS_PORT, 4, address_access, pci, "pci-config-address") < 0 ||
+	    bus_register(pio, CONFIG_DATA_PORT, 4, data_access, pci, "pci-config-data") < 0)
 		return -1;
-	return bus_register(pio, CONFIG_DATA_PORT, 4, data_access, pci, "pci-config-data");
+	return bus_register(mmio, PCI_MMIO_BASE, PCI_MMIO_END - PCI_MMIO_BASE, window_access, pci,
+			    "pci-mmio-window");
 }

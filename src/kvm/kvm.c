@@ -108,6 +108,8 @@ struct kvm_cpuid2 *kvm_host_supported_cpuid(struct kvm_host *host)
 int kvm_guest_create(struct kvm_host *host, struct kvm_guest *guest)
 {
 	guest->host = host;
+	pthread_mutex_init(&guest->route_lock, NULL);
+	guest->msi_count = 0;
 	guest->fd = ioctl(host->fd, KVM_CREATE_VM, 0);
 	if (guest->fd < 0) {
 		log_error("KVM_CREATE_VM: %s", strerror(errno));
@@ -121,6 +123,7 @@ void kvm_guest_close(struct kvm_guest *guest)
 	if (guest->fd >= 0)
 		close(guest->fd);
 	guest->fd = -1;
+	pthread_mutex_destroy(&guest->route_lock);
 }
 
 int kvm_guest_set_memory(struct kvm_guest *guest, uint32_t slot, uint64_t gpa,
@@ -159,10 +162,13 @@ int kvm_guest_create_pit(struct kvm_guest *guest)
 	return 0;
 }
 
-int kvm_guest_set_pc_irq_routing(struct kvm_guest *guest)
+/* Rebuilds the whole GSI routing table: KVM_SET_GSI_ROUTING replaces it, so
+ * the PC routes are repeated next to every MSI route. Caller holds
+ * route_lock. */
+static int apply_routes(struct kvm_guest *guest)
 {
 	enum { IOAPIC_PINS = 24, PIC_PINS = 16 };
-	struct kvm_irq_routing *r = calloc(1, sizeof(*r) + (IOAPIC_PINS + PIC_PINS) *
+	struct kvm_irq_routing *r = calloc(1, sizeof(*r) + (IOAPIC_PINS + PIC_PINS + KVM_MAX_MSI_ROUTES) *
 							  sizeof(struct kvm_irq_routing_entry));
 	if (!r) {
 		log_error("out of memory for IRQ routing");
@@ -184,10 +190,84 @@ int kvm_guest_set_pc_irq_routing(struct kvm_guest *guest)
 		e->u.irqchip.irqchip = KVM_IRQCHIP_IOAPIC;
 		e->u.irqchip.pin = gsi == 0 ? 2 : gsi;
 	}
+	for (uint32_t i = 0; i < guest->msi_count; i++) {
+		if (!guest->msi[i].valid)
+			continue;
+		struct kvm_irq_routing_entry *e = &r->entries[r->nr++];
+		e->gsi = KVM_FIRST_MSI_GSI + i;
+		e->type = KVM_IRQ_ROUTING_MSI;
+		e->u.msi.address_lo = (uint32_t)guest->msi[i].address;
+		e->u.msi.address_hi = (uint32_t)(guest->msi[i].address >> 32);
+		e->u.msi.data = guest->msi[i].data;
+	}
 	int ret = ioctl(guest->fd, KVM_SET_GSI_ROUTING, r);
 	free(r);
 	if (ret < 0) {
 		log_error("KVM_SET_GSI_ROUTING: %s", strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+int kvm_guest_set_pc_irq_routing(struct kvm_guest *guest)
+{
+	pthread_mutex_lock(&guest->route_lock);
+	int r = apply_routes(guest);
+	pthread_mutex_unlock(&guest->route_lock);
+	return r;
+}
+
+int kvm_guest_alloc_msi_gsi(struct kvm_guest *guest)
+{
+	pthread_mutex_lock(&guest->route_lock);
+	int gsi = -1;
+	if (guest->msi_count < KVM_MAX_MSI_ROUTES)
+		gsi = (int)(KVM_FIRST_MSI_GSI + guest->msi_count++);
+	else
+		log_error("out of MSI interrupt routes (%d)", KVM_MAX_MSI_ROUTES);
+	pthread_mutex_unlock(&guest->route_lock);
+	return gsi;
+}
+
+int kvm_guest_set_msi_route(struct kvm_guest *guest, int gsi, bool valid, uint64_t address,
+			    uint32_t data)
+{
+	uint32_t i = (uint32_t)gsi - KVM_FIRST_MSI_GSI;
+	pthread_mutex_lock(&guest->route_lock);
+	int r = 0;
+	if (gsi < KVM_FIRST_MSI_GSI || i >= guest->msi_count) {
+		r = -1;
+	} else if (guest->msi[i].valid != valid || guest->msi[i].address != address ||
+		   guest->msi[i].data != data) {
+		guest->msi[i].valid = valid;
+		guest->msi[i].address = address;
+		guest->msi[i].data = data;
+		r = apply_routes(guest);
+	}
+	pthread_mutex_unlock(&guest->route_lock);
+	return r;
+}
+
+int kvm_guest_irqfd(struct kvm_guest *guest, int gsi, int fd, bool assign)
+{
+	struct kvm_irqfd req = { .fd = (uint32_t)fd, .gsi = (uint32_t)gsi,
+				 .flags = assign ? 0 : KVM_IRQFD_FLAG_DEASSIGN };
+	if (ioctl(guest->fd, KVM_IRQFD, &req) < 0) {
+		log_error("KVM_IRQFD (GSI %d): %s", gsi, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+int kvm_guest_mmio_eventfd(struct kvm_guest *guest, uint64_t addr, int fd, bool assign)
+{
+	/* Length 0 matches writes of any size (KVM_CAP_IOEVENTFD_ANY_LENGTH);
+	 * without it, drivers' 16-bit notify writes are what we match. */
+	uint32_t len = kvm_host_cap(guest->host, KVM_CAP_IOEVENTFD_ANY_LENGTH) ? 0 : 2;
+	struct kvm_ioeventfd req = { .addr = addr, .len = len, .fd = fd,
+				     .flags = assign ? 0 : KVM_IOEVENTFD_FLAG_DEASSIGN };
+	if (ioctl(guest->fd, KVM_IOEVENTFD, &req) < 0) {
+		log_error("KVM_IOEVENTFD at 0x%llx: %s", (unsigned long long)addr, strerror(errno));
 		return -1;
 	}
 	return 0;

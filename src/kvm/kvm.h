@@ -5,6 +5,8 @@
 #define NESTVM_KVM_KVM_H
 
 #include <linux/kvm.h>
+#include <pthread.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -14,9 +16,23 @@ struct kvm_host {
 	int max_vcpus;        /* KVM_CAP_MAX_VCPUS (or NR_VCPUS on old kernels) */
 };
 
+/* GSIs from 24 up carry MSIs: each device vector gets one, routed to the
+ * address and data the guest programmed. */
+#define KVM_FIRST_MSI_GSI  24
+#define KVM_MAX_MSI_ROUTES 256
+
+struct kvm_msi_route {
+	bool valid;
+	uint64_t address;
+	uint32_t data;
+};
+
 struct kvm_guest {
 	int fd;
 	struct kvm_host *host;
+	pthread_mutex_t route_lock; /* MSI routes change from vCPU threads */
+	uint32_t msi_count;
+	struct kvm_msi_route msi[KVM_MAX_MSI_ROUTES];
 };
 
 struct kvm_cpu {
@@ -46,6 +62,16 @@ int kvm_guest_create_pit(struct kvm_guest *guest);
 /* Routes GSIs as on a PC: 0-15 to the 8259 PICs, 0-23 to the IOAPIC, with
  * the PIT's GSI 0 on IOAPIC pin 2 (the MADT's override says so). */
 int kvm_guest_set_pc_irq_routing(struct kvm_guest *guest);
+/* A GSI for one MSI vector, and its route (valid false: not routed, the
+ * vector is masked or unprogrammed). */
+int kvm_guest_alloc_msi_gsi(struct kvm_guest *guest);
+int kvm_guest_set_msi_route(struct kvm_guest *guest, int gsi, bool valid, uint64_t address,
+			    uint32_t data);
+/* Binds (or unbinds) an eventfd: a write to it raises the GSI in KVM. */
+int kvm_guest_irqfd(struct kvm_guest *guest, int gsi, int fd, bool assign);
+/* Binds (or unbinds) an eventfd that KVM signals, without an exit to us,
+ * when the guest writes to the MMIO address. */
+int kvm_guest_mmio_eventfd(struct kvm_guest *guest, uint64_t addr, int fd, bool assign);
 /* Drives an interrupt line of the in-kernel PIC and IOAPIC. */
 int kvm_guest_irq_line(struct kvm_guest *guest, uint32_t irq, int level);
 

@@ -1,7 +1,7 @@
 #!/bin/busybox sh
 # PID 1 of the lab host: nestvm labhost packs this script into the
 # initramfs it builds (src/labhost/initramfs.c). It loads the virtio, 9p and
-# KVM modules, mounts the machine's own root read-only with the shared
+# KVM modules (and tun and bridge for guest networks), mounts the machine's own root read-only with the shared
 # directory writable over it, runs the job, and reports the job's exit
 # status through the private control share before powering off.
 /bin/busybox --install -s /bin

@@ -19,7 +19,7 @@ extern const char labhost_init_script[];
 /* Modules the init script loads, in this order, each after its
  * dependencies. kvm_amd and kvm_intel are loaded by the script itself with
  * nested=1, whichever matches the CPU; their dependencies come first. */
-static const char *const wanted_modules[] = { "virtio_pci", "9pnet_virtio", "9p",
+static const char *const wanted_modules[] = { "virtio_pci", "9pnet_virtio", "9p", "tun", "bridge",
 					      "kvm_amd", "kvm_intel" };
 
 #define MAX_MODULES 64

@@ -75,6 +75,89 @@ static void set_irq(void *ctx, int irq, int level)
 	kvm_guest_irq_line(&m->kvm, (uint32_t)irq, level);
 }
 
+/* virtio devices, in PCI slot order: disks, NICs, then the RNG. */
+static int create_virtio_devices(struct machine *m)
+{
+	const struct machine_config *config = &m->config;
+	for (int i = 0; i < config->ndisks; i++) {
+		struct virtio_blk *blk = calloc(1, sizeof(*blk));
+		if (!blk) {
+			log_error("out of memory for a disk");
+			return -1;
+		}
+		blk->fd = -1;
+		m->disks[i] = blk;
+		if (virtio_blk_open(blk, &config->disks[i]) < 0 ||
+		    virtio_blk_attach(blk, &m->kvm, &m->mem, &m->pci) < 0)
+			return -1;
+	}
+	for (int i = 0; i < config->nnics; i++) {
+		struct virtio_net *net = calloc(1, sizeof(*net));
+		if (!net) {
+			log_error("out of memory for a NIC");
+			return -1;
+		}
+		net->tap_fd = -1;
+		m->nics[i] = net;
+		if (virtio_net_open(net, &config->nics[i]) < 0 ||
+		    virtio_net_attach(net, &m->kvm, &m->mem, &m->pci) < 0)
+			return -1;
+	}
+	if (config->rng) {
+		m->rng = calloc(1, sizeof(*m->rng));
+		if (!m->rng) {
+			log_error("out of memory for the RNG");
+			return -1;
+		}
+		if (virtio_rng_attach(m->rng, &m->kvm, &m->mem, &m->pci) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* Calls fn on every virtio transport the machine has set up. */
+static void for_each_virtio(struct machine *m, void (*fn)(struct virtio_dev *))
+{
+	for (int i = 0; i < MACHINE_MAX_DISKS; i++)
+		if (m->disks[i] && m->disks[i]->vdev.ops)
+			fn(&m->disks[i]->vdev);
+	for (int i = 0; i < MACHINE_MAX_NICS; i++)
+		if (m->nics[i] && m->nics[i]->vdev.ops)
+			fn(&m->nics[i]->vdev);
+	if (m->rng && m->rng->vdev.ops)
+		fn(&m->rng->vdev);
+}
+
+static int start_virtio(struct machine *m)
+{
+	for (int i = 0; i < m->config.ndisks; i++)
+		if (virtio_pci_start(&m->disks[i]->vdev) < 0)
+			return -1;
+	for (int i = 0; i < m->config.nnics; i++)
+		if (virtio_pci_start(&m->nics[i]->vdev) < 0)
+			return -1;
+	return m->rng ? virtio_pci_start(&m->rng->vdev) : 0;
+}
+
+static void destroy_virtio(struct machine *m)
+{
+	for_each_virtio(m, virtio_pci_destroy);
+	for (int i = 0; i < MACHINE_MAX_DISKS; i++) {
+		if (m->disks[i])
+			virtio_blk_close(m->disks[i]);
+		free(m->disks[i]);
+		m->disks[i] = NULL;
+	}
+	for (int i = 0; i < MACHINE_MAX_NICS; i++) {
+		if (m->nics[i])
+			virtio_net_close(m->nics[i]);
+		free(m->nics[i]);
+		m->nics[i] = NULL;
+	}
+	free(m->rng);
+	m->rng = NULL;
+}
+
 static int create_devices(struct machine *m)
 {
 	bus_init(&m->pio, "port");
@@ -83,7 +166,7 @@ static int create_devices(struct machine *m)
 	acpi_pm_init(&m->pm, ACPI_S5_SLP_TYP, pm_event, m);
 	rtc_init(&m->rtc);
 	pci_bus_init(&m->pci);
-	if (pci_bus_attach(&m->pci, &m->pio) < 0 ||
+	if (pci_bus_attach(&m->pci, &m->pio, &m->mmio) < 0 ||
 	    serial8250_attach(&m->com1, &m->pio, SERIAL_COM1_BASE) < 0 || acpi_pm_attach(&m->pm, &m->pio) < 0 || i8042_attach(&m->kbc, &m->pio, kbc_reset, m) < 0 ||
 	    rtc_attach(&m->rtc, &m->pio) < 0)
 		return -1;
@@ -92,7 +175,7 @@ static int create_devices(struct machine *m)
 		if (testdev_attach(&m->testdev, &m->pio, &m->mmio) < 0)
 			return -1;
 	}
-	return 0;
+	return create_virtio_devices(m);
 }
 
 /* vCPUs from the CPUID table the model and nesting choice give. */
@@ -239,7 +322,9 @@ int machine_run(struct machine *m)
 		return MACHINE_EXIT_ERROR;
 	}
 
-	for (int i = 0; i < m->config.ncpus; i++) {
+	if (start_virtio(m) < 0)
+		machine_request_stop(m, MACHINE_EXIT_ERROR);
+	for (int i = 0; i < m->config.ncpus && !atomic_load(&m->stopping); i++) {
 		struct vcpu *v = &m->vcpus[i];
 		int e = pthread_create(&v->thread, NULL, vcpu_thread, v);
 		if (e) {
@@ -297,6 +382,7 @@ void machine_destroy(struct machine *m)
 		free(m->vcpus);
 		m->vcpus = NULL;
 	}
+	destroy_virtio(m);
 	if (m->config.test_device)
 		testdev_destroy(&m->testdev);
 	serial8250_destroy(&m->com1);

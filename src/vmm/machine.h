@@ -19,12 +19,18 @@
 #include "kvm/cpuid.h"
 #include "kvm/kvm.h"
 #include "nested/nested.h"
+#include "virtio/blk.h"
+#include "virtio/net.h"
+#include "virtio/rng.h"
 #include "vmm/console.h"
 #include "vmm/guest_mem.h"
 
 /* Exit status when nestvm ends a VM because of an error (triple fault,
  * unhandled exit, KVM failure). */
 #define MACHINE_EXIT_ERROR 1
+
+#define MACHINE_MAX_DISKS 16
+#define MACHINE_MAX_NICS  8
 
 struct machine_config {
 	uint64_t ram_size;
@@ -38,6 +44,10 @@ struct machine_config {
 	int console_in_fd; /* COM1 input; -1 for none */
 	bool test_device;  /* attach devices/testdev */
 	bool nested;       /* expose AMD-V/VT-x; implies static memory */
+	int ndisks, nnics;
+	struct virtio_blk_options disks[MACHINE_MAX_DISKS];
+	struct virtio_net_options nics[MACHINE_MAX_NICS];
+	bool rng;          /* attach virtio-rng */
 };
 
 struct machine;
@@ -62,6 +72,9 @@ struct machine {
 	struct pci_bus pci;
 	struct rtc rtc;
 	struct testdev testdev;
+	struct virtio_blk *disks[MACHINE_MAX_DISKS];
+	struct virtio_net *nics[MACHINE_MAX_NICS];
+	struct virtio_rng *rng;
 	struct console console;
 	struct cpu_topology topo;
 	struct nested_support nested;

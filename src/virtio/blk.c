@@ -1,0 +1,390 @@
+#define _GNU_SOURCE
+#include "virtio/blk.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <linux/fs.h>
+
+#include "util/log.h"
+
+#define VIRTIO_ID_BLOCK 2
+
+#define VIRTIO_BLK_F_SEG_MAX      (1ULL << 2)
+#define VIRTIO_BLK_F_RO           (1ULL << 5)
+#define VIRTIO_BLK_F_FLUSH        (1ULL << 9)
+#define VIRTIO_BLK_F_DISCARD      (1ULL << 13)
+#define VIRTIO_BLK_F_WRITE_ZEROES (1ULL << 14)
+
+#define VIRTIO_BLK_T_IN           0
+#define VIRTIO_BLK_T_OUT          1
+#define VIRTIO_BLK_T_FLUSH        4
+#define VIRTIO_BLK_T_GET_ID       8
+#define VIRTIO_BLK_T_DISCARD      11
+#define VIRTIO_BLK_T_WRITE_ZEROES 13
+
+#define VIRTIO_BLK_S_OK     0
+#define VIRTIO_BLK_S_IOERR  1
+#define VIRTIO_BLK_S_UNSUPP 2
+
+#define SECTOR 512
+#define SEG_MAX 254                  /* data buffers per request */
+#define MAX_ZERO_SECTORS (1u << 22)  /* 2 GiB per discard/write-zeroes */
+
+struct __attribute__((packed)) blk_config {
+	uint64_t capacity;
+	uint32_t size_max, seg_max;
+	uint16_t cylinders;
+	uint8_t heads, sectors;
+	uint32_t blk_size;
+	uint8_t physical_block_exp, alignment_offset;
+	uint16_t min_io_size;
+	uint32_t opt_io_size;
+	uint8_t writeback, unused0;
+	uint16_t num_queues;
+	uint32_t max_discard_sectors, max_discard_seg, discard_sector_alignment;
+	uint32_t max_write_zeroes_sectors, max_write_zeroes_seg;
+	uint8_t write_zeroes_may_unmap, unused1[3];
+};
+_Static_assert(sizeof(struct blk_config) == 60, "virtio_blk_config layout");
+
+struct __attribute__((packed)) blk_req_header {
+	uint32_t type, reserved;
+	uint64_t sector;
+};
+
+struct __attribute__((packed)) blk_zero_segment {
+	uint64_t sector;
+	uint32_t num_sectors, flags;
+};
+
+int virtio_blk_parse(const char *spec, struct virtio_blk_options *opt)
+{
+	memset(opt, 0, sizeof(*opt));
+	char *copy = strdup(spec);
+	if (!copy) {
+		log_error("--disk: out of memory");
+		return -1;
+	}
+	int r = 0;
+	char *save = NULL;
+	char *path = strtok_r(copy, ",", &save);
+	if (!path || !*path || spec[0] == ',') {
+		log_error("--disk %s: expected PATH[,readonly][,serial=ID]", spec);
+		r = -1;
+	} else if (strlen(path) >= sizeof(opt->path)) {
+		log_error("--disk %s: path too long", spec);
+		r = -1;
+	} else {
+		strcpy(opt->path, path);
+	}
+	for (char *o; r == 0 && (o = strtok_r(NULL, ",", &save));) {
+		if (!strcmp(o, "readonly") || !strcmp(o, "ro")) {
+			opt->readonly = true;
+		} else if (!strncmp(o, "serial=", 7)) {
+			if (strlen(o + 7) > VIRTIO_BLK_ID_BYTES) {
+				log_error("--disk %s: serial is longer than %d characters", spec,
+					  VIRTIO_BLK_ID_BYTES);
+				r = -1;
+			} else {
+				strcpy(opt->serial, o + 7);
+			}
+		} else {
+			log_error("--disk %s: unknown option '%s' (expected readonly or serial=ID)",
+				  spec, o);
+			r = -1;
+		}
+	}
+	free(copy);
+	return r;
+}
+
+int virtio_blk_open(struct virtio_blk *blk, const struct virtio_blk_options *opt)
+{
+	blk->opt = *opt;
+	blk->fd = -1;
+	const char *path = opt->path;
+	snprintf(blk->name, sizeof(blk->name), "--disk %s", path);
+	struct stat st;
+	if (stat(path, &st) < 0) {
+		log_error("--disk %s: %s", path, errno == ENOENT ? "no such file" : strerror(errno));
+		return -1;
+	}
+	if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode)) {
+		log_error("--disk %s: not a regular file or block device", path);
+		return -1;
+	}
+	/* Root could write a file whose mode says read-only; respect the mode
+	 * anyway, as the owner meant it. */
+	bool file_ro = !(st.st_mode & (S_IWUSR | S_IWGRP | S_IWOTH));
+	if (!opt->readonly && file_ro) {
+		log_error("--disk %s: the image is read-only; add ,readonly to attach it so", path);
+		return -1;
+	}
+	blk->fd = open(path, (opt->readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+	if (blk->fd < 0) {
+		int e = errno;
+		if (!opt->readonly && (e == EACCES || e == EROFS || e == EPERM) &&
+		    access(path, R_OK) == 0)
+			log_error("--disk %s: cannot open it for writing (%s); add ,readonly to "
+				  "attach it read-only", path, strerror(e));
+		else
+			log_error("--disk %s: %s", path, e == EACCES ? "permission denied" : strerror(e));
+		return -1;
+	}
+	/* Two VMs writing one image corrupt it: take the image like QEMU does,
+	 * shared for readers, exclusive for a writer. */
+	if (flock(blk->fd, (opt->readonly ? LOCK_SH : LOCK_EX) | LOCK_NB) < 0) {
+		log_error("--disk %s: the image is in use by another process (%s)", path,
+			  errno == EWOULDBLOCK ? "locked" : strerror(errno));
+		goto fail;
+	}
+	uint64_t bytes = (uint64_t)st.st_size;
+	if (S_ISBLK(st.st_mode) && ioctl(blk->fd, BLKGETSIZE64, &bytes) < 0) {
+		log_error("--disk %s: cannot read the device size: %s", path, strerror(errno));
+		goto fail;
+	}
+	if (bytes % SECTOR)
+		log_warn("--disk %s: size is not a multiple of %d bytes; the last %" PRIu64
+			 " bytes are not visible to the guest", path, SECTOR, bytes % SECTOR);
+	blk->sectors = bytes / SECTOR;
+	return 0;
+fail:
+	close(blk->fd);
+	blk->fd = -1;
+	return -1;
+}
+
+void virtio_blk_close(struct virtio_blk *blk)
+{
+	if (blk->fd >= 0)
+		close(blk->fd);
+	blk->fd = -1;
+}
+
+/* Takes len bytes after skip from a chain's buffers into out[]. */
+static unsigned iov_slice(const struct iovec *iov, unsigned n, uint64_t skip, uint64_t len,
+			  struct iovec *out)
+{
+	unsigned k = 0;
+	for (unsigned i = 0; i < n && len; i++) {
+		if (skip >= iov[i].iov_len) {
+			skip -= iov[i].iov_len;
+			continue;
+		}
+		size_t take = iov[i].iov_len - skip;
+		if (take > len)
+			take = len;
+		out[k].iov_base = (uint8_t *)iov[i].iov_base + skip;
+		out[k].iov_len = take;
+		k++;
+		len -= take;
+		skip = 0;
+	}
+	return k;
+}
+
+/* Whole-vector I/O at off, retrying short transfers; reads past the end of
+ * the file see zeros. */
+static int rw_all(int fd, struct iovec *iov, unsigned n, uint64_t off, bool write)
+{
+	while (n) {
+		ssize_t r = write ? pwritev(fd, iov, (int)n, (off_t)off) : preadv(fd, iov, (int)n, (off_t)off);
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		if (r == 0) {
+			if (write)
+				return -1;
+			for (unsigned i = 0; i < n; i++)
+				memset(iov[i].iov_base, 0, iov[i].iov_len);
+			return 0;
+		}
+		off += (uint64_t)r;
+		while (n && (size_t)r >= iov->iov_len) {
+			r -= (ssize_t)iov->iov_len;
+			iov++, n--;
+		}
+		if (n) {
+			iov->iov_base = (uint8_t *)iov->iov_base + r;
+			iov->iov_len -= (size_t)r;
+		}
+	}
+	return 0;
+}
+
+static bool in_range(const struct virtio_blk *blk, uint64_t sector, uint64_t bytes)
+{
+	uint64_t count = (bytes + SECTOR - 1) / SECTOR;
+	return sector <= blk->sectors && count <= blk->sectors - sector;
+}
+
+/* Zeroes a range by punching a hole (the disk stays thin); where the file
+ * system cannot, by writing zeros. */
+static int zero_range(struct virtio_blk *blk, uint64_t off, uint64_t len, bool may_write)
+{
+	if (fallocate(blk->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off, (off_t)len) == 0)
+		return 0;
+	if (!may_write)
+		return errno == EOPNOTSUPP ? 0 : -1; /* a discard is only a hint */
+	static const uint8_t zeros[65536];
+	while (len) {
+		size_t n = len < sizeof(zeros) ? (size_t)len : sizeof(zeros);
+		ssize_t w = pwrite(blk->fd, zeros, n, (off_t)off);
+		if (w <= 0) {
+			if (w < 0 && errno == EINTR)
+				continue;
+			return -1;
+		}
+		off += (uint64_t)w, len -= (uint64_t)w;
+	}
+	return 0;
+}
+
+static uint8_t zero_segments(struct virtio_blk *blk, const struct iovec *out, unsigned n_out,
+			     uint64_t data_len, bool write_zeroes)
+{
+	if (blk->opt.readonly)
+		return VIRTIO_BLK_S_IOERR;
+	if (data_len == 0 || data_len % sizeof(struct blk_zero_segment))
+		return VIRTIO_BLK_S_IOERR;
+	uint64_t count = data_len / sizeof(struct blk_zero_segment);
+	if (count > 1)
+		return VIRTIO_BLK_S_UNSUPP; /* we advertise one segment per request */
+	struct blk_zero_segment seg;
+	iov_to_buf(out, n_out, sizeof(struct blk_req_header), &seg, sizeof(seg));
+	if ((seg.flags & ~1u) || seg.num_sectors > MAX_ZERO_SECTORS ||
+	    !in_range(blk, seg.sector, (uint64_t)seg.num_sectors * SECTOR))
+		return VIRTIO_BLK_S_IOERR;
+	return zero_range(blk, seg.sector * SECTOR, (uint64_t)seg.num_sectors * SECTOR, write_zeroes) == 0
+		       ? VIRTIO_BLK_S_OK : VIRTIO_BLK_S_IOERR;
+}
+
+uint32_t virtio_blk_request(struct virtio_blk *blk, const struct virtq_chain *c)
+{
+	const struct iovec *out = c->iov, *in = c->iov + c->n_out;
+	struct blk_req_header h;
+	/* A request needs its header and a status byte to answer in. */
+	if (c->out_len < sizeof(h) || c->in_len < 1)
+		return 0;
+	iov_to_buf(out, c->n_out, 0, &h, sizeof(h));
+	uint64_t out_data = c->out_len - sizeof(h), in_data = c->in_len - 1;
+	struct iovec data[VIRTQ_MAX_IOV];
+	uint8_t status = VIRTIO_BLK_S_OK;
+	uint32_t written = 0;
+	switch (h.type) {
+	case VIRTIO_BLK_T_IN: {
+		if (out_data || in_data % SECTOR || !in_range(blk, h.sector, in_data)) {
+			status = VIRTIO_BLK_S_IOERR;
+			break;
+		}
+		unsigned n = iov_slice(in, c->n_in, 0, in_data, data);
+		if (rw_all(blk->fd, data, n, h.sector * SECTOR, false) < 0)
+			status = VIRTIO_BLK_S_IOERR;
+		else
+			written = (uint32_t)in_data;
+		break;
+	}
+	case VIRTIO_BLK_T_OUT: {
+		if (blk->opt.readonly || in_data || out_data % SECTOR ||
+		    !in_range(blk, h.sector, out_data)) {
+			status = VIRTIO_BLK_S_IOERR;
+			break;
+		}
+		unsigned n = iov_slice(out, c->n_out, sizeof(h), out_data, data);
+		if (rw_all(blk->fd, data, n, h.sector * SECTOR, true) < 0)
+			status = VIRTIO_BLK_S_IOERR;
+		break;
+	}
+	case VIRTIO_BLK_T_FLUSH:
+		if (!blk->opt.readonly && fdatasync(blk->fd) < 0) {
+			log_warn("%s: flush failed: %s", blk->name, strerror(errno));
+			status = VIRTIO_BLK_S_IOERR;
+		}
+		break;
+	case VIRTIO_BLK_T_GET_ID: {
+		char id[VIRTIO_BLK_ID_BYTES] = { 0 };
+		memcpy(id, blk->opt.serial, strnlen(blk->opt.serial, sizeof(id)));
+		unsigned n = iov_slice(in, c->n_in, 0, in_data, data);
+		written = (uint32_t)buf_to_iov(data, n, 0, id, sizeof(id));
+		break;
+	}
+	case VIRTIO_BLK_T_DISCARD:
+		status = zero_segments(blk, out, c->n_out, out_data, false);
+		break;
+	case VIRTIO_BLK_T_WRITE_ZEROES:
+		status = zero_segments(blk, out, c->n_out, out_data, true);
+		break;
+	default:
+		status = VIRTIO_BLK_S_UNSUPP;
+	}
+	/* The status is the last byte of the writable part. */
+	buf_to_iov(in, c->n_in, in_data, &status, 1);
+	return written + 1;
+}
+
+static void queue_notify(struct virtio_dev *vd, unsigned q)
+{
+	struct virtio_blk *blk = vd->opaque;
+	struct virtq *vq = &vd->queues[q].vq;
+	do {
+		int r;
+		while ((r = virtq_pop(vq, &blk->chain)) == 1)
+			virtq_push(vq, blk->chain.head, virtio_blk_request(blk, &blk->chain));
+		virtio_queue_interrupt(vd, q);
+		if (r < 0) {
+			virtio_needs_reset(vd);
+			return;
+		}
+	} while (virtq_arm_notify(vq));
+}
+
+static void read_config(struct virtio_dev *vd, uint32_t off, uint8_t *data, uint32_t len)
+{
+	struct virtio_blk *blk = vd->opaque;
+	struct blk_config c = {
+		.capacity = blk->sectors,
+		.seg_max = SEG_MAX,
+		.num_queues = 1,
+		.max_discard_sectors = MAX_ZERO_SECTORS,
+		.max_discard_seg = 1,
+		.discard_sector_alignment = 4096 / SECTOR,
+		.max_write_zeroes_sectors = MAX_ZERO_SECTORS,
+		.max_write_zeroes_seg = 1,
+		.write_zeroes_may_unmap = 1,
+	};
+	memcpy(data, (uint8_t *)&c + off, len);
+}
+
+static const struct virtio_dev_ops blk_ops = {
+	.read_config = read_config,
+	.queue_notify = queue_notify,
+};
+
+int virtio_blk_attach(struct virtio_blk *blk, struct kvm_guest *kvm, const struct guest_mem *mem,
+		      struct pci_bus *pci)
+{
+	struct virtio_dev *vd = &blk->vdev;
+	vd->name = blk->name;
+	vd->device_type = VIRTIO_ID_BLOCK;
+	vd->pci_class = 0x018000; /* mass storage, other */
+	vd->features = VIRTIO_F_VERSION_1 | VIRTIO_F_RING_INDIRECT_DESC | VIRTIO_F_RING_EVENT_IDX |
+		       VIRTIO_BLK_F_SEG_MAX | VIRTIO_BLK_F_FLUSH |
+		       (blk->opt.readonly ? VIRTIO_BLK_F_RO
+					  : VIRTIO_BLK_F_DISCARD | VIRTIO_BLK_F_WRITE_ZEROES);
+	vd->config_len = sizeof(struct blk_config);
+	vd->num_queues = 1;
+	vd->queue_max = VIRTQ_MAX_SIZE;
+	vd->ops = &blk_ops;
+	vd->opaque = blk;
+	return virtio_pci_init(vd, kvm, mem, pci);
+}

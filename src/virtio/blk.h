@@ -1,0 +1,43 @@
+/* virtio-blk (5.2) on a raw image file. A sparse image is a thin disk and
+ * stays thin: discard and write-zeroes punch holes. Flush returns only once
+ * the data is on stable storage (fdatasync). */
+#ifndef NESTVM_VIRTIO_BLK_H
+#define NESTVM_VIRTIO_BLK_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "virtio/virtio_pci.h"
+
+#define VIRTIO_BLK_ID_BYTES 20
+
+struct virtio_blk_options {
+	char path[4096];
+	bool readonly;
+	char serial[VIRTIO_BLK_ID_BYTES + 1];
+};
+
+struct virtio_blk {
+	struct virtio_dev vdev;
+	struct virtio_blk_options opt;
+	char name[sizeof(((struct virtio_blk_options *)0)->path) + 16];
+	int fd;
+	uint64_t sectors;
+	struct virtq_chain chain;
+};
+
+/* Parses "PATH[,readonly][,serial=ID]"; prints the error itself. */
+int virtio_blk_parse(const char *spec, struct virtio_blk_options *opt);
+/* Opens and locks the image, prints a one-line error on failure. */
+int virtio_blk_open(struct virtio_blk *blk, const struct virtio_blk_options *opt);
+void virtio_blk_close(struct virtio_blk *blk);
+/* Puts the opened disk on the PCI bus. */
+int virtio_blk_attach(struct virtio_blk *blk, struct kvm_guest *kvm, const struct guest_mem *mem,
+		      struct pci_bus *pci);
+
+/* Executes one request; returns the bytes written into the chain (status
+ * byte included), and 0 for a chain too malformed to carry a status. Used
+ * by the queue handler and by unit tests. */
+uint32_t virtio_blk_request(struct virtio_blk *blk, const struct virtq_chain *chain);
+
+#endif

@@ -1,0 +1,310 @@
+#define _GNU_SOURCE
+#include "virtio/net.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+#include <linux/if_tun.h>
+
+#include "util/log.h"
+
+#define VIRTIO_ID_NET 1
+
+#define VIRTIO_NET_F_CSUM       (1ULL << 0)
+#define VIRTIO_NET_F_GUEST_CSUM (1ULL << 1)
+#define VIRTIO_NET_F_MAC        (1ULL << 5)
+#define VIRTIO_NET_F_GUEST_TSO4 (1ULL << 7)
+#define VIRTIO_NET_F_GUEST_TSO6 (1ULL << 8)
+#define VIRTIO_NET_F_GUEST_ECN  (1ULL << 9)
+#define VIRTIO_NET_F_HOST_TSO4  (1ULL << 11)
+#define VIRTIO_NET_F_HOST_TSO6  (1ULL << 12)
+#define VIRTIO_NET_F_HOST_ECN   (1ULL << 13)
+
+/* struct virtio_net_hdr with num_buffers: its size once VERSION_1 is
+ * negotiated, whatever else is. */
+#define NET_HDR_LEN 12
+#define NUM_BUFFERS_OFFSET 10
+
+enum { RXQ = 0, TXQ = 1 };
+
+static int parse_mac(const char *text, uint8_t mac[6])
+{
+	unsigned b[6];
+	char end;
+	if (sscanf(text, "%2x:%2x:%2x:%2x:%2x:%2x%c", &b[0], &b[1], &b[2], &b[3], &b[4], &b[5],
+		   &end) != 6 || strlen(text) != 17)
+		return -1;
+	for (int i = 0; i < 6; i++)
+		mac[i] = (uint8_t)b[i];
+	return 0;
+}
+
+int virtio_net_parse(const char *spec, struct virtio_net_options *opt)
+{
+	memset(opt, 0, sizeof(*opt));
+	char *copy = strdup(spec);
+	if (!copy) {
+		log_error("--net: out of memory");
+		return -1;
+	}
+	int r = 0;
+	char *save = NULL;
+	for (char *o = strtok_r(copy, ",", &save); o && r == 0; o = strtok_r(NULL, ",", &save)) {
+		if (!strncmp(o, "tap=", 4)) {
+			if (!o[4] || strlen(o + 4) >= IFNAMSIZ || strchr(o + 4, '/')) {
+				log_error("--net %s: tap name must be 1 to %d characters without '/'",
+					  spec, IFNAMSIZ - 1);
+				r = -1;
+			} else {
+				strcpy(opt->ifname, o + 4);
+			}
+		} else if (!strncmp(o, "mac=", 4)) {
+			if (parse_mac(o + 4, opt->mac) < 0) {
+				log_error("--net %s: mac must look like 52:54:00:12:34:56", spec);
+				r = -1;
+			} else if (opt->mac[0] & 1) {
+				log_error("--net %s: %s is a multicast address", spec, o + 4);
+				r = -1;
+			} else {
+				opt->mac_given = true;
+			}
+		} else {
+			log_error("--net %s: unknown option '%s' (expected tap=IFNAME or mac=MAC)",
+				  spec, o);
+			r = -1;
+		}
+	}
+	if (r == 0 && !opt->ifname[0]) {
+		log_error("--net %s: expected tap=IFNAME[,mac=MAC]", spec);
+		r = -1;
+	}
+	free(copy);
+	return r;
+}
+
+/* A MAC the same on every run of the VM attached to this tap: locally
+ * administered (0x02 set), unicast, from an FNV-1a hash of the name. */
+static void default_mac(const char *ifname, uint8_t mac[6])
+{
+	uint64_t h = 0xcbf29ce484222325ULL;
+	for (const char *p = "nestvm:"; *p; p++)
+		h = (h ^ (uint8_t)*p) * 0x100000001b3ULL;
+	for (const char *p = ifname; *p; p++)
+		h = (h ^ (uint8_t)*p) * 0x100000001b3ULL;
+	mac[0] = 0x02;
+	for (int i = 1; i < 6; i++)
+		mac[i] = (uint8_t)(h >> (8 * i));
+}
+
+static void bring_up(const char *ifname)
+{
+	int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (s < 0)
+		return;
+	struct ifreq ifr = { 0 };
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", ifname);
+	if (ioctl(s, SIOCGIFFLAGS, &ifr) == 0 && !(ifr.ifr_flags & IFF_UP)) {
+		ifr.ifr_flags |= IFF_UP;
+		if (ioctl(s, SIOCSIFFLAGS, &ifr) < 0)
+			log_warn("--net tap=%s: cannot bring it up: %s", ifname, strerror(errno));
+	}
+	close(s);
+}
+
+int virtio_net_open(struct virtio_net *net, const struct virtio_net_options *opt)
+{
+	net->opt = *opt;
+	snprintf(net->name, sizeof(net->name), "--net tap=%s", opt->ifname);
+	if (!opt->mac_given)
+		default_mac(opt->ifname, net->opt.mac);
+	bool existed = if_nametoindex(opt->ifname) != 0;
+	net->tap_fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
+	if (net->tap_fd < 0) {
+		log_error("--net tap=%s: /dev/net/tun: %s%s", opt->ifname, strerror(errno),
+			  errno == ENOENT ? " (load the tun module)" : "");
+		return -1;
+	}
+	struct ifreq ifr = { 0 };
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", opt->ifname);
+	ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
+	if (ioctl(net->tap_fd, TUNSETIFF, &ifr) < 0) {
+		int e = errno;
+		if (e == EPERM)
+			log_error("--net tap=%s: cannot %s the tap device: operation not permitted "
+				  "(needs CAP_NET_ADMIN, or create it first: ip tuntap add %s mode tap user USER)",
+				  opt->ifname, existed ? "attach to" : "create", opt->ifname);
+		else if (e == EBUSY)
+			log_error("--net tap=%s: the device is in use (another VM, or not a tap)",
+				  opt->ifname);
+		else
+			log_error("--net tap=%s: TUNSETIFF: %s", opt->ifname, strerror(e));
+		goto fail;
+	}
+	int hdr = NET_HDR_LEN;
+	if (ioctl(net->tap_fd, TUNSETVNETHDRSZ, &hdr) < 0) {
+		log_error("--net tap=%s: TUNSETVNETHDRSZ: %s", opt->ifname, strerror(errno));
+		goto fail;
+	}
+	if (!existed)
+		bring_up(opt->ifname); /* a tap we created is ours to configure */
+	return 0;
+fail:
+	close(net->tap_fd);
+	net->tap_fd = -1;
+	return -1;
+}
+
+void virtio_net_close(struct virtio_net *net)
+{
+	if (net->tap_fd >= 0)
+		close(net->tap_fd);
+	net->tap_fd = -1;
+}
+
+/* Frames from the tap into receive buffers, until either runs out. */
+static void receive(struct virtio_dev *vd)
+{
+	struct virtio_net *net = vd->opaque;
+	struct virtq *q = &vd->queues[RXQ].vq;
+	for (;;) {
+		int r = virtq_pop(q, &net->chain);
+		if (r < 0) {
+			virtio_needs_reset(vd);
+			break;
+		}
+		if (r == 0) {
+			/* No buffers: stop polling the tap until the driver adds
+			 * some and notifies. */
+			if (virtq_arm_notify(q))
+				continue;
+			net->rx_waiting = true;
+			virtio_set_poll_fd(vd, net->tap_fd, false);
+			break;
+		}
+		struct virtq_chain *c = &net->chain;
+		if (c->n_out || c->in_len < NET_HDR_LEN) {
+			virtq_push(q, c->head, 0); /* unusable buffer: returned empty */
+			continue;
+		}
+		ssize_t n = readv(net->tap_fd, c->iov, (int)c->n_in);
+		if (n < 0) {
+			/* Nothing to read (or a transient error): give the buffer
+			 * back unused and wait for the tap. */
+			virtq_unpop(q);
+			break;
+		}
+		uint16_t one = 1;
+		buf_to_iov(c->iov, c->n_in, NUM_BUFFERS_OFFSET, &one, sizeof(one));
+		virtq_push(q, c->head, (uint32_t)n);
+	}
+	virtio_queue_interrupt(vd, RXQ);
+}
+
+static void transmit(struct virtio_dev *vd)
+{
+	struct virtio_net *net = vd->opaque;
+	struct virtq *q = &vd->queues[TXQ].vq;
+	do {
+		int r;
+		while ((r = virtq_pop(q, &net->chain)) == 1) {
+			struct virtq_chain *c = &net->chain;
+			/* Malformed frames are dropped, as a NIC drops them. */
+			if (!c->n_in && c->out_len >= NET_HDR_LEN && c->out_len <= 65550 + NET_HDR_LEN &&
+			    writev(net->tap_fd, c->iov, (int)c->n_out) < 0 && errno != EAGAIN)
+				log_debug("%s: tap write: %s", net->name, strerror(errno));
+			virtq_push(q, c->head, 0);
+		}
+		virtio_queue_interrupt(vd, TXQ);
+		if (r < 0) {
+			virtio_needs_reset(vd);
+			return;
+		}
+	} while (virtq_arm_notify(q));
+}
+
+static void queue_notify(struct virtio_dev *vd, unsigned q)
+{
+	struct virtio_net *net = vd->opaque;
+	if (q == TXQ) {
+		transmit(vd);
+	} else if (q == RXQ) {
+		net->rx_waiting = false;
+		virtio_set_poll_fd(vd, net->tap_fd, true);
+		receive(vd);
+	}
+}
+
+static void poll_ready(struct virtio_dev *vd)
+{
+	receive(vd);
+}
+
+/* What the guest can take from the tap follows what it negotiated. */
+static void driver_ok(struct virtio_dev *vd)
+{
+	struct virtio_net *net = vd->opaque;
+	unsigned offload = 0;
+	if (virtio_negotiated(vd, VIRTIO_NET_F_GUEST_CSUM)) {
+		offload |= TUN_F_CSUM;
+		if (virtio_negotiated(vd, VIRTIO_NET_F_GUEST_TSO4))
+			offload |= TUN_F_TSO4;
+		if (virtio_negotiated(vd, VIRTIO_NET_F_GUEST_TSO6))
+			offload |= TUN_F_TSO6;
+		if ((offload & (TUN_F_TSO4 | TUN_F_TSO6)) &&
+		    virtio_negotiated(vd, VIRTIO_NET_F_GUEST_ECN))
+			offload |= TUN_F_TSO_ECN;
+	}
+	if (ioctl(net->tap_fd, TUNSETOFFLOAD, offload) < 0)
+		log_warn("%s: TUNSETOFFLOAD: %s", net->name, strerror(errno));
+	virtio_set_poll_fd(vd, net->tap_fd, true);
+}
+
+static void reset(struct virtio_dev *vd)
+{
+	struct virtio_net *net = vd->opaque;
+	virtio_set_poll_fd(vd, net->tap_fd, false);
+	if (ioctl(net->tap_fd, TUNSETOFFLOAD, 0) < 0) {
+		/* only fails on a dead tap: nothing to undo */
+	}
+}
+
+static void read_config(struct virtio_dev *vd, uint32_t off, uint8_t *data, uint32_t len)
+{
+	struct virtio_net *net = vd->opaque;
+	uint8_t config[8] = { 0 }; /* mac, then status (unused: no STATUS feature) */
+	memcpy(config, net->opt.mac, 6);
+	memcpy(data, config + off, len);
+}
+
+static const struct virtio_dev_ops net_ops = {
+	.read_config = read_config,
+	.queue_notify = queue_notify,
+	.driver_ok = driver_ok,
+	.reset = reset,
+	.poll_ready = poll_ready,
+};
+
+int virtio_net_attach(struct virtio_net *net, struct kvm_guest *kvm, const struct guest_mem *mem,
+		      struct pci_bus *pci)
+{
+	struct virtio_dev *vd = &net->vdev;
+	vd->name = net->name;
+	vd->device_type = VIRTIO_ID_NET;
+	vd->pci_class = 0x020000; /* Ethernet controller */
+	vd->features = VIRTIO_F_VERSION_1 | VIRTIO_F_RING_INDIRECT_DESC | VIRTIO_F_RING_EVENT_IDX |
+		       VIRTIO_NET_F_MAC | VIRTIO_NET_F_CSUM | VIRTIO_NET_F_HOST_TSO4 |
+		       VIRTIO_NET_F_HOST_TSO6 | VIRTIO_NET_F_HOST_ECN | VIRTIO_NET_F_GUEST_CSUM |
+		       VIRTIO_NET_F_GUEST_TSO4 | VIRTIO_NET_F_GUEST_TSO6 | VIRTIO_NET_F_GUEST_ECN;
+	vd->config_len = 8;
+	vd->num_queues = 2;
+	vd->queue_max = VIRTQ_MAX_SIZE;
+	vd->ops = &net_ops;
+	vd->opaque = net;
+	return virtio_pci_init(vd, kvm, mem, pci);
+}

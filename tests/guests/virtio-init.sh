@@ -1,0 +1,67 @@
+# /init body for the virtio tests (tests/labhost/virtio.bats): loads the
+# stock virtio drivers, then runs the case named by case= on the kernel
+# command line, reporting with "V:" lines, and powers off.
+while read -r module; do
+	insmod "/lib/modules/$module.ko" || echo "V: insmod $module failed"
+done < /lib/modules/load.order
+arg() { tr ' ' '\n' < /proc/cmdline | sed -n "s/^$1=//p"; }
+case=$(arg case)
+echo "V: start case=$case"
+i=0
+while [ ! -e /sys/class/net/eth0 ] && [ ! -e /dev/vda ] && [ ! -e /dev/hwrng ] && [ $i -lt 50 ]; do
+	sleep 0.1
+	i=$((i + 1))
+done
+pattern() { # pattern N: 1 MiB of lines that name their own offset
+	awk -v n="$1" 'BEGIN { for (i = 0; i < 16384; i++) printf "nestvm %s line %08d xxxxx\n", n, i }' | head -c 1048576
+}
+case $case in
+info)
+	for d in /sys/bus/pci/devices/*; do
+		echo "V: pci $(basename "$d") $(cat "$d/vendor") $(cat "$d/device") driver=$(basename "$(readlink "$d/driver")")"
+	done
+	echo "V: msix $(grep -c 'PCI-MSIX\|PCI-MSI' /proc/interrupts)"
+	echo "V: vda size=$(cat /sys/block/vda/size) ro=$(cat /sys/block/vda/ro) serial=$(cat /sys/block/vda/serial 2> /dev/null)"
+	echo "V: mac $(cat /sys/class/net/eth0/address)"
+	echo "V: rng $(cat /sys/class/misc/hw_random/rng_current) bytes=$(head -c 4096 /dev/hwrng | wc -c)"
+	;;
+blk-write)
+	# 1 MiB at 4 MiB and 1 MiB at 40 MiB into the disk, flushed.
+	pattern A | dd of=/dev/vda bs=65536 seek=64 conv=fsync 2> /dev/null && echo "V: wrote A"
+	pattern B | dd of=/dev/vda bs=65536 seek=640 conv=fsync 2> /dev/null && echo "V: wrote B"
+	# Write zeroes (unmap) on 1 MiB: the host should see a hole there.
+	blkdiscard -z -o 8388608 -l 1048576 /dev/vda 2> /dev/null && echo "V: zeroed"
+	echo "V: sums $(pattern A | md5sum | cut -c1-32) $(pattern B | md5sum | cut -c1-32)"
+	;;
+blk-read)
+	echo "V: ro=$(cat /sys/block/vda/ro)"
+	echo "V: read $(dd if=/dev/vda bs=65536 skip=64 count=16 2> /dev/null | md5sum | cut -c1-32) $(dd if=/dev/vda bs=65536 skip=640 count=16 2> /dev/null | md5sum | cut -c1-32)"
+	if echo x | dd of=/dev/vda conv=fsync 2> /dev/null; then echo "V: write allowed"; else echo "V: write refused"; fi
+	;;
+blk-crash)
+	# Each record goes to its own sector and is flushed; only then is it
+	# reported. The host kills nestvm at some point and checks that every
+	# reported record is in the image.
+	n=0
+	while :; do
+		printf 'record %08d\n' $n | dd of=/dev/vda bs=512 seek=$n conv=sync,fsync 2> /dev/null || break
+		echo "V: synced $n"
+		n=$((n + 1))
+	done
+	;;
+net)
+	ip link set eth0 up
+	ip addr add "$(arg addr)/16" dev eth0
+	echo "V: ping $(ping -c 3 -W 5 "$(arg peer)" > /dev/null 2>&1 && echo ok || echo failed)"
+	if [ -n "$(arg port)" ]; then
+		# 8 MiB to the peer, which counts what it gets.
+		head -c 8388608 /dev/zero | nc -w 10 "$(arg peer)" "$(arg port)" && echo "V: sent"
+	fi
+	if [ -n "$(arg listen)" ]; then
+		nc -l -p "$(arg listen)" > /tmp/got &
+		sleep 40
+	fi
+	;;
+esac
+echo "V: done"
+poweroff -f
