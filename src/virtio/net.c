@@ -214,10 +214,13 @@ static void transmit(struct virtio_dev *vd)
 		int r;
 		while ((r = virtq_pop(q, &net->chain)) == 1) {
 			struct virtq_chain *c = &net->chain;
-			/* Malformed frames are dropped, as a NIC drops them. */
-			if (!c->n_in && c->out_len >= NET_HDR_LEN && c->out_len <= 65550 + NET_HDR_LEN &&
-			    writev(net->tap_fd, c->iov, (int)c->n_out) < 0 && errno != EAGAIN)
-				log_debug("%s: tap write: %s", net->name, strerror(errno));
+			/* Malformed frames are dropped, as a NIC drops them; the
+			 * tap itself checks sizes and the offload header. */
+			if (c->n_in || c->out_len < NET_HDR_LEN)
+				log_debug("%s: dropped a malformed frame", net->name);
+			else if (writev(net->tap_fd, c->iov, (int)c->n_out) < 0)
+				log_debug("%s: tap write of %llu bytes: %s", net->name,
+					  (unsigned long long)c->out_len, strerror(errno));
 			virtq_push(q, c->head, 0);
 		}
 		virtio_queue_interrupt(vd, TXQ);

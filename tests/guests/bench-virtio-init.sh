@@ -1,0 +1,28 @@
+# /init body for bench/blk and bench/net: loads the stock virtio drivers and
+# runs one measurement, printing "BENCH name value unit" lines.
+while read -r module; do
+	insmod "/lib/modules/$module.ko" || echo "insmod $module failed"
+done < /lib/modules/load.order
+arg() { tr ' ' '\n' < /proc/cmdline | sed -n "s/^$1=//p"; }
+i=0
+while [ ! -e /dev/vda ] && [ ! -e /sys/class/net/eth0 ] && [ $i -lt 50 ]; do
+	sleep 0.1
+	i=$((i + 1))
+done
+case $(arg case) in
+blk)
+	/bin/blkbench /dev/vda "$(arg seconds)"
+	;;
+net)
+	ip link set eth0 up
+	ip addr add 169.254.0.2/16 dev eth0
+	i=0
+	until ping -c 1 -W 1 169.254.0.1 > /dev/null 2>&1 || [ $i -ge 30 ]; do i=$((i + 1)); done
+	mib=$(arg mib)
+	t0=$(date +%s.%N)
+	head -c $((mib * 1048576)) /dev/zero | nc 169.254.0.1 5000
+	t1=$(date +%s.%N)
+	echo "BENCH net_tx $(echo "$t0 $t1 $mib" | awk '{ printf "%.1f", $3 * 1.048576 / ($2 - $1) }') MB/s"
+	;;
+esac
+poweroff -f

@@ -1,0 +1,115 @@
+#!/bin/sh
+# Runs inside the lab host (tests/labhost/virtio.bats): Debian's stock cloud
+# kernel under nestvm with virtio-blk, virtio-net and virtio-rng, driven by
+# tests/guests/virtio-init.sh. Prints one RESULT line per case.
+set -u
+dir=$1
+kernel=$(ls .cache/kernels/cloud/boot/vmlinuz-*)
+initrd=$dir/initrd.cpio
+img=/tmp/disk.img   # tmpfs in the lab host: sparse files and hole punching
+
+vm() { # vm NAME CASE-ARGS NESTVM-ARGS...: one guest, console into NAME.out
+	name=$1 args=$2
+	shift 2
+	timeout 240 ./nestvm run --kernel "$kernel" --initrd "$initrd" --memory 256M \
+		--on-reboot exit --cmdline "console=ttyS0 quiet panic=-1 $args" "$@" \
+		< /dev/null > "$dir/$name.out" 2> "$dir/$name.err"
+}
+v() { # v NAME WHAT: the rest of the guest's "V: WHAT ..." line
+	grep -a "^V: $2" "$dir/$1.out" | head -n 1 | tr -d '\r' | cut -d' ' -f3-
+}
+sum_at() { # sum_at MIB: md5 of 1 MiB of the image at MIB
+	dd if=$img bs=1048576 skip="$1" count=1 2> /dev/null | md5sum | cut -c1-32
+}
+allocated_kib() {
+	du -k "$img" | cut -f1
+}
+
+# --- disks --------------------------------------------------------------
+truncate -s 64M $img
+# 1 MiB of data where the guest will discard, so the hole must be punched.
+head -c 1048576 /dev/urandom | dd of=$img bs=1048576 seek=8 conv=notrunc 2> /dev/null
+vm info "case=info" --disk $img,serial=NESTVM-DISK-1 --net tap=nvtap0 --rng
+echo "RESULT info status=$? $(grep -a '^V: ' "$dir/info.out" | tr -d '\r' | tr '\n' '|')"
+
+vm write "case=blk-write" --disk $img
+echo "RESULT blk-write status=$? guest=$(v write sums | tr ' ' ,) host=$(sum_at 4),$(sum_at 40) zeroed=$(v write zeroed) hole=$(sum_at 8) zero=$(head -c 1048576 /dev/zero | md5sum | cut -c1-32) kib=$(allocated_kib) size=$(stat -c %s $img)"
+
+vm read "case=blk-read" --disk $img,readonly
+echo "RESULT blk-read status=$? ro=$(v read ro) read=$(v read read | tr ' ' ,) $(grep -a '^V: write' "$dir/read.out" | tr -d '\r' | cut -d' ' -f2-) kib=$(allocated_kib)"
+
+# Crash: kill nestvm while the guest writes and flushes in a loop.
+rm -f $img
+truncate -s 16M $img
+./nestvm run --kernel "$kernel" --initrd "$initrd" --memory 256M --on-reboot exit \
+	--cmdline "console=ttyS0 quiet panic=-1 case=blk-crash" --disk $img \
+	< /dev/null > "$dir/crash.out" 2> "$dir/crash.err" &
+pid=$!
+i=0
+while [ "$(grep -ac '^V: synced' "$dir/crash.out")" -lt 40 ] && [ $i -lt 600 ]; do
+	sleep 0.2
+	i=$((i + 1))
+done
+kill -KILL $pid
+wait $pid
+status=$?
+last=$(grep -a '^V: synced' "$dir/crash.out" | tail -n 1 | tr -d '\r' | cut -d' ' -f3)
+missing=0
+n=0
+while [ -n "$last" ] && [ $n -le "$last" ]; do
+	rec=$(dd if=$img bs=512 skip=$n count=1 2> /dev/null | head -c 15)
+	[ "$rec" = "$(printf 'record %08d' $n)" ] || missing=$((missing + 1))
+	n=$((n + 1))
+done
+echo "RESULT blk-crash status=$status last=${last:-none} missing=$missing"
+
+# Bad disks are refused with a clear message before the guest starts.
+chmod 444 $img
+vm rofile "case=info" --disk $img
+echo "RESULT blk-rofile status=$? $(head -n 1 "$dir/rofile.err")"
+vm missing "case=info" --disk /tmp/no-such.img
+echo "RESULT blk-missing status=$? $(head -n 1 "$dir/missing.err")"
+chmod 644 $img
+./nestvm run --kernel "$kernel" --initrd "$initrd" --memory 256M \
+	--cmdline "console=ttyS0 quiet panic=-1 case=blk-crash" --disk $img \
+	< /dev/null > "$dir/holder.out" 2> "$dir/holder.err" &
+holder=$!
+sleep 1
+vm locked "case=info" --disk $img
+echo "RESULT blk-locked status=$? $(head -n 1 "$dir/locked.err")"
+kill -KILL $holder
+wait $holder 2> /dev/null
+rm -f $img
+
+# --- network --------------------------------------------------------------
+# A bridge in the lab host with a link-local address; two taps on it.
+ip link add nvbr0 type bridge
+ip addr add 169.254.0.1/16 dev nvbr0
+ip link set nvbr0 up
+for t in nvtap1 nvtap2 nvtap4; do
+	ip tuntap add $t mode tap
+	ip link set $t master nvbr0
+	ip link set $t up
+done
+# One guest reaches the lab host: ping, then 8 MiB over TCP.
+timeout 200 python3 tests/labhost/tcp-sink.py 5000 /tmp/received &
+listener=$!
+vm net-host "case=net addr=169.254.0.4 peer=169.254.0.1 port=5000" \
+	--net tap=nvtap4,mac=52:54:00:00:00:04
+host_status=$?
+wait $listener
+echo "RESULT net-host status=$host_status ping=$(v net-host ping) mac=$(v net-host mac) sum=$(v net-host sum) got=$(md5sum < /tmp/received | cut -c1-32) bytes=$(wc -c < /tmp/received)"
+
+# Two guests on the bridge reach each other; each also has a second NIC on a
+# tap nestvm creates.
+vm net-a "case=net addr=169.254.0.2 peer=169.254.0.3 linger=15" --net tap=nvtap1 \
+	--net tap=nvtap0 &
+a=$!
+vm net-b "case=net addr=169.254.0.3 peer=169.254.0.2 linger=15" --net tap=nvtap2 \
+	--net tap=nvtap3 &
+b=$!
+wait $a
+a_status=$?
+wait $b
+b_status=$?
+echo "RESULT net-peers status=$a_status,$b_status a=$(v net-a ping) b=$(v net-b ping)"
