@@ -13,7 +13,7 @@
 
 #define LAPIC_GPA  0xfee00000
 #define IOAPIC_GPA 0xfec00000
-#define SCI_IRQ    9
+#define SCI_IRQ    ACPI_SCI_IRQ
 
 struct __attribute__((packed)) acpi_header {
 	char signature[4];

@@ -11,6 +11,7 @@
 
 #define ACPI_TABLES_GPA 0xe0000 /* inside the BIOS area, where Linux also scans */
 #define ACPI_S5_SLP_TYP 5       /* the sleep type the DSDT gives S5 */
+#define ACPI_SCI_IRQ    9       /* the FADT's SCI, level-triggered, active high */
 
 /* Writes the tables; returns the RSDP's guest-physical address. */
 uint64_t acpi_write_tables(struct guest_mem *mem, const struct cpu_topology *topo);

@@ -7,6 +7,11 @@
 #define CLI_EXIT_USAGE 2
 
 int cmd_run(int argc, char **argv);
+int cmd_restore(int argc, char **argv);
+int cmd_ctl(int argc, char **argv);
+
+/* --console stdio|file:PATH|none: the fd COM1 writes to (-1: none). */
+int cli_open_console(const char *spec, int *fd);
 int cmd_labhost(int argc, char **argv);
 int cmd_doctor(int argc, char **argv);
 

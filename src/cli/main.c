@@ -14,6 +14,8 @@ static const struct {
 	const char *summary;
 } commands[] = {
 	{ "run", cmd_run, "boot a VM" },
+	{ "restore", cmd_restore, "resume a VM from a snapshot" },
+	{ "ctl", cmd_ctl, "control a running VM through its API socket" },
 	{ "doctor", cmd_doctor, "check this host for running and nesting VMs" },
 	{ "labhost", cmd_labhost, "run a command inside an emulated AMD-V host (QEMU TCG)" },
 };

@@ -44,31 +44,11 @@ static void usage(FILE *out)
 		"                         absent (repeatable; default MAC: 02:... derived from\n"
 		"                         IFNAME, stable across runs)\n"
 		"  --rng                  attach virtio-rng (host random numbers)\n"
+		"  --api-socket PATH      serve the control API (JSON lines) on this UNIX\n"
+		"                         socket: see 'nestvm ctl'\n"
 		"  --test-device          attach the nestvm test device (exit port 0xf4, MMIO\n"
 		"                         at 0xfe000000) used by the test guest\n"
 		"  -v, --verbose          more messages (repeat for debug)\n");
-}
-
-static int open_console(const char *spec, int *fd)
-{
-	if (!strcmp(spec, "stdio")) {
-		*fd = STDOUT_FILENO;
-		return 0;
-	}
-	if (!strcmp(spec, "none")) {
-		*fd = -1;
-		return 0;
-	}
-	if (!strncmp(spec, "file:", 5) && spec[5]) {
-		*fd = open(spec + 5, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-		if (*fd < 0) {
-			log_error("--console %s: %s", spec, strerror(errno));
-			return -1;
-		}
-		return 0;
-	}
-	log_error("--console %s: expected stdio, file:PATH or none", spec);
-	return -1;
 }
 
 int cmd_run(int argc, char **argv)
@@ -88,6 +68,7 @@ int cmd_run(int argc, char **argv)
 		{ "disk", required_argument, NULL, 'D' },
 		{ "net", required_argument, NULL, 'E' },
 		{ "rng", no_argument, NULL, 'G' },
+		{ "api-socket", required_argument, NULL, 'A' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
@@ -176,6 +157,7 @@ int cmd_run(int argc, char **argv)
 			config.nnics++;
 			break;
 		case 'G': config.rng = true; break;
+		case 'A': config.api_socket = optarg; break;
 		case 'v': log_verbosity++; break;
 		case 'h': usage(stdout); return 0;
 		default:
@@ -207,7 +189,7 @@ int cmd_run(int argc, char **argv)
 			  config.ncpus);
 		return CLI_EXIT_USAGE;
 	}
-	if (open_console(console, &config.console_fd) < 0)
+	if (cli_open_console(console, &config.console_fd) < 0)
 		return CLI_EXIT_USAGE;
 	if (config.console_fd == STDOUT_FILENO)
 		config.console_in_fd = STDIN_FILENO;

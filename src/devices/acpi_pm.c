@@ -5,14 +5,17 @@
 #define PM1_CNT_SCI_EN  0x0001
 #define PM1_CNT_SLP_EN  0x2000
 #define PM1_CNT_SLP_TYP(v) (((v) >> 10) & 7)
+#define PM1_PWRBTN      0x0100 /* PWRBTN_STS in PM1_STS, PWRBTN_EN in PM1_EN */
 
 void acpi_pm_init(struct acpi_pm *pm, uint8_t s5_slp_typ,
-		  void (*event)(void *ctx, enum acpi_pm_event ev), void *ctx)
+		  void (*event)(void *ctx, enum acpi_pm_event ev),
+		  void (*set_sci)(void *ctx, int level), void *ctx)
 {
 	memset(pm, 0, sizeof(*pm));
 	pthread_mutex_init(&pm->lock, NULL);
 	pm->s5_slp_typ = s5_slp_typ;
 	pm->event = event;
+	pm->set_sci = set_sci;
 	pm->ctx = ctx;
 	pm->cnt = PM1_CNT_SCI_EN; /* no SMI handshake: always in ACPI mode */
 }
@@ -20,6 +23,25 @@ void acpi_pm_init(struct acpi_pm *pm, uint8_t s5_slp_typ,
 void acpi_pm_destroy(struct acpi_pm *pm)
 {
 	pthread_mutex_destroy(&pm->lock);
+}
+
+/* The SCI is level-triggered: up while any enabled event is pending. Called
+ * with the lock held. */
+static void update_sci(struct acpi_pm *pm)
+{
+	bool level = (pm->sts & pm->en & PM1_PWRBTN) != 0;
+	if (level != pm->sci_level && pm->set_sci) {
+		pm->sci_level = level;
+		pm->set_sci(pm->ctx, level);
+	}
+}
+
+void acpi_pm_power_button(struct acpi_pm *pm)
+{
+	pthread_mutex_lock(&pm->lock);
+	pm->sts |= PM1_PWRBTN;
+	update_sci(pm);
+	pthread_mutex_unlock(&pm->lock);
 }
 
 /* Registers as bytes, so any access width works the same way. */
@@ -39,6 +61,8 @@ static void evt_access(void *opaque, uint64_t offset, uint8_t *data, uint32_t le
 		else
 			*reg = (uint16_t)((*reg & ~(0xff << shift)) | (data[i] << shift));
 	}
+	if (is_write)
+		update_sci(pm);
 	pthread_mutex_unlock(&pm->lock);
 }
 

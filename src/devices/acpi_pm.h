@@ -1,10 +1,12 @@
 /* ACPI fixed-hardware power management: the PM1a event block (status and
- * enable), the PM1a control block (where the guest writes SLP_TYP|SLP_EN to
- * power off), and the FADT reset register. */
+ * enable, with the fixed power button), the PM1a control block (where the
+ * guest writes SLP_TYP|SLP_EN to power off), the FADT reset register, and
+ * the SCI line, raised while an enabled status bit is set. */
 #ifndef NESTVM_DEVICES_ACPI_PM_H
 #define NESTVM_DEVICES_ACPI_PM_H
 
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "devices/bus.h"
@@ -20,12 +22,17 @@ struct acpi_pm {
 	pthread_mutex_t lock;
 	uint16_t sts, en, cnt;
 	uint8_t s5_slp_typ;
+	bool sci_level;
 	void (*event)(void *ctx, enum acpi_pm_event ev);
+	void (*set_sci)(void *ctx, int level);
 	void *ctx;
 };
 
 void acpi_pm_init(struct acpi_pm *pm, uint8_t s5_slp_typ,
-		  void (*event)(void *ctx, enum acpi_pm_event ev), void *ctx);
+		  void (*event)(void *ctx, enum acpi_pm_event ev),
+		  void (*set_sci)(void *ctx, int level), void *ctx);
+/* Presses the power button: the guest's OSPM decides what follows. */
+void acpi_pm_power_button(struct acpi_pm *pm);
 int acpi_pm_attach(struct acpi_pm *pm, struct bus *pio);
 void acpi_pm_destroy(struct acpi_pm *pm);
 

@@ -340,3 +340,61 @@ KVM_CPU_IOCTL(kvm_cpu_get_sregs, KVM_GET_SREGS, struct kvm_sregs, )
 KVM_CPU_IOCTL(kvm_cpu_set_sregs, KVM_SET_SREGS, struct kvm_sregs, const)
 KVM_CPU_IOCTL(kvm_cpu_set_cpuid, KVM_SET_CPUID2, struct kvm_cpuid2, const)
 KVM_CPU_IOCTL(kvm_cpu_set_mp_state, KVM_SET_MP_STATE, struct kvm_mp_state, const)
+
+int kvm_host_ioctl(struct kvm_host *host, unsigned long req, void *arg, const char *what)
+{
+	int r = ioctl(host->fd, req, arg);
+	if (r < 0)
+		log_error("%s: %s", what, strerror(errno));
+	return r;
+}
+
+int kvm_guest_ioctl(struct kvm_guest *guest, unsigned long req, void *arg, const char *what)
+{
+	int r = ioctl(guest->fd, req, arg);
+	if (r < 0)
+		log_error("%s: %s", what, strerror(errno));
+	return r;
+}
+
+int kvm_cpu_ioctl(struct kvm_cpu *cpu, unsigned long req, void *arg, const char *what)
+{
+	int r = ioctl(cpu->fd, req, arg);
+	if (r < 0)
+		log_error("vCPU %d: %s: %s", cpu->index, what, strerror(errno));
+	return r;
+}
+
+struct kvm_msr_list *kvm_host_msr_index_list(struct kvm_host *host)
+{
+	struct kvm_msr_list probe = { .nmsrs = 0 };
+	for (int attempt = 0; attempt < 4; attempt++) {
+		/* The first call fails with E2BIG and says how many there are. */
+		if (ioctl(host->fd, KVM_GET_MSR_INDEX_LIST, &probe) < 0 && errno != E2BIG)
+			break;
+		struct kvm_msr_list *list = calloc(1, sizeof(*list) + probe.nmsrs * sizeof(uint32_t));
+		if (!list)
+			break;
+		list->nmsrs = probe.nmsrs;
+		if (ioctl(host->fd, KVM_GET_MSR_INDEX_LIST, list) == 0)
+			return list;
+		probe.nmsrs = list->nmsrs;
+		free(list);
+		if (errno != E2BIG)
+			break;
+	}
+	log_error("KVM_GET_MSR_INDEX_LIST: %s", strerror(errno));
+	return NULL;
+}
+
+int kvm_cpu_get_msr(struct kvm_cpu *cpu, uint32_t index, uint64_t *value)
+{
+	struct {
+		struct kvm_msrs hdr;
+		struct kvm_msr_entry entry;
+	} one = { .hdr.nmsrs = 1, .entry.index = index };
+	if (ioctl(cpu->fd, KVM_GET_MSRS, &one) != 1)
+		return -1;
+	*value = one.entry.data;
+	return 0;
+}

@@ -75,6 +75,17 @@ int kvm_guest_mmio_eventfd(struct kvm_guest *guest, uint64_t addr, int fd, bool 
 /* Drives an interrupt line of the in-kernel PIC and IOAPIC. */
 int kvm_guest_irq_line(struct kvm_guest *guest, uint32_t irq, int level);
 
+/* KVM_GET_MSR_INDEX_LIST: the MSRs to save and restore; caller frees. */
+struct kvm_msr_list *kvm_host_msr_index_list(struct kvm_host *host);
+/* Reads one MSR; -1 (silently) if this vCPU cannot. */
+int kvm_cpu_get_msr(struct kvm_cpu *cpu, uint32_t index, uint64_t *value);
+
+/* Any other ioctl, for state save and restore: what names it in the error
+ * message; returns the ioctl's non-negative result or -1. */
+int kvm_host_ioctl(struct kvm_host *host, unsigned long req, void *arg, const char *what);
+int kvm_guest_ioctl(struct kvm_guest *guest, unsigned long req, void *arg, const char *what);
+int kvm_cpu_ioctl(struct kvm_cpu *cpu, unsigned long req, void *arg, const char *what);
+
 /* index: nestvm's vCPU number; id: KVM's vCPU ID, which is the APIC ID. */
 int kvm_cpu_create(struct kvm_guest *guest, int index, uint32_t id, struct kvm_cpu *cpu);
 void kvm_cpu_close(struct kvm_cpu *cpu);

@@ -582,3 +582,99 @@ void virtio_pci_destroy(struct virtio_dev *vd)
 	vd->epoll_fd = vd->stop_fd = -1;
 	pthread_mutex_destroy(&vd->lock);
 }
+
+/* --- snapshots --------------------------------------------------------- */
+
+void virtio_pci_save(struct virtio_dev *vd, struct virtio_pci_state *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->driver_features = vd->driver_features;
+	st->device_feature_select = vd->device_feature_select;
+	st->driver_feature_select = vd->driver_feature_select;
+	st->config_vector = vd->config_vector;
+	st->queue_select = vd->queue_select;
+	st->status = vd->status;
+	st->isr = vd->isr;
+	st->msix_enabled = vd->msix_enabled;
+	st->msix_masked = vd->msix_masked;
+	for (unsigned q = 0; q < vd->num_queues; q++) {
+		const struct virtio_queue *vq = &vd->queues[q];
+		st->queues[q].desc = vq->vq.desc_gpa;
+		st->queues[q].avail = vq->vq.avail_gpa;
+		st->queues[q].used = vq->vq.used_gpa;
+		st->queues[q].size = vq->vq.size;
+		st->queues[q].vector = vq->vector;
+		st->queues[q].last_avail = vq->vq.last_avail;
+		st->queues[q].used_idx = vq->vq.used_idx;
+		st->queues[q].signalled_used = vq->vq.signalled_used;
+		st->queues[q].enabled = vq->enabled;
+		st->queues[q].signalled_valid = vq->vq.signalled_valid;
+		st->queues[q].event_idx = vq->vq.event_idx;
+	}
+	for (unsigned i = 0; i < vd->num_vectors; i++) {
+		const struct msix_vector *v = &vd->vectors[i];
+		st->vectors[i].addr_lo = v->addr_lo;
+		st->vectors[i].addr_hi = v->addr_hi;
+		st->vectors[i].data = v->data;
+		st->vectors[i].control = v->control;
+		st->vectors[i].pending = v->pending;
+	}
+}
+
+int virtio_pci_load(struct virtio_dev *vd, const struct virtio_pci_state *st)
+{
+	pthread_mutex_lock(&vd->lock);
+	vd->driver_features = st->driver_features & vd->features;
+	vd->device_feature_select = st->device_feature_select;
+	vd->driver_feature_select = st->driver_feature_select;
+	vd->config_vector = st->config_vector < vd->num_vectors ? st->config_vector : VIRTIO_NO_VECTOR;
+	vd->queue_select = st->queue_select;
+	vd->status = st->status;
+	vd->isr = st->isr;
+	vd->msix_enabled = st->msix_enabled;
+	vd->msix_masked = st->msix_masked;
+	for (unsigned i = 0; i < vd->num_vectors; i++) {
+		struct msix_vector *v = &vd->vectors[i];
+		v->addr_lo = st->vectors[i].addr_lo;
+		v->addr_hi = st->vectors[i].addr_hi;
+		v->data = st->vectors[i].data;
+		v->control = st->vectors[i].control & MSIX_ENTRY_MASKED;
+		v->pending = st->vectors[i].pending;
+	}
+	int r = 0;
+	for (unsigned q = 0; q < vd->num_queues; q++) {
+		struct virtio_queue *vq = &vd->queues[q];
+		virtq_reset(&vq->vq);
+		vq->vq.desc_gpa = st->queues[q].desc;
+		vq->vq.avail_gpa = st->queues[q].avail;
+		vq->vq.used_gpa = st->queues[q].used;
+		vq->vq.size = st->queues[q].size;
+		vq->vector = st->queues[q].vector < vd->num_vectors ? st->queues[q].vector : VIRTIO_NO_VECTOR;
+		vq->enabled = false;
+		if (st->queues[q].enabled) {
+			/* The same checks as when the driver enabled it. */
+			if (virtq_start(&vq->vq, vd->mem) < 0) {
+				log_error("%s: queue %u in the snapshot is not usable", vd->name, q);
+				r = -1;
+				continue;
+			}
+			vq->enabled = true;
+			vq->vq.last_avail = st->queues[q].last_avail;
+			vq->vq.used_idx = st->queues[q].used_idx;
+			vq->vq.signalled_used = st->queues[q].signalled_used;
+			vq->vq.signalled_valid = st->queues[q].signalled_valid;
+			vq->vq.event_idx = st->queues[q].event_idx;
+		}
+	}
+	vd->bar_gpa = pci_bar_address(&vd->pci, 0);
+	rebind_kicks(vd);
+	update_vectors(vd);
+	if ((vd->status & VIRTIO_STATUS_DRIVER_OK) && vd->ops->driver_ok)
+		vd->ops->driver_ok(vd);
+	/* Requests that were queued but not yet seen are picked up now. */
+	for (unsigned q = 0; q < vd->num_queues; q++)
+		if (vd->queues[q].enabled)
+			kick(vd, q);
+	pthread_mutex_unlock(&vd->lock);
+	return r;
+}

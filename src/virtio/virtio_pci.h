@@ -100,6 +100,28 @@ struct virtio_dev {
 	bool poll_armed;
 };
 
+/* The transport's state in a snapshot: plain data, no host pointers. */
+struct virtio_pci_state {
+	uint64_t driver_features;
+	uint32_t device_feature_select, driver_feature_select;
+	uint16_t config_vector, queue_select;
+	uint8_t status, isr, msix_enabled, msix_masked;
+	struct {
+		uint64_t desc, avail, used;
+		uint16_t size, vector, last_avail, used_idx, signalled_used;
+		uint8_t enabled, signalled_valid, event_idx;
+	} queues[VIRTIO_MAX_QUEUES];
+	struct {
+		uint32_t addr_lo, addr_hi, data, control;
+		uint8_t pending;
+	} vectors[VIRTIO_MAX_QUEUES + 1];
+};
+
+/* vd->lock held by the caller for save; load runs before the worker starts
+ * and after the PCI configuration space is restored. */
+void virtio_pci_save(struct virtio_dev *vd, struct virtio_pci_state *st);
+int virtio_pci_load(struct virtio_dev *vd, const struct virtio_pci_state *st);
+
 /* Puts the device on the PCI bus and creates its eventfds. */
 int virtio_pci_init(struct virtio_dev *vd, struct kvm_guest *kvm, const struct guest_mem *mem,
 		    struct pci_bus *pci);

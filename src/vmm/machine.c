@@ -15,6 +15,7 @@
 #include "kvm/cpuid.h"
 #include "util/clock.h"
 #include "util/log.h"
+#include "vmm/snapshot.h"
 
 /* Signal that kicks a vCPU thread out of KVM_RUN. Its handler does nothing:
  * the interrupted ioctl returning EINTR is the point. */
@@ -37,6 +38,9 @@ static void stop(struct machine *m, int status, bool reboot)
 		m->exit_status = status;
 		m->reboot_requested = reboot;
 		atomic_store(&m->stopping, true);
+		pthread_mutex_lock(&m->pause_lock);
+		pthread_cond_broadcast(&m->pause_cond); /* parked vCPUs must leave */
+		pthread_mutex_unlock(&m->pause_lock);
 		uint64_t one = 1;
 		if (write(m->stop_fd, &one, sizeof(one)) < 0) {
 			/* eventfd writes fail only on counter overflow: the main
@@ -158,12 +162,17 @@ static void destroy_virtio(struct machine *m)
 	m->rng = NULL;
 }
 
+static void set_sci(void *ctx, int level)
+{
+	set_irq(ctx, ACPI_SCI_IRQ, level);
+}
+
 static int create_devices(struct machine *m)
 {
 	bus_init(&m->pio, "port");
 	bus_init(&m->mmio, "MMIO");
 	serial8250_init(&m->com1, m->config.console_fd, SERIAL_COM1_IRQ, set_irq, m);
-	acpi_pm_init(&m->pm, ACPI_S5_SLP_TYP, pm_event, m);
+	acpi_pm_init(&m->pm, ACPI_S5_SLP_TYP, pm_event, set_sci, m);
 	rtc_init(&m->rtc);
 	pci_bus_init(&m->pci);
 	if (pci_bus_attach(&m->pci, &m->pio, &m->mmio) < 0 ||
@@ -202,7 +211,7 @@ static int create_vcpus(struct machine *m, const struct kvm_cpuid2 *supported)
 		if (kvm_cpu_create(&m->kvm, i, cpu_apic_id(&m->topo, i), &v->cpu) < 0 ||
 		    cpuid_apply(cpuid, &m->topo, &v->cpu) < 0 ||
 		    (config->nested && nested_setup_vcpu(&m->host, &v->cpu, m->nested.kind) < 0) ||
-		    boot_setup_cpu(&m->boot, &v->cpu) < 0)
+		    (!config->restore_dir && boot_setup_cpu(&m->boot, &v->cpu) < 0))
 			r = -1;
 	}
 	free(cpuid);
@@ -234,9 +243,12 @@ static int build(struct machine *m, const struct kvm_cpuid2 *supported)
 		.ncpus = config->ncpus,
 		.topo = &m->topo,
 	};
-	if (boot_load(&m->mem, &boot, &m->boot) < 0)
+	/* A restored machine's memory already holds its kernel. */
+	if (!config->restore_dir && boot_load(&m->mem, &boot, &m->boot) < 0)
 		return -1;
-	return create_vcpus(m, supported);
+	if (create_vcpus(m, supported) < 0)
+		return -1;
+	return config->restore_dir ? snapshot_restore(m, config->restore_dir) : 0;
 }
 
 int machine_create(struct machine *m, const struct machine_config *config)
@@ -244,7 +256,10 @@ int machine_create(struct machine *m, const struct machine_config *config)
 	memset(m, 0, sizeof(*m));
 	m->config = *config;
 	m->host.fd = m->kvm.fd = m->stop_fd = -1;
+	m->control.listen_fd = m->control.shutdown_fd = -1;
 	pthread_mutex_init(&m->lock, NULL);
+	pthread_mutex_init(&m->pause_lock, NULL);
+	pthread_cond_init(&m->pause_cond, NULL);
 
 	m->stop_fd = eventfd(0, EFD_CLOEXEC);
 	if (m->stop_fd < 0) {
@@ -324,6 +339,8 @@ int machine_run(struct machine *m)
 
 	if (start_virtio(m) < 0)
 		machine_request_stop(m, MACHINE_EXIT_ERROR);
+	if (m->config.api_socket && control_open(&m->control, m->config.api_socket) < 0)
+		machine_request_stop(m, MACHINE_EXIT_ERROR);
 	for (int i = 0; i < m->config.ncpus && !atomic_load(&m->stopping); i++) {
 		struct vcpu *v = &m->vcpus[i];
 		int e = pthread_create(&v->thread, NULL, vcpu_thread, v);
@@ -338,14 +355,18 @@ int machine_run(struct machine *m)
 	console_open(&m->console, m->config.console_in_fd);
 	bool input_open = m->config.console_in_fd >= 0;
 	while (!atomic_load(&m->stopping)) {
-		struct pollfd fds[3] = {
+		struct pollfd fds[3 + 1 + CONTROL_MAX_CLIENTS] = {
 			{ .fd = m->stop_fd, .events = POLLIN },
 			{ .fd = sfd, .events = POLLIN },
 			{ .fd = input_open ? m->console.in_fd : -1, .events = POLLIN },
 		};
+		int nctl = control_pollfds(&m->control, fds + 3, 1 + CONTROL_MAX_CLIENTS);
 		/* Input the UART could not take yet is retried every 10 ms. */
 		bool held = console_flush(&m->console, &m->com1);
-		if (poll(fds, 3, held ? 10 : -1) < 0 && errno != EINTR)
+		int timeout = control_timeout(&m->control);
+		if (held && (timeout < 0 || timeout > 10))
+			timeout = 10;
+		if (poll(fds, (nfds_t)(3 + nctl), timeout) < 0 && errno != EINTR)
 			break;
 		if (fds[1].revents & POLLIN) {
 			struct signalfd_siginfo si;
@@ -363,7 +384,10 @@ int machine_run(struct machine *m)
 				machine_request_stop(m, 0);
 			}
 		}
+		control_handle(&m->control, m, fds + 3, nctl);
+		control_tick(&m->control, m);
 	}
+	control_vm_ended(&m->control);
 	stop_vcpus(m);
 	console_restore_terminal();
 	close(sfd);
@@ -382,6 +406,7 @@ void machine_destroy(struct machine *m)
 		free(m->vcpus);
 		m->vcpus = NULL;
 	}
+	control_close(&m->control);
 	destroy_virtio(m);
 	if (m->config.test_device)
 		testdev_destroy(&m->testdev);
@@ -397,4 +422,43 @@ void machine_destroy(struct machine *m)
 	if (m->stop_fd >= 0)
 		close(m->stop_fd);
 	pthread_mutex_destroy(&m->lock);
+	pthread_mutex_destroy(&m->pause_lock);
+	pthread_cond_destroy(&m->pause_cond);
+}
+
+void machine_pause(struct machine *m)
+{
+	if (m->paused)
+		return;
+	atomic_store(&m->pause_requested, true);
+	int n = m->config.ncpus;
+	for (;;) {
+		pthread_mutex_lock(&m->pause_lock);
+		int parked = m->parked;
+		pthread_mutex_unlock(&m->pause_lock);
+		int gone = 0;
+		for (int i = 0; i < n; i++)
+			if (!m->vcpus[i].thread_started || atomic_load(&m->vcpus[i].exited))
+				gone++;
+		if (parked + gone >= n)
+			break;
+		/* Kick threads still in KVM_RUN; a HLTed vCPU sleeps in the
+		 * kernel until a signal. */
+		for (int i = 0; i < n; i++)
+			if (m->vcpus[i].thread_started && !atomic_load(&m->vcpus[i].exited))
+				pthread_kill(m->vcpus[i].thread, SIG_VCPU_KICK);
+		usleep(200);
+	}
+	m->paused = true;
+}
+
+void machine_resume(struct machine *m)
+{
+	if (!m->paused)
+		return;
+	pthread_mutex_lock(&m->pause_lock);
+	atomic_store(&m->pause_requested, false);
+	pthread_cond_broadcast(&m->pause_cond);
+	pthread_mutex_unlock(&m->pause_lock);
+	m->paused = false;
 }

@@ -23,6 +23,7 @@
 #include "virtio/net.h"
 #include "virtio/rng.h"
 #include "vmm/console.h"
+#include "vmm/control.h"
 #include "vmm/guest_mem.h"
 
 /* Exit status when nestvm ends a VM because of an error (triple fault,
@@ -48,6 +49,8 @@ struct machine_config {
 	struct virtio_blk_options disks[MACHINE_MAX_DISKS];
 	struct virtio_net_options nics[MACHINE_MAX_NICS];
 	bool rng;          /* attach virtio-rng */
+	const char *api_socket;  /* control API socket, or NULL */
+	const char *restore_dir; /* resume this snapshot instead of booting */
 };
 
 struct machine;
@@ -76,6 +79,7 @@ struct machine {
 	struct virtio_net *nics[MACHINE_MAX_NICS];
 	struct virtio_rng *rng;
 	struct console console;
+	struct control control;
 	struct cpu_topology topo;
 	struct nested_support nested;
 	struct boot_entry boot;
@@ -85,6 +89,13 @@ struct machine {
 	pthread_mutex_t lock;   /* guards exit_status and stopping's first writer */
 	int exit_status;
 	bool reboot_requested;  /* the guest asked for a reset, not a power-off */
+
+	/* Pause: vCPU threads park between KVM_RUNs until resumed. */
+	atomic_bool pause_requested;
+	pthread_mutex_t pause_lock;
+	pthread_cond_t pause_cond; /* parked count changed, or resume/stop */
+	int parked;
+	bool paused;               /* every vCPU parked (main thread only) */
 };
 
 int machine_create(struct machine *m, const struct machine_config *config);
@@ -97,6 +108,12 @@ void machine_destroy(struct machine *m);
 void machine_request_stop(struct machine *m, int status);
 /* Ends the VM because the guest reset the machine. */
 void machine_request_reboot(struct machine *m);
+
+/* Stops every vCPU between instructions, with pending I/O completed, and
+ * returns once all are parked (so their state can be read); resume lets
+ * them go on. Main thread only. */
+void machine_pause(struct machine *m);
+void machine_resume(struct machine *m);
 
 /* The vCPU thread body (vmm/vcpu.c). */
 void *vcpu_thread(void *arg);

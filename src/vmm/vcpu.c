@@ -142,11 +142,32 @@ static bool handle_exit(struct vcpu *v)
 	}
 }
 
+/* Parks the vCPU for machine_pause(). One KVM_RUN with immediate_exit
+ * first: it completes an I/O exit we just handled, so the registers read
+ * while parked are consistent (api.rst, KVM_EXIT_IO/MMIO). */
+static void park(struct vcpu *v)
+{
+	struct machine *m = v->machine;
+	v->cpu.run->immediate_exit = 1;
+	kvm_cpu_run(&v->cpu);
+	v->cpu.run->immediate_exit = 0;
+	pthread_mutex_lock(&m->pause_lock);
+	m->parked++;
+	while (atomic_load(&m->pause_requested) && !atomic_load(&m->stopping))
+		pthread_cond_wait(&m->pause_cond, &m->pause_lock);
+	m->parked--;
+	pthread_mutex_unlock(&m->pause_lock);
+}
+
 void *vcpu_thread(void *arg)
 {
 	struct vcpu *v = arg;
 	struct machine *m = v->machine;
 	while (!atomic_load(&m->stopping)) {
+		if (atomic_load(&m->pause_requested)) {
+			park(v);
+			continue;
+		}
 		int r = kvm_cpu_run(&v->cpu);
 		if (r < 0) {
 			machine_request_stop(m, MACHINE_EXIT_ERROR);

@@ -1,0 +1,851 @@
+#define _GNU_SOURCE
+#include "vmm/snapshot.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <json-c/json.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "boot/acpi.h"
+#include "util/log.h"
+#include "vmm/machine.h"
+
+#define STATE_MAGIC "NVMSNAP1"
+#define PAGE 4096ULL
+
+enum tag {
+	T_REGS = 1, T_SREGS, T_XSAVE, T_XCRS, T_MSRS, T_LAPIC, T_EVENTS, T_MPSTATE,
+	T_DEBUGREGS, T_NESTED,
+	T_IRQCHIP = 20, T_PIT2, T_CLOCK,
+	T_SERIAL = 30, T_RTC, T_ACPI_PM, T_PCI_ADDRESS, T_PCI_CONFIG, T_VIRTIO, T_TESTDEV,
+};
+
+struct record_header {
+	uint32_t tag, index;
+	uint64_t len;
+};
+
+/* FNV-1a, 64-bit: a checksum against corruption, not an adversary. */
+static uint64_t fnv(uint64_t h, const void *p, size_t n)
+{
+	const uint8_t *b = p;
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ b[i]) * 0x100000001b3ULL;
+	return h;
+}
+#define FNV_SEED 0xcbf29ce484222325ULL
+
+/* Faster over whole pages: words instead of bytes. */
+static uint64_t fnv_page(uint64_t h, uint64_t offset, const uint8_t *page)
+{
+	h = (h ^ offset) * 0x100000001b3ULL;
+	const uint64_t *w = (const uint64_t *)page;
+	for (size_t i = 0; i < PAGE / 8; i++)
+		h = (h ^ w[i]) * 0x100000001b3ULL;
+	return h;
+}
+
+static bool page_is_zero(const uint8_t *page)
+{
+	const uint64_t *w = (const uint64_t *)page;
+	for (size_t i = 0; i < PAGE / 8; i++)
+		if (w[i])
+			return false;
+	return true;
+}
+
+/* --- writing -------------------------------------------------------------- */
+
+struct writer {
+	FILE *f;
+	uint64_t hash, bytes;
+	bool failed;
+	char *why;
+	size_t whylen;
+};
+
+static void fail(struct writer *w, const char *fmt, ...)
+{
+	if (w->failed)
+		return;
+	w->failed = true;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(w->why, w->whylen, fmt, ap);
+	va_end(ap);
+}
+
+static void put(struct writer *w, uint32_t tag, uint32_t index, const void *data, uint64_t len)
+{
+	if (w->failed)
+		return;
+	struct record_header h = { tag, index, len };
+	if (fwrite(&h, sizeof(h), 1, w->f) != 1 || (len && fwrite(data, len, 1, w->f) != 1)) {
+		fail(w, "writing state.bin: %s", strerror(errno));
+		return;
+	}
+	w->hash = fnv(fnv(w->hash, &h, sizeof(h)), data, len);
+	w->bytes += sizeof(h) + len;
+}
+
+/* One vCPU, read with KVM's GET ioctls. */
+static void save_vcpu(struct writer *w, struct machine *m, struct kvm_cpu *cpu, void *buf,
+		      size_t bufsize)
+{
+	uint32_t i = (uint32_t)cpu->index;
+	struct kvm_host *host = &m->host;
+#define GET(req, tag, size) \
+	do { \
+		if (!w->failed && kvm_cpu_ioctl(cpu, req, buf, #req) < 0) \
+			fail(w, "vCPU %u: " #req " failed", i); \
+		put(w, tag, i, buf, size); \
+	} while (0)
+	GET(KVM_GET_REGS, T_REGS, sizeof(struct kvm_regs));
+	GET(KVM_GET_SREGS, T_SREGS, sizeof(struct kvm_sregs));
+	int xsave_size = kvm_host_cap(host, KVM_CAP_XSAVE2);
+	if (xsave_size < (int)sizeof(struct kvm_xsave))
+		xsave_size = sizeof(struct kvm_xsave);
+	memset(buf, 0, (size_t)xsave_size);
+	GET(kvm_host_cap(host, KVM_CAP_XSAVE2) ? KVM_GET_XSAVE2 : KVM_GET_XSAVE, T_XSAVE,
+	    (uint64_t)xsave_size);
+	if (kvm_host_cap(host, KVM_CAP_XCRS))
+		GET(KVM_GET_XCRS, T_XCRS, sizeof(struct kvm_xcrs));
+
+	/* MSRs: every one KVM lists as saveable that this vCPU can read. */
+	struct kvm_msr_list *list = kvm_host_msr_index_list(host);
+	struct kvm_msrs *msrs = list ? calloc(1, sizeof(*msrs) + list->nmsrs * sizeof(struct kvm_msr_entry))
+				     : NULL;
+	if (!msrs) {
+		fail(w, "cannot list the vCPU's MSRs");
+	} else {
+		for (uint32_t k = 0; k < list->nmsrs; k++) {
+			uint64_t value;
+			if (kvm_cpu_get_msr(cpu, list->indices[k], &value) == 0)
+				msrs->entries[msrs->nmsrs++] =
+					(struct kvm_msr_entry){ .index = list->indices[k], .data = value };
+		}
+		put(w, T_MSRS, i, msrs, sizeof(*msrs) + msrs->nmsrs * sizeof(struct kvm_msr_entry));
+	}
+	free(list);
+	free(msrs);
+
+	GET(KVM_GET_LAPIC, T_LAPIC, sizeof(struct kvm_lapic_state));
+	GET(KVM_GET_VCPU_EVENTS, T_EVENTS, sizeof(struct kvm_vcpu_events));
+	GET(KVM_GET_MP_STATE, T_MPSTATE, sizeof(struct kvm_mp_state));
+	GET(KVM_GET_DEBUGREGS, T_DEBUGREGS, sizeof(struct kvm_debugregs));
+	int nested = kvm_host_cap(host, KVM_CAP_NESTED_STATE);
+	if (nested > 0 && (size_t)nested <= bufsize) {
+		struct kvm_nested_state *ns = buf;
+		memset(ns, 0, (size_t)nested);
+		ns->size = (uint32_t)nested;
+		GET(KVM_GET_NESTED_STATE, T_NESTED, ns->size);
+	}
+#undef GET
+}
+
+static void save_vm(struct writer *w, struct machine *m)
+{
+	for (uint32_t chip = 0; chip < 3; chip++) {
+		struct kvm_irqchip ic = { .chip_id = chip };
+		if (!w->failed && kvm_guest_ioctl(&m->kvm, KVM_GET_IRQCHIP, &ic, "KVM_GET_IRQCHIP") < 0)
+			fail(w, "KVM_GET_IRQCHIP failed");
+		put(w, T_IRQCHIP, chip, &ic, sizeof(ic));
+	}
+	struct kvm_pit_state2 pit;
+	if (!w->failed && kvm_guest_ioctl(&m->kvm, KVM_GET_PIT2, &pit, "KVM_GET_PIT2") < 0)
+		fail(w, "KVM_GET_PIT2 failed");
+	put(w, T_PIT2, 0, &pit, sizeof(pit));
+	struct kvm_clock_data clock = { 0 };
+	if (!w->failed && kvm_guest_ioctl(&m->kvm, KVM_GET_CLOCK, &clock, "KVM_GET_CLOCK") < 0)
+		fail(w, "KVM_GET_CLOCK failed");
+	clock.flags = 0; /* restore the guest's clock value, not a host time */
+	put(w, T_CLOCK, 0, &clock, sizeof(clock));
+}
+
+/* Plain-data tails of the device structures: from field first to the end
+ * of field last. */
+#define RANGE(obj, first, last) \
+	(const uint8_t *)&(obj)->first, \
+	(offsetof(__typeof__(*(obj)), last) + sizeof((obj)->last) - offsetof(__typeof__(*(obj)), first))
+
+static struct virtio_dev *virtio_at(struct machine *m, int k)
+{
+	if (k < m->config.ndisks)
+		return &m->disks[k]->vdev;
+	k -= m->config.ndisks;
+	if (k < m->config.nnics)
+		return &m->nics[k]->vdev;
+	return k == 0 && m->rng ? &m->rng->vdev : NULL;
+}
+
+static void save_devices(struct writer *w, struct machine *m)
+{
+	pthread_mutex_lock(&m->com1.lock);
+	put(w, T_SERIAL, 0, RANGE(&m->com1, ier, rx_count));
+	pthread_mutex_unlock(&m->com1.lock);
+	pthread_mutex_lock(&m->rtc.lock);
+	put(w, T_RTC, 0, RANGE(&m->rtc, index, cmos));
+	pthread_mutex_unlock(&m->rtc.lock);
+	pthread_mutex_lock(&m->pm.lock);
+	put(w, T_ACPI_PM, 0, RANGE(&m->pm, sts, sci_level));
+	pthread_mutex_unlock(&m->pm.lock);
+	if (m->config.test_device) {
+		pthread_mutex_lock(&m->testdev.lock);
+		put(w, T_TESTDEV, 0, RANGE(&m->testdev, scratch, writes));
+		pthread_mutex_unlock(&m->testdev.lock);
+	}
+	pthread_mutex_lock(&m->pci.lock);
+	put(w, T_PCI_ADDRESS, 0, &m->pci.address, sizeof(m->pci.address));
+	for (uint32_t s = 1; s < PCI_SLOTS; s++)
+		if (m->pci.slots[s])
+			put(w, T_PCI_CONFIG, s, m->pci.slots[s]->config, 256);
+	pthread_mutex_unlock(&m->pci.lock);
+	struct virtio_dev *vd;
+	for (int k = 0; (vd = virtio_at(m, k)); k++) {
+		/* The device lock waits out a request the worker is running. */
+		pthread_mutex_lock(&vd->lock);
+		if (vd->status & VIRTIO_STATUS_NEEDS_RESET)
+			fail(w, "%s cannot be saved: its driver broke a queue and it needs a reset",
+			     vd->name);
+		struct virtio_pci_state st;
+		virtio_pci_save(vd, &st);
+		pthread_mutex_unlock(&vd->lock);
+		put(w, T_VIRTIO, (uint32_t)k, &st, sizeof(st));
+	}
+}
+
+/* Guest RAM into a sparse file: only resident, non-zero pages. */
+static int save_memory(struct machine *m, const char *path, uint64_t *hash, uint64_t *bytes,
+		       struct writer *w)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		fail(w, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	uint64_t size = m->mem.ram_size, h = FNV_SEED, written = 0;
+	const uint64_t chunk = 2ULL << 20;
+	unsigned char *resident = malloc(chunk / PAGE);
+	int r = resident && ftruncate(fd, (off_t)size) == 0 ? 0 : -1;
+	for (uint64_t base = 0; base < size && r == 0; base += chunk) {
+		uint64_t len = size - base < chunk ? size - base : chunk;
+		uint8_t *p = m->mem.base + base;
+		/* Pages the guest never touched are not resident: skip them
+		 * without faulting them in. */
+		if (mincore(p, len, resident) < 0)
+			memset(resident, 1, chunk / PAGE);
+		for (uint64_t off = 0; off < len && r == 0; off += PAGE) {
+			if (!(resident[off / PAGE] & 1) || page_is_zero(p + off))
+				continue;
+			uint64_t run = PAGE; /* write runs of data pages at once */
+			while (off + run < len && (resident[(off + run) / PAGE] & 1) &&
+			       !page_is_zero(p + off + run))
+				run += PAGE;
+			for (uint64_t o = 0; o < run; o += PAGE)
+				h = fnv_page(h, base + off + o, p + off + o);
+			if (pwrite(fd, p + off, run, (off_t)(base + off)) != (ssize_t)run)
+				r = -1;
+			written += run;
+			off += run - PAGE;
+		}
+	}
+	if (r < 0)
+		fail(w, "%s: %s", path, strerror(errno));
+	if (r == 0 && fsync(fd) < 0) {
+		fail(w, "%s: fsync: %s", path, strerror(errno));
+		r = -1;
+	}
+	free(resident);
+	close(fd);
+	*hash = h;
+	*bytes = written;
+	return r;
+}
+
+int snapshot_disk_fingerprint(const char *path, uint64_t *size, uint64_t *fingerprint)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	struct stat st;
+	if (fd < 0 || fstat(fd, &st) < 0) {
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	*size = (uint64_t)st.st_size;
+	uint64_t h = fnv(FNV_SEED, size, sizeof(*size));
+	static uint8_t buf[1 << 20];
+	/* Only allocated data: a thin disk hashes fast. Zero pages are left
+	 * out so the same content hashes the same however it is allocated. */
+	off_t data = 0;
+	while ((data = lseek(fd, data, SEEK_DATA)) >= 0) {
+		off_t hole = lseek(fd, data, SEEK_HOLE);
+		if (hole < 0)
+			break;
+		data &= ~(off_t)(PAGE - 1);
+		while (data < hole) {
+			size_t want = (size_t)(hole - data) < sizeof(buf) ? (size_t)(hole - data) : sizeof(buf);
+			ssize_t n = pread(fd, buf, want, data);
+			if (n <= 0)
+				break;
+			for (ssize_t o = 0; o + (ssize_t)PAGE <= n; o += PAGE)
+				if (!page_is_zero(buf + o))
+					h = fnv_page(h, (uint64_t)(data + o), buf + o);
+			data += n & ~(ssize_t)(PAGE - 1);
+			if (n < (ssize_t)PAGE)
+				break;
+		}
+	}
+	close(fd);
+	*fingerprint = h;
+	return 0;
+}
+
+static json_object *config_json(struct machine *m, struct writer *w)
+{
+	const struct machine_config *c = &m->config;
+	json_object *o = json_object_new_object();
+	json_object_object_add(o, "memory_bytes", json_object_new_int64((int64_t)c->ram_size));
+	json_object_object_add(o, "vcpus", json_object_new_int(c->ncpus));
+	json_object_object_add(o, "cores_per_socket", json_object_new_int(c->cores_per_socket));
+	json_object_object_add(o, "cpu_model", json_object_new_string(c->cpu_model == CPU_MODEL_COMPAT ? "compat" : "host"));
+	json_object_object_add(o, "nested", json_object_new_boolean(c->nested));
+	json_object_object_add(o, "test_device", json_object_new_boolean(c->test_device));
+	json_object_object_add(o, "rng", json_object_new_boolean(c->rng));
+	json_object *disks = json_object_new_array();
+	for (int i = 0; i < c->ndisks; i++) {
+		json_object *d = json_object_new_object();
+		char abs[PATH_MAX];
+		const char *p = realpath(c->disks[i].path, abs) ? abs : c->disks[i].path;
+		uint64_t size = 0, fp = 0;
+		/* Flush first: the fingerprint is of what the image holds. */
+		fdatasync(m->disks[i]->fd);
+		if (snapshot_disk_fingerprint(p, &size, &fp) < 0)
+			fail(w, "--disk %s: cannot read it for its fingerprint", p);
+		char hex[17];
+		snprintf(hex, sizeof(hex), "%016llx", (unsigned long long)fp);
+		json_object_object_add(d, "path", json_object_new_string(p));
+		json_object_object_add(d, "readonly", json_object_new_boolean(c->disks[i].readonly));
+		json_object_object_add(d, "serial", json_object_new_string(c->disks[i].serial));
+		json_object_object_add(d, "size", json_object_new_int64((int64_t)size));
+		json_object_object_add(d, "fingerprint", json_object_new_string(hex));
+		json_object_array_add(disks, d);
+	}
+	json_object_object_add(o, "disks", disks);
+	json_object *nics = json_object_new_array();
+	for (int i = 0; i < c->nnics; i++) {
+		json_object *n = json_object_new_object();
+		char mac[18];
+		const uint8_t *a = m->nics[i]->opt.mac;
+		snprintf(mac, sizeof(mac), "%02x:%02x:%02x:%02x:%02x:%02x", a[0], a[1], a[2], a[3], a[4], a[5]);
+		json_object_object_add(n, "tap", json_object_new_string(c->nics[i].ifname));
+		json_object_object_add(n, "mac", json_object_new_string(mac));
+		json_object_array_add(nics, n);
+	}
+	json_object_object_add(o, "nics", nics);
+	return o;
+}
+
+static json_object *hex64(uint64_t v)
+{
+	char hex[17];
+	snprintf(hex, sizeof(hex), "%016llx", (unsigned long long)v);
+	return json_object_new_string(hex);
+}
+
+int snapshot_save(struct machine *m, const char *dir, uint64_t *bytes, char *why, size_t whylen)
+{
+	struct writer w = { .hash = FNV_SEED, .why = why, .whylen = whylen };
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
+		snprintf(why, whylen, "%s: %s", dir, strerror(errno));
+		return -1;
+	}
+	char path[PATH_MAX + 32];
+	snprintf(path, sizeof(path), "%s/state.bin", dir);
+	w.f = fopen(path, "wbe");
+	if (!w.f) {
+		snprintf(why, whylen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	char header[16] = STATE_MAGIC;
+	uint32_t version = SNAPSHOT_VERSION;
+	memcpy(header + 8, &version, 4);
+	fwrite(header, sizeof(header), 1, w.f);
+	w.hash = fnv(w.hash, header, sizeof(header));
+	size_t bufsize = 1 << 20;
+	void *buf = calloc(1, bufsize);
+	if (!buf)
+		fail(&w, "out of memory");
+	save_vm(&w, m);
+	for (int i = 0; i < m->config.ncpus && !w.failed; i++)
+		save_vcpu(&w, m, &m->vcpus[i].cpu, buf, bufsize);
+	save_devices(&w, m);
+	free(buf);
+	if (fflush(w.f) != 0 || fsync(fileno(w.f)) < 0)
+		fail(&w, "%s: %s", path, strerror(errno));
+	fclose(w.f);
+	uint64_t state_hash = w.hash, state_bytes = w.bytes + sizeof(header);
+
+	uint64_t mem_hash = 0, mem_bytes = 0;
+	snprintf(path, sizeof(path), "%s/memory.bin", dir);
+	if (!w.failed)
+		save_memory(m, path, &mem_hash, &mem_bytes, &w);
+	json_object *manifest = json_object_new_object();
+	json_object_object_add(manifest, "format", json_object_new_string("nestvm-snapshot"));
+	json_object_object_add(manifest, "version", json_object_new_int(SNAPSHOT_VERSION));
+	json_object_object_add(manifest, "nestvm", json_object_new_string(NESTVM_VERSION));
+	json_object_object_add(manifest, "machine", config_json(m, &w));
+	json_object *files = json_object_new_object();
+	json_object *f = json_object_new_object();
+	json_object_object_add(f, "bytes", json_object_new_int64((int64_t)state_bytes));
+	json_object_object_add(f, "fnv1a64", hex64(state_hash));
+	json_object_object_add(files, "state.bin", f);
+	f = json_object_new_object();
+	json_object_object_add(f, "size", json_object_new_int64((int64_t)m->mem.ram_size));
+	json_object_object_add(f, "data_bytes", json_object_new_int64((int64_t)mem_bytes));
+	json_object_object_add(f, "fnv1a64", hex64(mem_hash));
+	json_object_object_add(files, "memory.bin", f);
+	json_object_object_add(manifest, "files", files);
+	snprintf(path, sizeof(path), "%s/manifest.json", dir);
+	if (!w.failed && json_object_to_file_ext(path, manifest, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE) < 0)
+		fail(&w, "%s: cannot write it", path);
+	json_object_put(manifest);
+	if (w.failed) {
+		/* Never leave something that looks like a snapshot behind. */
+		unlink(path);
+		return -1;
+	}
+	*bytes = state_bytes + mem_bytes;
+	return 0;
+}
+
+/* --- reading ------------------------------------------------------------ */
+
+static json_object *read_manifest(const char *dir)
+{
+	char path[PATH_MAX + 32];
+	snprintf(path, sizeof(path), "%s/manifest.json", dir);
+	struct stat st;
+	if (stat(path, &st) < 0) {
+		log_error("snapshot %s: not a nestvm snapshot (no manifest.json)", dir);
+		return NULL;
+	}
+	json_object *m = json_object_from_file(path);
+	json_object *v;
+	if (!m || !json_object_is_type(m, json_type_object)) {
+		log_error("snapshot %s: manifest.json is corrupted (not valid JSON)", dir);
+		json_object_put(m);
+		return NULL;
+	}
+	if (!json_object_object_get_ex(m, "format", &v) ||
+	    strcmp(json_object_get_string(v), "nestvm-snapshot")) {
+		log_error("snapshot %s: manifest.json is not a nestvm snapshot manifest", dir);
+		json_object_put(m);
+		return NULL;
+	}
+	if (!json_object_object_get_ex(m, "version", &v) || json_object_get_int(v) != SNAPSHOT_VERSION) {
+		log_error("snapshot %s: format version %s; this nestvm reads version %d", dir,
+			  v ? json_object_get_string(v) : "missing", SNAPSHOT_VERSION);
+		json_object_put(m);
+		return NULL;
+	}
+	return m;
+}
+
+/* json path helpers: NULL or the member of the expected type */
+static json_object *member(json_object *o, const char *key, json_type type)
+{
+	json_object *v;
+	return o && json_object_object_get_ex(o, key, &v) && json_object_is_type(v, type) ? v : NULL;
+}
+
+static uint64_t parse_hex(json_object *v)
+{
+	return v ? strtoull(json_object_get_string(v), NULL, 16) : 0;
+}
+
+int snapshot_read_config(const char *dir, bool force, struct machine_config *c)
+{
+	json_object *man = read_manifest(dir);
+	if (!man)
+		return -1;
+	json_object *mc = member(man, "machine", json_type_object);
+	json_object *mem = member(mc, "memory_bytes", json_type_int);
+	json_object *cpus = member(mc, "vcpus", json_type_int);
+	json_object *disks = member(mc, "disks", json_type_array);
+	json_object *nics = member(mc, "nics", json_type_array);
+	if (!mem || !cpus || !disks || !nics || json_object_get_int64(mem) <= 0 ||
+	    json_object_get_int(cpus) < 1 || json_object_get_int(cpus) > 1024 ||
+	    json_object_array_length(disks) > MACHINE_MAX_DISKS ||
+	    json_object_array_length(nics) > MACHINE_MAX_NICS) {
+		log_error("snapshot %s: manifest.json is corrupted (machine section)", dir);
+		json_object_put(man);
+		return -1;
+	}
+	c->ram_size = (uint64_t)json_object_get_int64(mem);
+	c->ncpus = json_object_get_int(cpus);
+	json_object *v;
+	c->cores_per_socket = (v = member(mc, "cores_per_socket", json_type_int)) ? json_object_get_int(v) : 0;
+	c->cpu_model = (v = member(mc, "cpu_model", json_type_string)) &&
+				       !strcmp(json_object_get_string(v), "compat")
+			       ? CPU_MODEL_COMPAT : CPU_MODEL_HOST;
+	c->nested = (v = member(mc, "nested", json_type_boolean)) && json_object_get_boolean(v);
+	c->test_device = (v = member(mc, "test_device", json_type_boolean)) && json_object_get_boolean(v);
+	c->rng = (v = member(mc, "rng", json_type_boolean)) && json_object_get_boolean(v);
+	int r = 0;
+	c->ndisks = (int)json_object_array_length(disks);
+	for (int i = 0; i < c->ndisks && r == 0; i++) {
+		json_object *d = json_object_array_get_idx(disks, (size_t)i);
+		json_object *path = member(d, "path", json_type_string);
+		json_object *size = member(d, "size", json_type_int);
+		if (!path || !size || strlen(json_object_get_string(path)) >= sizeof(c->disks[i].path)) {
+			log_error("snapshot %s: manifest.json is corrupted (disk %d)", dir, i);
+			r = -1;
+			break;
+		}
+		struct virtio_blk_options *o = &c->disks[i];
+		memset(o, 0, sizeof(*o));
+		strcpy(o->path, json_object_get_string(path));
+		o->readonly = (v = member(d, "readonly", json_type_boolean)) && json_object_get_boolean(v);
+		if ((v = member(d, "serial", json_type_string)))
+			snprintf(o->serial, sizeof(o->serial), "%s", json_object_get_string(v));
+		uint64_t now_size, now_fp;
+		if (snapshot_disk_fingerprint(o->path, &now_size, &now_fp) < 0) {
+			log_error("snapshot %s: disk %s is missing or unreadable%s", dir, o->path,
+				  force ? "" : " (the snapshot belongs to it)");
+			r = -1;
+		} else if (now_size != (uint64_t)json_object_get_int64(size) ||
+			   now_fp != parse_hex(member(d, "fingerprint", json_type_string))) {
+			if (force) {
+				log_warn("snapshot %s: disk %s changed since the snapshot; restoring anyway (--force)",
+					 dir, o->path);
+			} else {
+				log_error("snapshot %s: disk %s changed since the snapshot (%s); "
+					  "restore with --force to use it anyway", dir, o->path,
+					  now_size != (uint64_t)json_object_get_int64(size) ? "size" : "content");
+				r = -1;
+			}
+		}
+	}
+	c->nnics = (int)json_object_array_length(nics);
+	for (int i = 0; i < c->nnics && r == 0; i++) {
+		json_object *n = json_object_array_get_idx(nics, (size_t)i);
+		json_object *tap = member(n, "tap", json_type_string);
+		json_object *mac = member(n, "mac", json_type_string);
+		char spec[128];
+		snprintf(spec, sizeof(spec), "tap=%s,mac=%s", tap ? json_object_get_string(tap) : "",
+			 mac ? json_object_get_string(mac) : "");
+		if (!tap || !mac || virtio_net_parse(spec, &c->nics[i]) < 0) {
+			log_error("snapshot %s: manifest.json is corrupted (NIC %d)", dir, i);
+			r = -1;
+		}
+	}
+	json_object_put(man);
+	return r;
+}
+
+static int restore_memory(struct machine *m, const char *dir, json_object *meminfo)
+{
+	char path[PATH_MAX + 32];
+	snprintf(path, sizeof(path), "%s/memory.bin", dir);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	struct stat st;
+	if (fd < 0 || fstat(fd, &st) < 0) {
+		log_error("snapshot %s: memory.bin: %s", dir, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	if ((uint64_t)st.st_size != m->mem.ram_size) {
+		log_error("snapshot %s: memory.bin is truncated or the wrong size (%lld bytes, expected %llu)",
+			  dir, (long long)st.st_size, (unsigned long long)m->mem.ram_size);
+		close(fd);
+		return -1;
+	}
+	uint64_t h = FNV_SEED;
+	off_t data = 0;
+	int r = 0;
+	while (r == 0 && (data = lseek(fd, data, SEEK_DATA)) >= 0) {
+		off_t hole = lseek(fd, data, SEEK_HOLE);
+		if (hole < 0)
+			break;
+		data &= ~(off_t)(PAGE - 1);
+		uint64_t len = (uint64_t)(hole - data);
+		uint8_t *dst = m->mem.base + data;
+		for (uint64_t done = 0; done < len;) {
+			ssize_t n = pread(fd, dst + done, len - done, data + (off_t)done);
+			if (n <= 0) {
+				r = -1;
+				break;
+			}
+			done += (uint64_t)n;
+		}
+		for (uint64_t o = 0; r == 0 && o + PAGE <= len; o += PAGE)
+			if (!page_is_zero(dst + o))
+				h = fnv_page(h, (uint64_t)data + o, dst + o);
+		data = hole;
+	}
+	close(fd);
+	if (r == 0 && h != parse_hex(member(meminfo, "fnv1a64", json_type_string))) {
+		log_error("snapshot %s: memory.bin is corrupted (checksum mismatch)", dir);
+		r = -1;
+	} else if (r < 0) {
+		log_error("snapshot %s: memory.bin: read error", dir);
+	}
+	return r;
+}
+
+struct record {
+	uint32_t tag, index;
+	uint64_t len;
+	const uint8_t *data;
+};
+
+static const struct record *find(const struct record *recs, size_t n, uint32_t tag, uint32_t index)
+{
+	for (size_t i = 0; i < n; i++)
+		if (recs[i].tag == tag && recs[i].index == index)
+			return &recs[i];
+	return NULL;
+}
+
+/* Copies a record of exactly len bytes into dst; a missing or wrongly
+ * sized record means a corrupted snapshot. */
+static int take(const char *dir, const struct record *r, void *dst, uint64_t len, const char *what)
+{
+	if (!r || r->len != len) {
+		log_error("snapshot %s: state.bin is corrupted (%s %s)", dir, what,
+			  r ? "has the wrong size" : "is missing");
+		return -1;
+	}
+	memcpy(dst, r->data, len);
+	return 0;
+}
+
+static int restore_vcpu(struct machine *m, const char *dir, const struct record *recs, size_t n,
+			struct kvm_cpu *cpu)
+{
+	uint32_t i = (uint32_t)cpu->index;
+	const struct record *r;
+	union {
+		struct kvm_regs regs;
+		struct kvm_sregs sregs;
+		struct kvm_xcrs xcrs;
+		struct kvm_lapic_state lapic;
+		struct kvm_vcpu_events events;
+		struct kvm_mp_state mp;
+		struct kvm_debugregs debug;
+	} u;
+	/* KVM's own selftests restore in this order; the nested state goes
+	 * last, once EFER and the rest of L1's view are in place. */
+	if (take(dir, find(recs, n, T_SREGS, i), &u.sregs, sizeof(u.sregs), "special registers") < 0 ||
+	    kvm_cpu_ioctl(cpu, KVM_SET_SREGS, &u.sregs, "KVM_SET_SREGS") < 0)
+		return -1;
+	r = find(recs, n, T_MSRS, i);
+	if (!r || r->len < sizeof(struct kvm_msrs) ||
+	    r->len != sizeof(struct kvm_msrs) + ((const struct kvm_msrs *)r->data)->nmsrs * sizeof(struct kvm_msr_entry)) {
+		log_error("snapshot %s: state.bin is corrupted (MSRs)", dir);
+		return -1;
+	}
+	void *msrs = malloc(r->len);
+	if (!msrs)
+		return -1;
+	memcpy(msrs, r->data, r->len);
+	int set = kvm_cpu_ioctl(cpu, KVM_SET_MSRS, msrs, "KVM_SET_MSRS");
+	uint32_t want = ((struct kvm_msrs *)msrs)->nmsrs;
+	if (set >= 0 && (uint32_t)set < want)
+		log_warn("vCPU %u: %u of %u MSRs restored (MSR 0x%x refused)", i, set, want,
+			 ((struct kvm_msrs *)msrs)->entries[set].index);
+	free(msrs);
+	if (set < 0)
+		return -1;
+	if ((r = find(recs, n, T_XCRS, i))) {
+		if (take(dir, r, &u.xcrs, sizeof(u.xcrs), "XCRs") < 0 ||
+		    kvm_cpu_ioctl(cpu, KVM_SET_XCRS, &u.xcrs, "KVM_SET_XCRS") < 0)
+			return -1;
+	}
+	r = find(recs, n, T_XSAVE, i);
+	if (!r || r->len < sizeof(struct kvm_xsave)) {
+		log_error("snapshot %s: state.bin is corrupted (XSAVE area)", dir);
+		return -1;
+	}
+	int xsave_size = kvm_host_cap(&m->host, KVM_CAP_XSAVE2);
+	if (xsave_size < (int)sizeof(struct kvm_xsave))
+		xsave_size = sizeof(struct kvm_xsave);
+	void *xsave = calloc(1, (size_t)xsave_size > r->len ? (size_t)xsave_size : r->len);
+	if (!xsave)
+		return -1;
+	memcpy(xsave, r->data, r->len);
+	set = kvm_cpu_ioctl(cpu, KVM_SET_XSAVE, xsave, "KVM_SET_XSAVE");
+	free(xsave);
+	if (set < 0 ||
+	    take(dir, find(recs, n, T_LAPIC, i), &u.lapic, sizeof(u.lapic), "local APIC") < 0 ||
+	    kvm_cpu_ioctl(cpu, KVM_SET_LAPIC, &u.lapic, "KVM_SET_LAPIC") < 0 ||
+	    take(dir, find(recs, n, T_EVENTS, i), &u.events, sizeof(u.events), "events") < 0 ||
+	    kvm_cpu_ioctl(cpu, KVM_SET_VCPU_EVENTS, &u.events, "KVM_SET_VCPU_EVENTS") < 0 ||
+	    take(dir, find(recs, n, T_MPSTATE, i), &u.mp, sizeof(u.mp), "MP state") < 0 ||
+	    kvm_cpu_ioctl(cpu, KVM_SET_MP_STATE, &u.mp, "KVM_SET_MP_STATE") < 0 ||
+	    take(dir, find(recs, n, T_DEBUGREGS, i), &u.debug, sizeof(u.debug), "debug registers") < 0 ||
+	    kvm_cpu_ioctl(cpu, KVM_SET_DEBUGREGS, &u.debug, "KVM_SET_DEBUGREGS") < 0 ||
+	    take(dir, find(recs, n, T_REGS, i), &u.regs, sizeof(u.regs), "registers") < 0 ||
+	    kvm_cpu_ioctl(cpu, KVM_SET_REGS, &u.regs, "KVM_SET_REGS") < 0)
+		return -1;
+	if ((r = find(recs, n, T_NESTED, i))) {
+		const struct kvm_nested_state *ns = (const void *)r->data;
+		int max = kvm_host_cap(&m->host, KVM_CAP_NESTED_STATE);
+		if (r->len < sizeof(*ns) || ns->size != r->len) {
+			log_error("snapshot %s: state.bin is corrupted (nested state)", dir);
+			return -1;
+		}
+		if (max <= 0 || r->len > (uint64_t)max) {
+			if (ns->flags & KVM_STATE_NESTED_GUEST_MODE) {
+				log_error("snapshot %s: vCPU %u was running a nested guest, and this "
+					  "host's KVM cannot restore nested state", dir, i);
+				return -1;
+			}
+		} else {
+			void *copy = malloc(r->len);
+			if (!copy)
+				return -1;
+			memcpy(copy, r->data, r->len);
+			set = kvm_cpu_ioctl(cpu, KVM_SET_NESTED_STATE, copy, "KVM_SET_NESTED_STATE");
+			free(copy);
+			if (set < 0)
+				return -1;
+		}
+	}
+	return 0;
+}
+
+static int restore_devices(struct machine *m, const char *dir, const struct record *recs, size_t n)
+{
+#define TAKE_RANGE(obj, first, last, tag, what) \
+	take(dir, find(recs, n, tag, 0), (uint8_t *)&(obj)->first, \
+	     offsetof(__typeof__(*(obj)), last) + sizeof((obj)->last) - offsetof(__typeof__(*(obj)), first), what)
+	if (TAKE_RANGE(&m->com1, ier, rx_count, T_SERIAL, "serial port") < 0 ||
+	    TAKE_RANGE(&m->rtc, index, cmos, T_RTC, "RTC") < 0 ||
+	    TAKE_RANGE(&m->pm, sts, sci_level, T_ACPI_PM, "ACPI PM") < 0 ||
+	    (m->config.test_device && TAKE_RANGE(&m->testdev, scratch, writes, T_TESTDEV, "test device") < 0) ||
+	    take(dir, find(recs, n, T_PCI_ADDRESS, 0), &m->pci.address, sizeof(m->pci.address), "PCI") < 0)
+		return -1;
+#undef TAKE_RANGE
+	if (m->com1.rx_head >= SERIAL_RX_FIFO || m->com1.rx_count > SERIAL_RX_FIFO) {
+		log_error("snapshot %s: state.bin is corrupted (serial FIFO)", dir);
+		return -1;
+	}
+	if (m->pm.sci_level)
+		kvm_guest_irq_line(&m->kvm, ACPI_SCI_IRQ, 1);
+	for (uint32_t s = 1; s < PCI_SLOTS; s++) {
+		struct pci_device *dev = m->pci.slots[s];
+		if (dev && take(dir, find(recs, n, T_PCI_CONFIG, s), dev->config, 256, "PCI configuration") < 0)
+			return -1;
+	}
+	struct virtio_dev *vd;
+	for (int k = 0; (vd = virtio_at(m, k)); k++) {
+		struct virtio_pci_state st;
+		if (take(dir, find(recs, n, T_VIRTIO, (uint32_t)k), &st, sizeof(st), "virtio device") < 0 ||
+		    virtio_pci_load(vd, &st) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+int snapshot_restore(struct machine *m, const char *dir)
+{
+	json_object *man = read_manifest(dir);
+	if (!man)
+		return -1;
+	json_object *files = member(man, "files", json_type_object);
+	json_object *stinfo = member(files, "state.bin", json_type_object);
+	int r = restore_memory(m, dir, member(files, "memory.bin", json_type_object));
+	char path[PATH_MAX + 32];
+	snprintf(path, sizeof(path), "%s/state.bin", dir);
+	uint8_t *data = NULL;
+	size_t size = 0;
+	struct record *recs = NULL;
+	size_t nrecs = 0;
+	if (r == 0) {
+		FILE *f = fopen(path, "rbe");
+		struct stat st;
+		if (!f || fstat(fileno(f), &st) < 0 || !(data = malloc((size_t)st.st_size + 1)) ||
+		    fread(data, 1, (size_t)st.st_size, f) != (size_t)st.st_size) {
+			log_error("snapshot %s: state.bin: %s", dir, f ? "read error" : strerror(errno));
+			r = -1;
+		} else {
+			size = (size_t)st.st_size;
+		}
+		if (f)
+			fclose(f);
+	}
+	if (r == 0) {
+		uint64_t h = fnv(FNV_SEED, data, size);
+		uint32_t version = 0;
+		if (size >= 16)
+			memcpy(&version, data + 8, 4);
+		if (size < 16 || memcmp(data, STATE_MAGIC, 8)) {
+			log_error("snapshot %s: state.bin is not nestvm state", dir);
+			r = -1;
+		} else if (version != SNAPSHOT_VERSION) {
+			log_error("snapshot %s: state.bin has version %u; this nestvm reads version %d",
+				  dir, version, SNAPSHOT_VERSION);
+			r = -1;
+		} else if (h != parse_hex(member(stinfo, "fnv1a64", json_type_string))) {
+			log_error("snapshot %s: state.bin is corrupted or truncated (checksum mismatch)", dir);
+			r = -1;
+		}
+	}
+	/* Index the records, checking every length against what is left. */
+	for (size_t off = 16; r == 0 && off < size;) {
+		struct record_header h;
+		if (size - off < sizeof(h)) {
+			log_error("snapshot %s: state.bin is truncated", dir);
+			r = -1;
+			break;
+		}
+		memcpy(&h, data + off, sizeof(h));
+		off += sizeof(h);
+		if (h.len > size - off) {
+			log_error("snapshot %s: state.bin is truncated", dir);
+			r = -1;
+			break;
+		}
+		struct record *grown = realloc(recs, (nrecs + 1) * sizeof(*recs));
+		if (!grown) {
+			r = -1;
+			break;
+		}
+		recs = grown;
+		recs[nrecs++] = (struct record){ h.tag, h.index, h.len, data + off };
+		off += h.len;
+	}
+	if (r == 0) {
+		struct kvm_irqchip ic;
+		struct kvm_pit_state2 pit;
+		struct kvm_clock_data clock;
+		for (uint32_t chip = 0; chip < 3 && r == 0; chip++)
+			if (take(dir, find(recs, nrecs, T_IRQCHIP, chip), &ic, sizeof(ic), "irqchip") < 0 ||
+			    ic.chip_id != chip ||
+			    kvm_guest_ioctl(&m->kvm, KVM_SET_IRQCHIP, &ic, "KVM_SET_IRQCHIP") < 0)
+				r = -1;
+		if (r == 0 && (take(dir, find(recs, nrecs, T_PIT2, 0), &pit, sizeof(pit), "PIT") < 0 ||
+			       kvm_guest_ioctl(&m->kvm, KVM_SET_PIT2, &pit, "KVM_SET_PIT2") < 0))
+			r = -1;
+		for (int i = 0; i < m->config.ncpus && r == 0; i++)
+			r = restore_vcpu(m, dir, recs, nrecs, &m->vcpus[i].cpu);
+		if (r == 0 && (take(dir, find(recs, nrecs, T_CLOCK, 0), &clock, sizeof(clock), "clock") < 0 ||
+			       kvm_guest_ioctl(&m->kvm, KVM_SET_CLOCK, &clock, "KVM_SET_CLOCK") < 0))
+			r = -1;
+		if (r == 0)
+			r = restore_devices(m, dir, recs, nrecs);
+	}
+	free(recs);
+	free(data);
+	json_object_put(man);
+	return r;
+}

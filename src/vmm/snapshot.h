@@ -1,0 +1,41 @@
+/* Snapshots: everything needed to resume a paused VM in a new process.
+ *
+ * A snapshot is a directory:
+ *   manifest.json  format name and version, the machine's configuration,
+ *                  each disk's path, size and content fingerprint, and a
+ *                  checksum of each other file
+ *   state.bin      tagged binary records: per vCPU the registers, special
+ *                  registers, XSAVE area, XCRs, MSRs, local APIC, pending
+ *                  events, MP state, debug registers and KVM's nested state;
+ *                  the irqchips, PIT and kvmclock; every device's state
+ *   memory.bin     guest RAM as a sparse file: pages never touched or all
+ *                  zeros are holes
+ * The format is versioned; every file is checksummed (FNV-1a, 64-bit). */
+#ifndef NESTVM_VMM_SNAPSHOT_H
+#define NESTVM_VMM_SNAPSHOT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct machine;
+struct machine_config;
+
+#define SNAPSHOT_VERSION 1
+
+/* Writes a snapshot of the paused machine into dir (created, or empty).
+ * On failure fills why with one line. */
+int snapshot_save(struct machine *m, const char *dir, uint64_t *bytes, char *why, size_t whylen);
+
+/* Reads dir/manifest.json into config (disks checked against their
+ * fingerprints unless force). Prints one-line errors. */
+int snapshot_read_config(const char *dir, bool force, struct machine_config *config);
+
+/* Loads memory, vCPU, irqchip and device state into a machine created
+ * from snapshot_read_config()'s configuration. */
+int snapshot_restore(struct machine *m, const char *dir);
+
+/* Content fingerprint of a disk image (size and allocated data). */
+int snapshot_disk_fingerprint(const char *path, uint64_t *size, uint64_t *fingerprint);
+
+#endif
