@@ -1,0 +1,168 @@
+#!/usr/bin/env bats
+# The control API, pause/resume, shutdown and snapshot/restore on this
+# machine's /dev/kvm, with the test guest counting on its console
+# (test=count). Linux guests and nested state: tests/labhost/snapshot.bats.
+bats_require_minimum_version 1.5.0
+load helpers
+
+setup() {
+	require_kvm
+	SOCK=$BATS_TEST_TMPDIR/api.sock
+}
+
+teardown() {
+	[ -n "${VM:-}" ] && kill -9 "$VM" 2> /dev/null
+	true
+}
+
+start_counter() { # start_counter CONSOLE [ARGS...]: count in the background
+	local out=$1
+	shift
+	"$NESTVM" run --kernel "$GUEST" --test-device --cmdline "test=count" --api-socket "$SOCK" \
+		--console "file:$out" "$@" < /dev/null 2> "$BATS_TEST_TMPDIR/vm.err" &
+	VM=$!
+	wait_for "$out" "count 3"
+}
+
+wait_for() { # wait_for FILE TEXT: up to 30 s
+	local i
+	for ((i = 0; i < 300; i++)); do
+		grep -q "$2" "$1" 2> /dev/null && return 0
+		sleep 0.1
+	done
+	echo "timed out waiting for '$2' in $1"
+	return 1
+}
+
+last_count() {
+	grep '^count [0-9]' "$1" | tail -n 1 | cut -d' ' -f2
+}
+
+ctl() {
+	run --separate-stderr timeout 60 "$NESTVM" ctl "$SOCK" "$@"
+}
+
+@test "snapshot, SIGKILL, restore: the count goes on where it stopped, without a new boot" {
+	start_counter "$BATS_TEST_TMPDIR/a.out"
+	ctl snapshot "$BATS_TEST_TMPDIR/snap"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[[ $output == '{"ok":true,"dir":"'"$BATS_TEST_TMPDIR/snap"'",'* ]]
+	local at
+	at=$(last_count "$BATS_TEST_TMPDIR/a.out")
+	kill -9 $VM
+	wait $VM || true
+	VM=
+	# only used memory is stored: a 512 MiB guest, a few pages in use
+	[ "$(du -k "$BATS_TEST_TMPDIR/snap/memory.bin" | cut -f1)" -lt 4096 ]
+	timeout 60 "$NESTVM" restore "$BATS_TEST_TMPDIR/snap" --console "file:$BATS_TEST_TMPDIR/b.out" \
+		< /dev/null &
+	VM=$!
+	wait_for "$BATS_TEST_TMPDIR/b.out" "count $((at + 3))"
+	kill $VM
+	wait $VM || true
+	VM=
+	head -n 3 "$BATS_TEST_TMPDIR/b.out"
+	! grep -q "count start" "$BATS_TEST_TMPDIR/b.out"
+	# the first line after the restore follows the snapshot's count
+	local first
+	first=$(head -n 1 "$BATS_TEST_TMPDIR/b.out" | cut -d' ' -f2)
+	[ "$first" -ge "$((at - 1))" ] && [ "$first" -le "$((at + 2))" ]
+}
+
+@test "pause stops the guest, resume lets it go on; status reports it" {
+	start_counter "$BATS_TEST_TMPDIR/a.out"
+	ctl pause
+	[ "$output" = '{"ok":true,"state":"paused"}' ]
+	local at
+	at=$(last_count "$BATS_TEST_TMPDIR/a.out")
+	sleep 1
+	[ "$(last_count "$BATS_TEST_TMPDIR/a.out")" = "$at" ]
+	ctl status
+	[[ $output == '{"ok":true,"state":"paused","vcpus":1,'* ]]
+	ctl resume
+	[ "$output" = '{"ok":true,"state":"running"}' ]
+	wait_for "$BATS_TEST_TMPDIR/a.out" "count $((at + 3))"
+}
+
+@test "shutdown: a guest that ignores the power button is stopped after the timeout" {
+	start_counter "$BATS_TEST_TMPDIR/a.out"
+	ctl shutdown --timeout 1
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[ "$output" = '{"ok":true,"result":"stopped-after-timeout"}' ]
+	wait $VM
+	VM=
+}
+
+@test "bad requests get a JSON error; a dead socket a one-line error" {
+	start_counter "$BATS_TEST_TMPDIR/a.out"
+	ctl reboot-now
+	[ "$status" -eq 1 ]
+	[[ $output == '{"ok":false,"error":"unknown command \"reboot-now\"'* ]]
+	run bash -c "printf '{not json\n' | timeout 5 socat - UNIX-CONNECT:$SOCK 2>/dev/null || printf '{not json\n' | timeout 5 python3 -c 'import socket,sys; s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.sendall(sys.stdin.buffer.read()); print(s.recv(4096).decode().strip())' $SOCK"
+	echo "$output"
+	[[ $output == '{"ok":false,"error":"the request is not valid JSON"}' ]]
+	ctl snapshot
+	[ "$status" -eq 2 ]
+	kill $VM
+	wait $VM || true
+	VM=
+	ctl status
+	[ "$status" -eq 1 ]
+	[[ $stderr == "nestvm: ctl $SOCK: cannot connect: "* ]]
+}
+
+@test "corrupted, truncated or wrong-version snapshots are refused with one line" {
+	start_counter "$BATS_TEST_TMPDIR/a.out"
+	ctl snapshot "$BATS_TEST_TMPDIR/good"
+	kill -9 $VM
+	wait $VM || true
+	VM=
+	local s=$BATS_TEST_TMPDIR/bad
+	restore() {
+		run --separate-stderr timeout 30 "$NESTVM" restore "$s" --console none
+	}
+	cp -r "$BATS_TEST_TMPDIR/good" "$s"
+	printf '\xff' | dd of="$s/state.bin" bs=1 seek=200 conv=notrunc 2> /dev/null
+	restore
+	assert_one_line_error "state.bin is corrupted or truncated (checksum mismatch)"
+	rm -rf "$s" && cp -r "$BATS_TEST_TMPDIR/good" "$s"
+	truncate -s 4096 "$s/state.bin"
+	restore
+	assert_one_line_error "state.bin is corrupted or truncated"
+	rm -rf "$s" && cp -r "$BATS_TEST_TMPDIR/good" "$s"
+	truncate -s 1M "$s/memory.bin"
+	restore
+	assert_one_line_error "memory.bin is truncated or the wrong size"
+	rm -rf "$s" && cp -r "$BATS_TEST_TMPDIR/good" "$s"
+	sed -i 's/"version":1/"version":99/' "$s/manifest.json"
+	restore
+	assert_one_line_error "format version 99; this nestvm reads version 1"
+	echo '{"format":' > "$s/manifest.json"
+	restore
+	assert_one_line_error "manifest.json is corrupted"
+	rm -rf "$s"
+	restore
+	assert_one_line_error "not a nestvm snapshot (no manifest.json)"
+}
+
+@test "a snapshot belongs to its disks: a changed or missing disk is refused unless --force" {
+	truncate -s 4M "$BATS_TEST_TMPDIR/d.img"
+	echo "disk data" | dd of="$BATS_TEST_TMPDIR/d.img" conv=notrunc 2> /dev/null
+	start_counter "$BATS_TEST_TMPDIR/a.out" --disk "$BATS_TEST_TMPDIR/d.img"
+	ctl snapshot "$BATS_TEST_TMPDIR/snap"
+	kill -9 $VM
+	wait $VM || true
+	VM=
+	grep -q '"fingerprint"' "$BATS_TEST_TMPDIR/snap/manifest.json"
+	echo "changed" | dd of="$BATS_TEST_TMPDIR/d.img" bs=1 seek=8192 conv=notrunc 2> /dev/null
+	run --separate-stderr timeout 30 "$NESTVM" restore "$BATS_TEST_TMPDIR/snap" --console none
+	assert_one_line_error "disk $BATS_TEST_TMPDIR/d.img changed since the snapshot (content); restore with --force"
+	run --separate-stderr timeout 5 "$NESTVM" restore "$BATS_TEST_TMPDIR/snap" --console none --force
+	[ "$status" -eq 124 ] # it runs (the guest counts) until timeout stops it
+	[[ $stderr == *"changed since the snapshot; restoring anyway (--force)"* ]]
+	mv "$BATS_TEST_TMPDIR/d.img" "$BATS_TEST_TMPDIR/moved.img"
+	run --separate-stderr timeout 30 "$NESTVM" restore "$BATS_TEST_TMPDIR/snap" --console none
+	assert_one_line_error "disk $BATS_TEST_TMPDIR/d.img is missing or unreadable"
+}
