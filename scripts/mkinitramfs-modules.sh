@@ -25,7 +25,7 @@ add_deps() { # depth first: a module after everything it depends on
 for m in $wanted; do add_deps "$m"; done
 list=$(mktemp)
 trap 'rm -f "$list"' EXIT
-printf '%s\n' "${order[@]}" > "$list"
+[ ${#order[@]} -eq 0 ] || printf '%s\n' "${order[@]}" > "$list"
 specs=()
 for m in "${order[@]}"; do
 	specs+=("$(find "$modules" -name "$m.ko" | head -n 1):lib/modules/$m.ko")
