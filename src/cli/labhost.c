@@ -18,7 +18,7 @@ static void usage(FILE *out)
 		"exits with COMMAND's status. The root filesystem is shared read-only; the\n"
 		"shared directory is writable.\n"
 		"  --memory SIZE       lab host RAM (default 2G)\n"
-		"  --cpus N            lab host vCPUs (default 2)\n"
+		"  --cpus N            lab host vCPUs (default 1: see the README's limits)\n"
 		"  --kernel-dir DIR    unpacked linux-image-*-amd64 package\n"
 		"                      (default %s)\n"
 		"  --qemu PATH         QEMU binary (default qemu-system-x86_64 from PATH)\n"
@@ -45,7 +45,7 @@ int cmd_labhost(int argc, char **argv)
 	};
 	struct labhost_options opts = {
 		.memory = 2ULL << 30,
-		.cpus = 2,
+		.cpus = 1,
 		.kernel_dir = labhost_default_kernel_dir(),
 	};
 	char *env[64];

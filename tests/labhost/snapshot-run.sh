@@ -25,6 +25,9 @@ wait_for() { # wait_for FILE PATTERN [SECONDS]
 	done
 	return 1
 }
+verdict() { # verdict ANSWER: ok, or the answer itself
+	case $1 in '{"ok":true,'*) echo ok ;; *) echo "failed:$1" | tr ' ' _ ;; esac
+}
 last() { # last FILE WORD: the last number printed after WORD
 	grep -a "^$2 [0-9]" "$1" | tail -n 1 | tr -d '\r' | cut -d' ' -f2
 }
@@ -48,7 +51,7 @@ wait $vm 2> /dev/null
 vm=$!
 wait_for "$dir/restored.out" "^tick $((at + 10))" 120
 first=$(grep -a "^tick" "$dir/restored.out" | head -n 1 | tr -d '\r' | cut -d' ' -f2)
-echo "RESULT count snap=$(echo "$snap" | cut -c1-12) at=$at first=$first last=$(last "$dir/restored.out" tick) boots=$(grep -ac 'init: start' "$dir/restored.out")"
+echo "RESULT count snap=$(verdict "$snap") at=$at first=$first last=$(last "$dir/restored.out" tick) boots=$(grep -ac 'init: start' "$dir/restored.out")"
 ./nestvm ctl $sock shutdown --timeout 2 > /dev/null
 wait $vm 2> /dev/null
 
@@ -80,7 +83,7 @@ grep -o '"memory_bytes":[0-9]*' "$dir/snap-l2/manifest.json" > /dev/null
 	2> "$dir/l2-restored.err" &
 vm=$!
 wait_for "$dir/l2-restored.out" "^count $((at + 5))" 240
-echo "RESULT nested snap=$(echo "$snap" | cut -c1-12) at=$at last=$(last "$dir/l2-restored.out" count) boots=$(grep -ac 'init: start' "$dir/l2-restored.out") l3starts=$(grep -ac 'count start' "$dir/l2-restored.out")"
+echo "RESULT nested snap=$(verdict "$snap") at=$at last=$(last "$dir/l2-restored.out" count) boots=$(grep -ac 'init: start' "$dir/l2-restored.out") l3starts=$(grep -ac 'count start' "$dir/l2-restored.out")"
 kill -9 $vm
 wait $vm 2> /dev/null
 cat "$dir/l2-restored.err" >&2
