@@ -10,7 +10,7 @@ initrd=$dir/initrd.cpio
 results=$dir/results
 : > "$results"
 img=/tmp/bench.img
-cmdline="console=ttyS0 quiet panic=-1 case=$what seconds=5 mib=512"
+cmdline="console=ttyS0 quiet panic=-1 case=$what seconds=5 mib=64"
 
 if [ "$what" = net ]; then
 	ip link add nvbr0 type bridge

@@ -183,7 +183,6 @@ static void receive(struct virtio_dev *vd)
 			 * some and notifies. */
 			if (virtq_arm_notify(q))
 				continue;
-			net->rx_waiting = true;
 			virtio_set_poll_fd(vd, net->tap_fd, false);
 			break;
 		}
@@ -237,7 +236,6 @@ static void queue_notify(struct virtio_dev *vd, unsigned q)
 	if (q == TXQ) {
 		transmit(vd);
 	} else if (q == RXQ) {
-		net->rx_waiting = false;
 		virtio_set_poll_fd(vd, net->tap_fd, true);
 		receive(vd);
 	}

@@ -20,7 +20,6 @@ struct virtio_net {
 	struct virtio_net_options opt;
 	char name[64];
 	int tap_fd;
-	bool rx_waiting; /* frames pending, no receive buffers: tap not polled */
 	struct virtq_chain chain;
 };
 

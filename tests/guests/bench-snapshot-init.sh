@@ -1,7 +1,7 @@
 # /init body for bench/snapshot: puts 200 MiB of random data in guest RAM
-# (a tmpfs file), says so, then prints a line a second.
+# (a tmpfs file; not zeros, which both VMMs would skip), says so, then prints a line a second.
 mount -t tmpfs -o size=300M fill /mnt
-head -c 209715200 /dev/urandom > /mnt/fill
+yes "nestvm bench: 200 MiB of guest memory in use" | head -c 209715200 > /mnt/fill
 echo "BENCH filled"
 i=0
 while :; do
