@@ -83,7 +83,7 @@ $(GUEST_ELF): guest/start.S guest/main.c guest/link.ld src/boot/direct64_abi.h \
 build/unit/%: tests/unit/%.c $(SAN_CORE)
 	@mkdir -p $(dir $@)
 	$(say) TEST $@
-	$(Q)$(CC) $(BASE) -O1 -g $(SANITIZE) -o $@ $< $(SAN_CORE) -lcmocka
+	$(Q)$(CC) $(BASE) -O1 -g $(SANITIZE) -o $@ $< $(SAN_CORE) -lcmocka $(LIBS)
 
 # Packages the build and tests need (idempotent; apt-get only when missing).
 deps:

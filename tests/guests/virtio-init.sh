@@ -67,6 +67,7 @@ net)
 		head -c 8388608 /dev/urandom > /tmp/data
 		echo "V: sum $(md5sum < /tmp/data | cut -c1-32)"
 		nc "$peer" "$(arg port)" < /tmp/data && echo "V: sent"
+		[ -n "$(arg snmp)" ] && grep -A1 '^Tcp:' /proc/net/snmp
 	fi
 	# Stay reachable for a peer guest that is still pinging us.
 	[ -n "$(arg linger)" ] && sleep "$(arg linger)"
