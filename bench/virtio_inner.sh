@@ -49,7 +49,10 @@ guest() { # guest nestvm|qemu: one measurement, BENCH lines on stdout
 }
 for ((r = 0; r < rounds; r++)); do
 	for vmm in nestvm qemu; do
-		guest $vmm | tr -d '\r' | sed -n "s/^BENCH /RESULT $vmm /p" >> "$results"
+		log=$dir/$vmm-$r.log
+		guest $vmm 2>&1 | tr -d '\r' > "$log"
+		sed -n "s/^BENCH /RESULT $vmm /p" "$log" >> "$results"
+		grep -q '^BENCH ' "$log" || { echo "$vmm gave no result; its console ended:"; tail -n 15 "$log"; }
 	done
 done
 rm -f $img

@@ -18,14 +18,14 @@ setup() {
 }
 
 @test "the lab host offers /dev/kvm and AMD-V (the issue's acceptance command)" {
-	run_labhost 240 -- sh -c 'test -c /dev/kvm && grep -qw svm /proc/cpuinfo && echo ok'
+	run_labhost 150 -- sh -c 'test -c /dev/kvm && grep -qw svm /proc/cpuinfo && echo ok'
 	echo "stderr: $stderr"
 	[ "$status" -eq 0 ]
 	[ "$output" = "ok" ]
 }
 
 @test "the command's exit status is labhost's exit status" {
-	run_labhost 240 -- sh -c 'exit 7'
+	run_labhost 150 -- sh -c 'exit 7'
 	[ "$status" -eq 7 ]
 }
 
@@ -33,7 +33,7 @@ setup() {
 	local dir
 	dir=$(mktemp -d "$PWD/build/labhost-share.XXXXXX")
 	cd "$dir"
-	run_labhost 240 --env GREETING="hello world" -- \
+	run_labhost 150 --env GREETING="hello world" -- \
 		sh -c 'echo "to stdout: $GREETING"; echo "to stderr" >&2; pwd;
 		       echo "written in the lab host" > result.txt;
 		       cat /sys/module/kvm_amd/parameters/nested;
@@ -52,7 +52,7 @@ setup() {
 }
 
 @test "nestvm runs its test guest on the lab host's nested kvm-amd; --nested shows it SVM" {
-	run_labhost 240 -- sh -c '
+	run_labhost 150 -- sh -c '
 		cat /sys/module/kvm_amd/parameters/nested
 		for t in mmio memory; do
 			./nestvm run --kernel build/guest/testguest.elf --test-device --cmdline test=$t \

@@ -11,7 +11,7 @@ setup_file() {
 	export RUN_DIR
 	RUN_DIR=$(mktemp -d "$PWD/build/linux-boot.XXXXXX")
 	scripts/mkinitramfs.sh "$RUN_DIR/initrd.cpio" tests/guests/report-init.sh
-	labhost_to_files 600 "$RUN_DIR/results" "$RUN_DIR/labhost.err" \
+	labhost_to_files 360 "$RUN_DIR/results" "$RUN_DIR/labhost.err" \
 		-- tests/labhost/linux-boot.sh "$RUN_DIR" || true
 	# A guest kernel that panics or stalls under the emulated lab host (seen,
 	# rarely, with 2 vCPUs: README, known limits) gets the whole run once more.
@@ -19,7 +19,7 @@ setup_file() {
 		> "$RUN_DIR/panics" 2> /dev/null || grep -q " status=124" "$RUN_DIR/results"; then
 		echo "guest panic, stall or timeout in: $(tr '\n' ' ' < "$RUN_DIR/panics"); running again" \
 			>> "$RUN_DIR/labhost.err.timeouts"
-		labhost_to_files 600 "$RUN_DIR/results" "$RUN_DIR/labhost.err" \
+		labhost_to_files 360 "$RUN_DIR/results" "$RUN_DIR/labhost.err" \
 			-- tests/labhost/linux-boot.sh "$RUN_DIR" || true
 	fi
 }

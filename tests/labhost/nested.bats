@@ -14,7 +14,7 @@ setup_file() {
 	tests/labhost/nested-stack.sh "$RUN_DIR"
 	local k
 	k=$(ls .cache/kernels/cloud/boot/vmlinuz-*)
-	labhost_to_files 400 "$RUN_DIR/labhost.out" "$RUN_DIR/labhost.err" -- sh -c "
+	labhost_to_files 300 "$RUN_DIR/labhost.out" "$RUN_DIR/labhost.err" -- sh -c "
 		./nestvm doctor > $RUN_DIR/doctor.txt; echo \$? > $RUN_DIR/doctor.status
 		./nestvm run --nested --kernel $k --initrd $RUN_DIR/l2.cpio --memory 512M --cpus 2 \
 			--cmdline 'console=ttyS0 quiet' < /dev/null > $RUN_DIR/nested.out 2>&1

@@ -16,13 +16,13 @@ setup_file() {
 		"button evdev"
 	scripts/mkinitramfs-modules.sh "$RUN_DIR/l2.cpio" tests/guests/snapshot-init.sh "kvm-amd" \
 		./nestvm:bin/nestvm build/guest/testguest.elf:l3/testguest.elf
-	labhost_to_files 600 "$RUN_DIR/results" "$RUN_DIR/labhost.err" \
+	labhost_to_files 360 "$RUN_DIR/results" "$RUN_DIR/labhost.err" \
 		-- tests/labhost/snapshot-run.sh "$RUN_DIR" || true
 	if grep -l "Kernel panic\|rcu_preempt detected stalls" "$RUN_DIR"/*.out \
 		> "$RUN_DIR/panics" 2> /dev/null; then
 		echo "guest panic or stall in: $(tr '\n' ' ' < "$RUN_DIR/panics"); running again" \
 			>> "$RUN_DIR/labhost.err.timeouts"
-		labhost_to_files 600 "$RUN_DIR/results" "$RUN_DIR/labhost.err" \
+		labhost_to_files 360 "$RUN_DIR/results" "$RUN_DIR/labhost.err" \
 			-- tests/labhost/snapshot-run.sh "$RUN_DIR" || true
 	fi
 }

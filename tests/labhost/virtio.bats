@@ -12,13 +12,13 @@ setup_file() {
 	RUN_DIR=$(mktemp -d "$PWD/build/virtio.XXXXXX")
 	scripts/mkinitramfs-modules.sh "$RUN_DIR/initrd.cpio" tests/guests/virtio-init.sh \
 		"virtio_pci virtio_blk virtio_net virtio_rng"
-	labhost_to_files 480 "$RUN_DIR/results" "$RUN_DIR/labhost.err" \
+	labhost_to_files 300 "$RUN_DIR/results" "$RUN_DIR/labhost.err" \
 		-- tests/labhost/virtio-run.sh "$RUN_DIR" || true
 	if grep -l "Kernel panic\|rcu_preempt detected stalls" "$RUN_DIR"/*.out \
 		> "$RUN_DIR/panics" 2> /dev/null; then
 		echo "guest panic or stall in: $(tr '\n' ' ' < "$RUN_DIR/panics"); running again" \
 			>> "$RUN_DIR/labhost.err.timeouts"
-		labhost_to_files 480 "$RUN_DIR/results" "$RUN_DIR/labhost.err" \
+		labhost_to_files 300 "$RUN_DIR/results" "$RUN_DIR/labhost.err" \
 			-- tests/labhost/virtio-run.sh "$RUN_DIR" || true
 	fi
 }
