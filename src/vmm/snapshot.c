@@ -201,24 +201,39 @@ static void save_devices(struct writer *w, struct machine *m)
 		put(w, T_TESTDEV, 0, RANGE(&m->testdev, scratch, writes));
 		pthread_mutex_unlock(&m->testdev.lock);
 	}
-	pthread_mutex_lock(&m->pci.lock);
+	/* The PCI bus and virtio device locks are held by snapshot_save(). */
 	put(w, T_PCI_ADDRESS, 0, &m->pci.address, sizeof(m->pci.address));
 	for (uint32_t s = 1; s < PCI_SLOTS; s++)
 		if (m->pci.slots[s])
 			put(w, T_PCI_CONFIG, s, m->pci.slots[s]->config, 256);
-	pthread_mutex_unlock(&m->pci.lock);
 	struct virtio_dev *vd;
 	for (int k = 0; (vd = virtio_at(m, k)); k++) {
-		/* The device lock waits out a request the worker is running. */
-		pthread_mutex_lock(&vd->lock);
 		if (vd->status & VIRTIO_STATUS_NEEDS_RESET)
 			fail(w, "%s cannot be saved: its driver broke a queue and it needs a reset",
 			     vd->name);
 		struct virtio_pci_state st;
 		virtio_pci_save(vd, &st);
-		pthread_mutex_unlock(&vd->lock);
 		put(w, T_VIRTIO, (uint32_t)k, &st, sizeof(st));
 	}
+}
+
+/* Device workers must not touch guest memory or queue state while the
+ * snapshot is taken (a frame arriving on a tap would): hold the bus lock,
+ * then every device's lock, as the vCPU paths do. A worker in the middle
+ * of a request finishes it first. */
+static void quiesce_devices(struct machine *m, bool hold)
+{
+	struct virtio_dev *vd;
+	if (hold)
+		pthread_mutex_lock(&m->pci.lock);
+	for (int k = 0; (vd = virtio_at(m, k)); k++) {
+		if (hold)
+			pthread_mutex_lock(&vd->lock);
+		else
+			pthread_mutex_unlock(&vd->lock);
+	}
+	if (!hold)
+		pthread_mutex_unlock(&m->pci.lock);
 }
 
 /* Guest RAM into a sparse file: only resident, non-zero pages. */
@@ -382,6 +397,7 @@ int snapshot_save(struct machine *m, const char *dir, uint64_t *bytes, char *why
 	void *buf = calloc(1, bufsize);
 	if (!buf)
 		fail(&w, "out of memory");
+	quiesce_devices(m, true);
 	save_vm(&w, m);
 	for (int i = 0; i < m->config.ncpus && !w.failed; i++)
 		save_vcpu(&w, m, &m->vcpus[i].cpu, buf, bufsize);
@@ -396,11 +412,14 @@ int snapshot_save(struct machine *m, const char *dir, uint64_t *bytes, char *why
 	snprintf(path, sizeof(path), "%s/memory.bin", dir);
 	if (!w.failed)
 		save_memory(m, path, &mem_hash, &mem_bytes, &w);
+	/* Disks are fingerprinted before any worker may write again. */
+	json_object *machine = config_json(m, &w);
+	quiesce_devices(m, false);
 	json_object *manifest = json_object_new_object();
 	json_object_object_add(manifest, "format", json_object_new_string("nestvm-snapshot"));
 	json_object_object_add(manifest, "version", json_object_new_int(SNAPSHOT_VERSION));
 	json_object_object_add(manifest, "nestvm", json_object_new_string(NESTVM_VERSION));
-	json_object_object_add(manifest, "machine", config_json(m, &w));
+	json_object_object_add(manifest, "machine", machine);
 	json_object *files = json_object_new_object();
 	json_object *f = json_object_new_object();
 	json_object_object_add(f, "bytes", json_object_new_int64((int64_t)state_bytes));
