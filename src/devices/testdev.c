@@ -2,16 +2,7 @@
 
 #include <string.h>
 
-uint64_t fnv1a64(const void *data, uint64_t len)
-{
-	const uint8_t *p = data;
-	uint64_t h = 0xcbf29ce484222325ULL;
-	for (uint64_t i = 0; i < len; i++) {
-		h ^= p[i];
-		h *= 0x100000001b3ULL;
-	}
-	return h;
-}
+#include "util/hash.h"
 
 void testdev_init(struct testdev *dev, const struct guest_mem *mem,
 		  void (*request_exit)(void *ctx, int status), void *ctx)

@@ -23,6 +23,4 @@ void testdev_init(struct testdev *dev, const struct guest_mem *mem,
 int testdev_attach(struct testdev *dev, struct bus *pio, struct bus *mmio);
 void testdev_destroy(struct testdev *dev);
 
-uint64_t fnv1a64(const void *data, uint64_t len);
-
 #endif

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "boot/acpi.h"
+#include "util/hash.h"
 #include "util/log.h"
 #include "vmm/machine.h"
 
@@ -32,23 +33,14 @@ struct record_header {
 	uint64_t len;
 };
 
-/* FNV-1a, 64-bit: a checksum against corruption, not an adversary. */
-static uint64_t fnv(uint64_t h, const void *p, size_t n)
-{
-	const uint8_t *b = p;
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ b[i]) * 0x100000001b3ULL;
-	return h;
-}
-#define FNV_SEED 0xcbf29ce484222325ULL
-
-/* Faster over whole pages: words instead of bytes. */
+/* FNV-1a's step over 64-bit words instead of bytes: faster over whole
+ * pages, which it tags with their offset. */
 static uint64_t fnv_page(uint64_t h, uint64_t offset, const uint8_t *page)
 {
-	h = (h ^ offset) * 0x100000001b3ULL;
+	h = (h ^ offset) * FNV1A64_PRIME;
 	const uint64_t *w = (const uint64_t *)page;
 	for (size_t i = 0; i < PAGE / 8; i++)
-		h = (h ^ w[i]) * 0x100000001b3ULL;
+		h = (h ^ w[i]) * FNV1A64_PRIME;
 	return h;
 }
 
@@ -91,7 +83,7 @@ static void put(struct writer *w, uint32_t tag, uint32_t index, const void *data
 		fail(w, "writing state.bin: %s", strerror(errno));
 		return;
 	}
-	w->hash = fnv(fnv(w->hash, &h, sizeof(h)), data, len);
+	w->hash = fnv1a64_update(fnv1a64_update(w->hash, &h, sizeof(h)), data, len);
 	w->bytes += sizeof(h) + len;
 }
 
@@ -245,7 +237,7 @@ static int save_memory(struct machine *m, const char *path, uint64_t *hash, uint
 		fail(w, "%s: %s", path, strerror(errno));
 		return -1;
 	}
-	uint64_t size = m->mem.ram_size, h = FNV_SEED, written = 0;
+	uint64_t size = m->mem.ram_size, h = FNV1A64_SEED, written = 0;
 	const uint64_t chunk = 2ULL << 20;
 	unsigned char *resident = malloc(chunk / PAGE);
 	int r = resident && ftruncate(fd, (off_t)size) == 0 ? 0 : -1;
@@ -294,7 +286,7 @@ int snapshot_disk_fingerprint(const char *path, uint64_t *size, uint64_t *finger
 		return -1;
 	}
 	*size = (uint64_t)st.st_size;
-	uint64_t h = fnv(FNV_SEED, size, sizeof(*size));
+	uint64_t h = fnv1a64_update(FNV1A64_SEED, size, sizeof(*size));
 	static uint8_t buf[1 << 20];
 	/* Only allocated data: a thin disk hashes fast. Zero pages are left
 	 * out so the same content hashes the same however it is allocated. */
@@ -376,7 +368,7 @@ static json_object *hex64(uint64_t v)
 
 int snapshot_save(struct machine *m, const char *dir, uint64_t *bytes, char *why, size_t whylen)
 {
-	struct writer w = { .hash = FNV_SEED, .why = why, .whylen = whylen };
+	struct writer w = { .hash = FNV1A64_SEED, .why = why, .whylen = whylen };
 	if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
 		snprintf(why, whylen, "%s: %s", dir, strerror(errno));
 		return -1;
@@ -392,7 +384,7 @@ int snapshot_save(struct machine *m, const char *dir, uint64_t *bytes, char *why
 	uint32_t version = SNAPSHOT_VERSION;
 	memcpy(header + 8, &version, 4);
 	fwrite(header, sizeof(header), 1, w.f);
-	w.hash = fnv(w.hash, header, sizeof(header));
+	w.hash = fnv1a64_update(w.hash, header, sizeof(header));
 	size_t bufsize = 1 << 20;
 	void *buf = calloc(1, bufsize);
 	if (!buf)
@@ -587,7 +579,7 @@ static int restore_memory(struct machine *m, const char *dir, json_object *memin
 		close(fd);
 		return -1;
 	}
-	uint64_t h = FNV_SEED;
+	uint64_t h = FNV1A64_SEED;
 	off_t data = 0;
 	int r = 0;
 	while (r == 0 && (data = lseek(fd, data, SEEK_DATA)) >= 0) {
@@ -803,7 +795,7 @@ int snapshot_restore(struct machine *m, const char *dir)
 			fclose(f);
 	}
 	if (r == 0) {
-		uint64_t h = fnv(FNV_SEED, data, size);
+		uint64_t h = fnv1a64_update(FNV1A64_SEED, data, size);
 		uint32_t version = 0;
 		if (size >= 16)
 			memcpy(&version, data + 8, 4);

@@ -10,6 +10,7 @@
 
 #include "devices/serial8250.h"
 #include "devices/testdev.h"
+#include "util/hash.h"
 
 static uint8_t in8(struct bus *bus, uint64_t addr)
 {
