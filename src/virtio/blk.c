@@ -332,20 +332,15 @@ uint32_t virtio_blk_request(struct virtio_blk *blk, const struct virtq_chain *c)
 	return written + 1;
 }
 
+static uint32_t handle_request(struct virtio_dev *vd, struct virtq_chain *chain)
+{
+	return virtio_blk_request(vd->opaque, chain);
+}
+
 static void queue_notify(struct virtio_dev *vd, unsigned q)
 {
 	struct virtio_blk *blk = vd->opaque;
-	struct virtq *vq = &vd->queues[q].vq;
-	do {
-		int r;
-		while ((r = virtq_pop(vq, &blk->chain)) == 1)
-			virtq_push(vq, blk->chain.head, virtio_blk_request(blk, &blk->chain));
-		virtio_queue_interrupt(vd, q);
-		if (r < 0) {
-			virtio_needs_reset(vd);
-			return;
-		}
-	} while (virtq_arm_notify(vq));
+	virtio_serve_queue(vd, q, &blk->chain, handle_request);
 }
 
 static void read_config(struct virtio_dev *vd, uint32_t off, uint8_t *data, uint32_t len)

@@ -12,6 +12,7 @@
 #include <unistd.h>
 #include <linux/if_tun.h>
 
+#include "util/hash.h"
 #include "util/log.h"
 
 #define VIRTIO_ID_NET 1
@@ -92,11 +93,7 @@ int virtio_net_parse(const char *spec, struct virtio_net_options *opt)
  * administered (0x02 set), unicast, from an FNV-1a hash of the name. */
 static void default_mac(const char *ifname, uint8_t mac[6])
 {
-	uint64_t h = 0xcbf29ce484222325ULL;
-	for (const char *p = "nestvm:"; *p; p++)
-		h = (h ^ (uint8_t)*p) * 0x100000001b3ULL;
-	for (const char *p = ifname; *p; p++)
-		h = (h ^ (uint8_t)*p) * 0x100000001b3ULL;
+	uint64_t h = fnv1a64_update(fnv1a64("nestvm:", 7), ifname, strlen(ifname));
 	mac[0] = 0x02;
 	for (int i = 1; i < 6; i++)
 		mac[i] = (uint8_t)(h >> (8 * i));
@@ -205,36 +202,25 @@ static void receive(struct virtio_dev *vd)
 	virtio_queue_interrupt(vd, RXQ);
 }
 
-static void transmit(struct virtio_dev *vd)
+/* One frame to the tap; the device writes nothing back. */
+static uint32_t transmit(struct virtio_dev *vd, struct virtq_chain *c)
 {
 	struct virtio_net *net = vd->opaque;
-	struct virtq *q = &vd->queues[TXQ].vq;
-	do {
-		int r;
-		while ((r = virtq_pop(q, &net->chain)) == 1) {
-			struct virtq_chain *c = &net->chain;
-			/* Malformed frames are dropped, as a NIC drops them; the
-			 * tap itself checks sizes and the offload header. */
-			if (c->n_in || c->out_len < NET_HDR_LEN)
-				log_debug("%s: dropped a malformed frame", net->name);
-			else if (writev(net->tap_fd, c->iov, (int)c->n_out) < 0)
-				log_debug("%s: tap write of %llu bytes: %s", net->name,
-					  (unsigned long long)c->out_len, strerror(errno));
-			virtq_push(q, c->head, 0);
-		}
-		virtio_queue_interrupt(vd, TXQ);
-		if (r < 0) {
-			virtio_needs_reset(vd);
-			return;
-		}
-	} while (virtq_arm_notify(q));
+	/* Malformed frames are dropped, as a NIC drops them; the tap itself
+	 * checks sizes and the offload header. */
+	if (c->n_in || c->out_len < NET_HDR_LEN)
+		log_debug("%s: dropped a malformed frame", net->name);
+	else if (writev(net->tap_fd, c->iov, (int)c->n_out) < 0)
+		log_debug("%s: tap write of %llu bytes: %s", net->name,
+			  (unsigned long long)c->out_len, strerror(errno));
+	return 0;
 }
 
 static void queue_notify(struct virtio_dev *vd, unsigned q)
 {
 	struct virtio_net *net = vd->opaque;
 	if (q == TXQ) {
-		transmit(vd);
+		virtio_serve_queue(vd, TXQ, &net->chain, transmit);
 	} else if (q == RXQ) {
 		virtio_set_poll_fd(vd, net->tap_fd, true);
 		receive(vd);

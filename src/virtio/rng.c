@@ -8,8 +8,9 @@
  * greedy guest cannot keep the worker busy. */
 #define MAX_PER_REQUEST 4096
 
-static uint32_t fill(struct virtq_chain *c)
+static uint32_t fill(struct virtio_dev *vd, struct virtq_chain *c)
 {
+	(void)vd;
 	if (c->n_out)
 		return 0; /* the device only writes: a readable buffer is malformed */
 	uint32_t done = 0;
@@ -33,17 +34,7 @@ static uint32_t fill(struct virtq_chain *c)
 static void queue_notify(struct virtio_dev *vd, unsigned q)
 {
 	struct virtio_rng *rng = vd->opaque;
-	struct virtq *vq = &vd->queues[q].vq;
-	do {
-		int r;
-		while ((r = virtq_pop(vq, &rng->chain)) == 1)
-			virtq_push(vq, rng->chain.head, fill(&rng->chain));
-		virtio_queue_interrupt(vd, q);
-		if (r < 0) {
-			virtio_needs_reset(vd);
-			return;
-		}
-	} while (virtq_arm_notify(vq));
+	virtio_serve_queue(vd, q, &rng->chain, fill);
 }
 
 static const struct virtio_dev_ops rng_ops = {

@@ -125,6 +125,22 @@ void virtio_queue_interrupt(struct virtio_dev *vd, unsigned q)
 	signal_vector(vd, vd->queues[q].vector);
 }
 
+void virtio_serve_queue(struct virtio_dev *vd, unsigned q, struct virtq_chain *chain,
+			uint32_t (*handle)(struct virtio_dev *vd, struct virtq_chain *chain))
+{
+	struct virtq *vq = &vd->queues[q].vq;
+	do {
+		int r;
+		while ((r = virtq_pop(vq, chain)) == 1)
+			virtq_push(vq, chain->head, handle(vd, chain));
+		virtio_queue_interrupt(vd, q);
+		if (r < 0) {
+			virtio_needs_reset(vd);
+			return;
+		}
+	} while (virtq_arm_notify(vq));
+}
+
 void virtio_needs_reset(struct virtio_dev *vd)
 {
 	if (vd->status & VIRTIO_STATUS_NEEDS_RESET)

@@ -134,6 +134,13 @@ void virtio_pci_destroy(struct virtio_dev *vd);
 bool virtio_negotiated(const struct virtio_dev *vd, uint64_t feature);
 /* Interrupts the driver for queue q if the ring's suppression allows. */
 void virtio_queue_interrupt(struct virtio_dev *vd, unsigned q);
+/* Serves queue q until the driver has nothing more queued: each chain goes
+ * to handle, which returns the bytes it wrote into the chain; interrupts
+ * follow the ring's suppression; a broken queue marks the device as needing
+ * a reset. The loop every request/response device (blk, rng, net's TX)
+ * shares. */
+void virtio_serve_queue(struct virtio_dev *vd, unsigned q, struct virtq_chain *chain,
+			uint32_t (*handle)(struct virtio_dev *vd, struct virtq_chain *chain));
 /* Marks the device as needing a reset (a broken queue) and tells the driver. */
 void virtio_needs_reset(struct virtio_dev *vd);
 /* Watches fd for input on the worker (poll_ready), or stops watching it. */
