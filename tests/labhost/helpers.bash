@@ -32,3 +32,31 @@ labhost_to_files() {
 	done
 	return $rc
 }
+
+# labhost_results SECONDS SCRIPT [timed-out-cases]: runs SCRIPT "$RUN_DIR"
+# in the lab host with its RESULT lines in $RUN_DIR/results. A guest kernel
+# that panics or stalls under the emulated lab host (README, known limits)
+# gets the whole run once more; so does a case that timed out, when asked.
+# A repeat is noted in $RUN_DIR/labhost.err.timeouts.
+labhost_results() {
+	local secs=$1 script=$2 retry_timed_out=${3:-}
+	labhost_to_files "$secs" "$RUN_DIR/results" "$RUN_DIR/labhost.err" \
+		-- "$script" "$RUN_DIR" || true
+	if grep -l "Kernel panic\|rcu_preempt detected stalls" "$RUN_DIR"/*.out \
+		> "$RUN_DIR/panics" 2> /dev/null ||
+		{ [ -n "$retry_timed_out" ] && grep -q " status=124" "$RUN_DIR/results"; }; then
+		echo "guest panic, stall or timed-out case in: $(tr '\n' ' ' < "$RUN_DIR/panics"); running again" \
+			>> "$RUN_DIR/labhost.err.timeouts"
+		labhost_to_files "$secs" "$RUN_DIR/results" "$RUN_DIR/labhost.err" \
+			-- "$script" "$RUN_DIR" || true
+	fi
+}
+
+# result NAME: the RESULT line for one case of a labhost_results run.
+result() {
+	grep "^RESULT $1 " "$RUN_DIR/results" || {
+		echo "no result for $1; lab host said:"
+		cat "$RUN_DIR/results" "$RUN_DIR/labhost.err" "$RUN_DIR"/*.timeouts 2> /dev/null
+		return 1
+	}
+}

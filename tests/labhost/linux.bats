@@ -11,30 +11,11 @@ setup_file() {
 	export RUN_DIR
 	RUN_DIR=$(mktemp -d "$PWD/build/linux-boot.XXXXXX")
 	scripts/mkinitramfs.sh "$RUN_DIR/initrd.cpio" tests/guests/report-init.sh
-	labhost_to_files 360 "$RUN_DIR/results" "$RUN_DIR/labhost.err" \
-		-- tests/labhost/linux-boot.sh "$RUN_DIR" || true
-	# A guest kernel that panics or stalls under the emulated lab host (seen,
-	# rarely, with 2 vCPUs: README, known limits) gets the whole run once more.
-	if grep -l "Kernel panic\|rcu_preempt detected stalls" "$RUN_DIR"/*.out \
-		> "$RUN_DIR/panics" 2> /dev/null || grep -q " status=124" "$RUN_DIR/results"; then
-		echo "guest panic, stall or timeout in: $(tr '\n' ' ' < "$RUN_DIR/panics"); running again" \
-			>> "$RUN_DIR/labhost.err.timeouts"
-		labhost_to_files 360 "$RUN_DIR/results" "$RUN_DIR/labhost.err" \
-			-- tests/labhost/linux-boot.sh "$RUN_DIR" || true
-	fi
+	labhost_results 360 tests/labhost/linux-boot.sh timed-out-cases
 }
 
 teardown_file() {
 	rm -rf "$RUN_DIR"
-}
-
-# result NAME: the RESULT line for one case.
-result() {
-	grep "^RESULT $1 " "$RUN_DIR/results" || {
-		echo "no result for $1; lab host said:"
-		cat "$RUN_DIR/results" "$RUN_DIR/labhost.err" "$RUN_DIR"/*.timeouts 2> /dev/null
-		return 1
-	}
 }
 
 check_boot() { # check_boot NAME CPUS

@@ -16,27 +16,11 @@ setup_file() {
 		"button evdev"
 	scripts/mkinitramfs-modules.sh "$RUN_DIR/l2.cpio" tests/guests/snapshot-init.sh "kvm-amd" \
 		./nestvm:bin/nestvm build/guest/testguest.elf:l3/testguest.elf
-	labhost_to_files 360 "$RUN_DIR/results" "$RUN_DIR/labhost.err" \
-		-- tests/labhost/snapshot-run.sh "$RUN_DIR" || true
-	if grep -l "Kernel panic\|rcu_preempt detected stalls" "$RUN_DIR"/*.out \
-		> "$RUN_DIR/panics" 2> /dev/null; then
-		echo "guest panic or stall in: $(tr '\n' ' ' < "$RUN_DIR/panics"); running again" \
-			>> "$RUN_DIR/labhost.err.timeouts"
-		labhost_to_files 360 "$RUN_DIR/results" "$RUN_DIR/labhost.err" \
-			-- tests/labhost/snapshot-run.sh "$RUN_DIR" || true
-	fi
+	labhost_results 360 tests/labhost/snapshot-run.sh
 }
 
 teardown_file() {
 	rm -rf "$RUN_DIR"
-}
-
-result() { # result NAME: the RESULT line for one case
-	grep "^RESULT $1 " "$RUN_DIR/results" || {
-		echo "no result for $1; lab host said:"
-		cat "$RUN_DIR/results" "$RUN_DIR/labhost.err" "$RUN_DIR"/*.timeouts 2> /dev/null
-		return 1
-	}
 }
 
 @test "pause stops a Linux guest's clock of ticks; resume lets it go on" {

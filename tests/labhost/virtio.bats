@@ -12,27 +12,11 @@ setup_file() {
 	RUN_DIR=$(mktemp -d "$PWD/build/virtio.XXXXXX")
 	scripts/mkinitramfs-modules.sh "$RUN_DIR/initrd.cpio" tests/guests/virtio-init.sh \
 		"virtio_pci virtio_blk virtio_net virtio_rng"
-	labhost_to_files 300 "$RUN_DIR/results" "$RUN_DIR/labhost.err" \
-		-- tests/labhost/virtio-run.sh "$RUN_DIR" || true
-	if grep -l "Kernel panic\|rcu_preempt detected stalls" "$RUN_DIR"/*.out \
-		> "$RUN_DIR/panics" 2> /dev/null; then
-		echo "guest panic or stall in: $(tr '\n' ' ' < "$RUN_DIR/panics"); running again" \
-			>> "$RUN_DIR/labhost.err.timeouts"
-		labhost_to_files 300 "$RUN_DIR/results" "$RUN_DIR/labhost.err" \
-			-- tests/labhost/virtio-run.sh "$RUN_DIR" || true
-	fi
+	labhost_results 300 tests/labhost/virtio-run.sh
 }
 
 teardown_file() {
 	rm -rf "$RUN_DIR"
-}
-
-result() { # result NAME: the RESULT line for one case
-	grep "^RESULT $1 " "$RUN_DIR/results" || {
-		echo "no result for $1; lab host said:"
-		cat "$RUN_DIR/results" "$RUN_DIR/labhost.err" "$RUN_DIR"/*.timeouts 2> /dev/null
-		return 1
-	}
 }
 
 field() { # field LINE NAME: the value of NAME=VALUE in a RESULT line
