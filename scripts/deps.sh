@@ -5,11 +5,12 @@ set -euo pipefail
 
 packages=(
 	gcc make libc6-dev          # the build
-	libjson-c-dev               # nestvm doctor --json (linked statically)
+	libjson-c-dev               # doctor --json, control API, snapshots (linked statically)
 	libcmocka-dev bats cpio     # unit tests, shell tests, initramfs checks
 	qemu-system-x86             # the lab host (nestvm labhost) and benchmark peers
 	busybox-static              # init of the lab host and of test guests
-	lz4 xz-utils python3        # unpacking vmlinux from Debian's bzImage
+	lz4 xz-utils python3        # unpacking vmlinux from Debian's bzImage; test and bench helpers
+	iproute2                    # taps and bridges in the virtio tests and benchmarks
 	ca-certificates             # apt-get download over https mirrors
 )
 
