@@ -6,6 +6,7 @@
 
 #include "cli/cli.h"
 #include "labhost/labhost.h"
+#include "labhost/watchdog.h"
 #include "util/log.h"
 #include "util/parse.h"
 
@@ -25,6 +26,13 @@ static void usage(FILE *out)
 		"  --share DIR         writable directory (default the working directory)\n"
 		"  --env NAME=VALUE    set a variable for COMMAND (repeatable)\n"
 		"  --timeout SECONDS   stop the lab host after this long (exit status 124)\n"
+		"  --freeze-timeout SECONDS\n"
+		"                      a lab host whose heartbeat stops this long is frozen:\n"
+		"                      stop it (exit status 123; default 30, 0: never)\n"
+		"  --freeze-report FILE\n"
+		"                      write a frozen lab host's registers and code here\n"
+		"  --tcg-thread multi|single\n"
+		"                      QEMU's TCG: a thread per vCPU, or one for all (default multi)\n"
 		"  -v, --verbose       also print the tail of the lab host's kernel log\n",
 		labhost_default_kernel_dir());
 }
@@ -39,6 +47,9 @@ int cmd_labhost(int argc, char **argv)
 		{ "share", required_argument, NULL, 's' },
 		{ "env", required_argument, NULL, 'e' },
 		{ "timeout", required_argument, NULL, 't' },
+		{ "freeze-timeout", required_argument, NULL, 'F' },
+		{ "freeze-report", required_argument, NULL, 'R' },
+		{ "tcg-thread", required_argument, NULL, 'T' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
@@ -47,6 +58,8 @@ int cmd_labhost(int argc, char **argv)
 		.memory = 2ULL << 30,
 		.cpus = 1,
 		.kernel_dir = labhost_default_kernel_dir(),
+		.freeze_s = 30,
+		.tcg_thread = "multi",
 	};
 	char *env[64];
 	uint64_t v;
@@ -89,6 +102,22 @@ int cmd_labhost(int argc, char **argv)
 				return CLI_EXIT_USAGE;
 			}
 			opts.timeout_s = (unsigned)v;
+			break;
+		case 'F':
+			if (parse_uint(optarg, 0, 86400, &v) < 0 || (v && v < 3 * WATCHDOG_BEAT_S)) {
+				log_error("labhost: --freeze-timeout %s: expected seconds, 0 or from %d "
+					  "to 86400", optarg, 3 * WATCHDOG_BEAT_S);
+				return CLI_EXIT_USAGE;
+			}
+			opts.freeze_s = (unsigned)v;
+			break;
+		case 'R': opts.freeze_report = optarg; break;
+		case 'T':
+			if (strcmp(optarg, "multi") && strcmp(optarg, "single")) {
+				log_error("labhost: --tcg-thread %s: expected multi or single", optarg);
+				return CLI_EXIT_USAGE;
+			}
+			opts.tcg_thread = optarg;
 			break;
 		case 'v': opts.verbose = 1; log_verbosity++; break;
 		case 'h': usage(stdout); return 0;

@@ -11,6 +11,12 @@ mount -t proc proc /proc
 mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev
 
+# The heartbeat nestvm labhost watches (src/labhost/watchdog.h): a line
+# every 2 s that needs this kernel's timers, scheduler and serial interrupts.
+stty -F /dev/ttyS3 raw -echo
+(while :; do echo "hb $(cut -d' ' -f1 /proc/uptime)"; sleep 2; done > /dev/ttyS3) &
+heartbeat=$!
+
 fail() {
 	echo "nestvm labhost: $*" > /dev/ttyS1
 	echo 125 > /ctl/status 2> /dev/null
@@ -31,6 +37,8 @@ fi
 nine_p="trans=virtio,version=9p2000.L,msize=512000"
 mount -t 9p -o "$nine_p" ctl /ctl || fail "cannot mount the control share"
 . /ctl/job.env
+# For tests that freeze the heartbeat on purpose (tests/labhost/labhost.bats).
+echo $heartbeat > /ctl/heartbeat.pid
 mount -t 9p -o "$nine_p,ro,cache=loose" hostroot /root || fail "cannot mount the host root"
 mount -t proc proc /root/proc
 mount -t sysfs sys /root/sys

@@ -24,12 +24,15 @@
 #include "util/clock.h"
 #include "util/log.h"
 #include "util/parse.h"
+#include "labhost/watchdog.h"
 
 /* Room QEMU needs beyond guest RAM (TCG's code buffer, devices, itself). */
 #define QEMU_OVERHEAD (512ULL << 20)
 /* File descriptors the QEMU child finds its stdout/stderr sockets on. */
 #define CHILD_OUT_FD 100
 #define CHILD_ERR_FD 101
+#define CHILD_BEAT_FD 102     /* the heartbeat serial port (ttyS3) */
+#define CHILD_MONITOR_FD 103  /* QEMU's human monitor */
 
 const char *labhost_default_kernel_dir(void)
 {
@@ -245,15 +248,17 @@ static bool relay_once(struct relay *r)
 	return true;
 }
 
-static pid_t spawn_qemu(char **argv, int out_sock, int err_sock)
+static pid_t spawn_qemu(char **argv, const int child_socks[4])
 {
+	static const int fixed[4] = { CHILD_OUT_FD, CHILD_ERR_FD, CHILD_BEAT_FD, CHILD_MONITOR_FD };
 	pid_t pid = fork();
 	if (pid != 0)
 		return pid;
 	/* Child: the sockets on fixed descriptors that QEMU's command line
 	 * names; stdin from /dev/null; QEMU's own messages on stderr. */
-	if (dup2(out_sock, CHILD_OUT_FD) < 0 || dup2(err_sock, CHILD_ERR_FD) < 0)
-		_exit(127);
+	for (int i = 0; i < 4; i++)
+		if (dup2(child_socks[i], fixed[i]) < 0)
+			_exit(127);
 	int null = open("/dev/null", O_RDWR);
 	if (null >= 0) {
 		dup2(null, STDIN_FILENO);
@@ -278,14 +283,15 @@ static int build_qemu_argv(char **argv, const char *qemu, const struct labhost_o
 	ADD("-nodefaults"); ADD("-no-user-config"); ADD("-display"); ADD("none");
 	ADD("-no-reboot");
 	ADD("-machine"); ADD("q35");
-	ADD("-accel"); ADD("tcg,thread=multi");
+	ADD("-accel"); ADD("tcg,thread=%s", opts->tcg_thread);
 	ADD("-cpu"); ADD("max");
 	ADD("-smp"); ADD("%d", opts->cpus);
 	ADD("-m"); ADD("%lluM", (unsigned long long)(opts->memory >> 20));
 	ADD("-kernel"); ADD("%s", vmlinuz);
 	ADD("-initrd"); ADD("%s", initrd);
 	/* ttyS0: the command's stdout, ttyS1: its stderr, ttyS2: the kernel's
-	 * console, kept in a file shown when something goes wrong. */
+	 * console, kept in a file shown when something goes wrong, ttyS3: the
+	 * heartbeat (watchdog.h). */
 	ADD("-append");
 	ADD("console=ttyS2 loglevel=5 panic=-1 nowatchdog nmi_watchdog=0 mitigations=off "
 	    "rdinit=/init");
@@ -295,6 +301,10 @@ static int build_qemu_argv(char **argv, const char *qemu, const struct labhost_o
 	ADD("-serial"); ADD("chardev:err");
 	ADD("-chardev"); ADD("file,id=klog,path=%s/kernel.log", ctl);
 	ADD("-serial"); ADD("chardev:klog");
+	ADD("-chardev"); ADD("socket,id=beat,fd=%d", CHILD_BEAT_FD);
+	ADD("-serial"); ADD("chardev:beat");
+	ADD("-chardev"); ADD("socket,id=mon,fd=%d", CHILD_MONITOR_FD);
+	ADD("-mon"); ADD("chardev=mon,mode=readline");
 	ADD("-fsdev");
 	ADD("local,id=hostroot,path=/,security_model=none,readonly=on,multidevs=remap");
 	ADD("-device"); ADD("virtio-9p-pci,fsdev=hostroot,mount_tag=hostroot");
@@ -306,16 +316,34 @@ static int build_qemu_argv(char **argv, const char *qemu, const struct labhost_o
 	return argc;
 }
 
-/* Runs QEMU to completion, relaying output. Returns its wait status, or -1
- * on timeout (QEMU killed) or error. */
-static int supervise(char **qargv, const struct labhost_options *opts, bool *timed_out)
+/* How supervise() ended when it was not by QEMU's own exit. */
+enum stop_reason { STOP_NONE, STOP_TIMEOUT, STOP_FROZEN };
+
+/* Kills QEMU because the watchdog saw the lab host freeze, after taking
+ * the evidence it can. */
+static void stop_frozen(pid_t pid, const struct watchdog *w, const struct labhost_options *opts)
 {
-	int out_pair[2], err_pair[2];
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, out_pair) < 0 ||
-	    socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, err_pair) < 0) {
-		log_error("labhost: socketpair: %s", strerror(errno));
-		return -1;
-	}
+	char what[160];
+	watchdog_describe(w, monotonic_ms(), what, sizeof(what));
+	log_error("labhost: the lab host froze: %s; stopping it (exit status %d)", what,
+		  LABHOST_EXIT_FROZEN);
+	if (opts->freeze_report && watchdog_write_report(w, opts->cpus, opts->freeze_report) == 0)
+		log_error("labhost: its registers and code, sampled before it was stopped: %s",
+			  opts->freeze_report);
+	kill(pid, SIGKILL);
+}
+
+/* Runs QEMU to completion, relaying output and watching the heartbeat.
+ * Returns its wait status, or -1 on error; *why says whether nestvm
+ * stopped it (--timeout, or a freeze). */
+static int supervise(char **qargv, const struct labhost_options *opts, enum stop_reason *why)
+{
+	int pairs[4][2];
+	for (int i = 0; i < 4; i++)
+		if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pairs[i]) < 0) {
+			log_error("labhost: socketpair: %s", strerror(errno));
+			return -1;
+		}
 	sigset_t term, old;
 	sigemptyset(&term);
 	sigaddset(&term, SIGINT);
@@ -324,49 +352,60 @@ static int supervise(char **qargv, const struct labhost_options *opts, bool *tim
 	sigprocmask(SIG_BLOCK, &term, &old);
 	int sfd = signalfd(-1, &term, SFD_CLOEXEC);
 
-	pid_t pid = spawn_qemu(qargv, out_pair[1], err_pair[1]);
-	close(out_pair[1]);
-	close(err_pair[1]);
+	int child_socks[4] = { pairs[0][1], pairs[1][1], pairs[2][1], pairs[3][1] };
+	pid_t pid = spawn_qemu(qargv, child_socks);
+	for (int i = 0; i < 4; i++)
+		close(pairs[i][1]);
 	if (pid < 0) {
 		log_error("labhost: fork: %s", strerror(errno));
-		close(out_pair[0]);
-		close(err_pair[0]);
+		for (int i = 0; i < 4; i++)
+			close(pairs[i][0]);
 		if (sfd >= 0)
 			close(sfd);
 		sigprocmask(SIG_SETMASK, &old, NULL);
 		return -1;
 	}
 
-	struct relay relays[2] = { { out_pair[0], STDOUT_FILENO }, { err_pair[0], STDERR_FILENO } };
-	bool open_[2] = { true, true };
+	struct relay relays[2] = { { pairs[0][0], STDOUT_FILENO }, { pairs[1][0], STDERR_FILENO } };
+	bool open_[3] = { true, true, true };
+	struct watchdog dog;
+	watchdog_init(&dog, pairs[2][0], pairs[3][0], opts->freeze_s, monotonic_ms());
 	int64_t deadline = opts->timeout_s ? monotonic_ms() + (int64_t)opts->timeout_s * 1000 : 0;
-	*timed_out = false;
-	bool killed = false;
+	*why = STOP_NONE;
 	while (open_[0] || open_[1]) {
-		struct pollfd fds[3] = {
+		struct pollfd fds[4] = {
 			{ .fd = open_[0] ? relays[0].fd : -1, .events = POLLIN },
 			{ .fd = open_[1] ? relays[1].fd : -1, .events = POLLIN },
+			{ .fd = open_[2] ? dog.beat_fd : -1, .events = POLLIN },
 			{ .fd = sfd, .events = POLLIN },
 		};
-		int wait = -1;
-		if (deadline && !killed) {
-			int64_t left = deadline - monotonic_ms();
-			wait = left > 0 ? (int)left : 0;
+		int64_t now = monotonic_ms(), wait = -1;
+		if (*why == STOP_NONE) {
+			if (deadline)
+				wait = deadline > now ? deadline - now : 0;
+			int64_t dog_left = watchdog_ms_left(&dog, now);
+			if (dog_left >= 0 && (wait < 0 || dog_left < wait))
+				wait = dog_left;
 		}
-		int n = poll(fds, 3, wait);
+		int n = poll(fds, 4, (int)wait);
 		if (n < 0 && errno != EINTR)
 			break;
-		if (n == 0 && deadline && !killed) {
+		now = monotonic_ms();
+		if (open_[2] && (fds[2].revents & (POLLIN | POLLHUP | POLLERR)))
+			open_[2] = watchdog_read_beats(&dog, now);
+		if (*why == STOP_NONE && deadline && now >= deadline) {
 			log_error("labhost: --timeout %u: the command did not finish in time; "
 				  "stopping the lab host", opts->timeout_s);
 			kill(pid, SIGKILL);
-			killed = true;
-			*timed_out = true;
+			*why = STOP_TIMEOUT;
+		} else if (*why == STOP_NONE && watchdog_ms_left(&dog, now) == 0) {
+			stop_frozen(pid, &dog, opts);
+			*why = STOP_FROZEN;
 		}
 		for (int i = 0; i < 2; i++)
 			if (open_[i] && (fds[i].revents & (POLLIN | POLLHUP | POLLERR)))
 				open_[i] = relay_once(&relays[i]);
-		if (sfd >= 0 && (fds[2].revents & POLLIN)) {
+		if (sfd >= 0 && (fds[3].revents & POLLIN)) {
 			struct signalfd_siginfo si;
 			if (read(sfd, &si, sizeof(si)) == sizeof(si)) {
 				log_error("labhost: signal %u: stopping the lab host", si.ssi_signo);
@@ -377,8 +416,8 @@ static int supervise(char **qargv, const struct labhost_options *opts, bool *tim
 	int status = -1;
 	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
 		;
-	close(relays[0].fd);
-	close(relays[1].fd);
+	for (int i = 0; i < 4; i++)
+		close(pairs[i][0]);
 	if (sfd >= 0)
 		close(sfd);
 	sigprocmask(SIG_SETMASK, &old, NULL);
@@ -450,10 +489,15 @@ int labhost_run(const struct labhost_options *opts, char **command)
 	log_info("labhost: booting %s with %d vCPUs and %llu MiB", vmlinuz, opts->cpus,
 		 (unsigned long long)(opts->memory >> 20));
 
-	bool timed_out = false;
-	int wstatus = supervise(qargv, opts, &timed_out);
-	if (timed_out) {
+	enum stop_reason why = STOP_NONE;
+	int wstatus = supervise(qargv, opts, &why);
+	if (why == STOP_TIMEOUT) {
 		result = LABHOST_EXIT_TIMEOUT;
+		goto out;
+	}
+	if (why == STOP_FROZEN) {
+		show_kernel_log_tail(ctl);
+		result = LABHOST_EXIT_FROZEN;
 		goto out;
 	}
 	char status_path[PATH_MAX + 16];

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 /* Exit statuses of labhost itself (the command's own status otherwise). */
+#define LABHOST_EXIT_FROZEN  123  /* the lab host froze (no heartbeat) */
 #define LABHOST_EXIT_TIMEOUT 124  /* --timeout ran out */
 #define LABHOST_EXIT_FAILED  125  /* the lab host could not run the command */
 
@@ -21,9 +22,12 @@ struct labhost_options {
 	const char *qemu;        /* NULL: qemu-system-x86_64 from PATH */
 	const char *share;       /* writable directory; NULL: the working directory */
 	unsigned timeout_s;      /* 0: none */
+	unsigned freeze_s;       /* heartbeat silence that counts as a freeze; 0: off */
+	const char *freeze_report; /* where to write a frozen lab host's state; NULL: nowhere */
 	char **env;              /* NAME=VALUE strings for the command */
 	int nenv;
 	int verbose;             /* kernel log to stderr */
+	const char *tcg_thread;  /* QEMU's TCG threading: "multi" or "single" */
 };
 
 /* Default for --kernel-dir: $NESTVM_LABHOST_KERNEL_DIR, else

@@ -1,0 +1,201 @@
+#define _GNU_SOURCE
+#include "labhost/watchdog.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "util/clock.h"
+#include "util/log.h"
+
+/* How long one monitor command may take before we give up on it. */
+#define MONITOR_REPLY_MS 5000
+/* Register samples taken of a frozen lab host, and the pause between. */
+#define SAMPLES 3
+#define SAMPLE_GAP_MS 1000
+
+void watchdog_init(struct watchdog *w, int beat_fd, int monitor_fd, unsigned silence_s,
+		   int64_t now_ms)
+{
+	memset(w, 0, sizeof(*w));
+	w->beat_fd = beat_fd;
+	w->monitor_fd = monitor_fd;
+	w->silence_s = silence_s;
+	w->started_ms = now_ms;
+}
+
+static void take_line(struct watchdog *w, int64_t now_ms)
+{
+	w->partial[w->partial_len] = '\0';
+	char uptime[sizeof(w->last_uptime)];
+	if (sscanf(w->partial, "hb %31s", uptime) == 1) {
+		w->last_beat_ms = now_ms;
+		memcpy(w->last_uptime, uptime, sizeof(uptime));
+	}
+	w->partial_len = 0;
+}
+
+bool watchdog_read_beats(struct watchdog *w, int64_t now_ms)
+{
+	char buf[512];
+	ssize_t n = read(w->beat_fd, buf, sizeof(buf));
+	if (n < 0 && (errno == EINTR || errno == EAGAIN))
+		return true;
+	if (n <= 0)
+		return false;
+	for (ssize_t i = 0; i < n; i++) {
+		if (buf[i] == '\n' || buf[i] == '\r')
+			take_line(w, now_ms);
+		else if (w->partial_len + 1 < sizeof(w->partial))
+			w->partial[w->partial_len++] = buf[i];
+	}
+	return true;
+}
+
+int64_t watchdog_ms_left(const struct watchdog *w, int64_t now_ms)
+{
+	if (!w->silence_s)
+		return -1;
+	int64_t deadline = w->last_beat_ms
+		? w->last_beat_ms + (int64_t)w->silence_s * 1000
+		: w->started_ms + (int64_t)(w->silence_s > WATCHDOG_FIRST_BEAT_S
+					    ? w->silence_s : WATCHDOG_FIRST_BEAT_S) * 1000;
+	return deadline > now_ms ? deadline - now_ms : 0;
+}
+
+void watchdog_describe(const struct watchdog *w, int64_t now_ms, char *out, size_t len)
+{
+	double ran = (double)(now_ms - w->started_ms) / 1000;
+	if (w->last_beat_ms)
+		snprintf(out, len, "no heartbeat for %.0f s; it had run %.0f s, its last "
+			 "heartbeat at its uptime %s s",
+			 (double)(now_ms - w->last_beat_ms) / 1000, ran, w->last_uptime);
+	else
+		snprintf(out, len, "no heartbeat at all in %.0f s since it was started", ran);
+}
+
+/* Copies monitor output to out without terminal escapes (HMP's readline
+ * echoes and redraws with them); true once the prompt came back. */
+static bool copy_reply(const char *buf, size_t n, FILE *out, char *tail, size_t *tail_len,
+		       bool *in_echo)
+{
+	static const char prompt[] = "(qemu) ";
+	bool prompt_seen = false;
+	for (size_t i = 0; i < n; i++) {
+		char c = buf[i];
+		if (*in_echo) {
+			/* The echo of our command, redrawn per key: skip its line. */
+			*in_echo = c != '\n';
+			continue;
+		}
+		if (c == '\x1b') {
+			/* Skip ESC [ params letter. */
+			i++;
+			if (i < n && buf[i] == '[')
+				while (i + 1 < n && !((buf[i + 1] >= 'A' && buf[i + 1] <= 'Z') ||
+						      (buf[i + 1] >= 'a' && buf[i + 1] <= 'z')))
+					i++;
+			i++;
+			continue;
+		}
+		if (c == '\r' || (c != '\n' && c != '\t' && (unsigned char)c < 0x20))
+			continue;
+		fputc(c, out);
+		/* Keep the last bytes to spot the prompt across reads. */
+		if (*tail_len == sizeof(prompt) - 1) {
+			memmove(tail, tail + 1, *tail_len - 1);
+			(*tail_len)--;
+		}
+		tail[(*tail_len)++] = c;
+		if (*tail_len == sizeof(prompt) - 1 && !memcmp(tail, prompt, *tail_len))
+			prompt_seen = true;
+	}
+	return prompt_seen;
+}
+
+/* Sends one command (NULL: none, just read the banner) and copies the
+ * reply to out until the prompt; false if the monitor went silent. */
+static bool monitor_command(int fd, const char *cmd, FILE *out)
+{
+	bool in_echo = false;
+	if (cmd) {
+		char line[128];
+		int len = snprintf(line, sizeof(line), "%s\n", cmd);
+		if (write(fd, line, (size_t)len) != len)
+			return false;
+		fprintf(out, "%s\n", cmd);
+		in_echo = true;
+	}
+	char tail[8];
+	size_t tail_len = 0;
+	int64_t deadline = monotonic_ms() + MONITOR_REPLY_MS;
+	for (;;) {
+		int64_t left = deadline - monotonic_ms();
+		if (left <= 0)
+			break;
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		int r = poll(&p, 1, (int)left);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		char buf[4096];
+		ssize_t n = read(fd, buf, sizeof(buf));
+		if (n <= 0)
+			break;
+		if (copy_reply(buf, (size_t)n, out, tail, &tail_len, &in_echo)) {
+			fputc('\n', out);
+			return true;
+		}
+	}
+	fprintf(out, "\n[the monitor did not answer%s%s within %d ms: QEMU's main loop is "
+		"stuck too]\n", cmd ? " " : "", cmd ? cmd : "", MONITOR_REPLY_MS);
+	return false;
+}
+
+static void sleep_ms(int ms)
+{
+	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
+int watchdog_write_report(const struct watchdog *w, int cpus, const char *path)
+{
+	FILE *out = fopen(path, "we");
+	if (!out) {
+		log_error("labhost: --freeze-report %s: %s", path, strerror(errno));
+		return -1;
+	}
+	char what[160];
+	watchdog_describe(w, monotonic_ms(), what, sizeof(what));
+	fprintf(out, "nestvm labhost freeze report: %s\n", what);
+	if (!monitor_command(w->monitor_fd, NULL, out))
+		goto done;
+	for (int s = 0; s < SAMPLES; s++) {
+		if (s)
+			sleep_ms(SAMPLE_GAP_MS);
+		fprintf(out, "\n=== sample %d of %d\n", s + 1, SAMPLES);
+		if (!monitor_command(w->monitor_fd, "info registers -a", out))
+			goto done;
+		for (int c = 0; c < cpus; c++) {
+			char cmd[64];
+			snprintf(cmd, sizeof(cmd), "cpu %d", c);
+			if (!monitor_command(w->monitor_fd, cmd, out) ||
+			    !monitor_command(w->monitor_fd, "x/12i $pc", out))
+				goto done;
+			if (s == SAMPLES - 1 && !monitor_command(w->monitor_fd, "info lapic", out))
+				goto done;
+		}
+	}
+	monitor_command(w->monitor_fd, "info pic", out);
+done:
+	if (fclose(out) != 0) {
+		log_error("labhost: --freeze-report %s: %s", path, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
