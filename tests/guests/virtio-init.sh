@@ -49,6 +49,17 @@ blk-crash)
 		n=$((n + 1))
 	done
 	;;
+demo)
+	# make demo: 1 MiB written and flushed to the disk, then the lab host
+	# reached over the NIC.
+	pattern A | dd of=/dev/vda bs=65536 seek=64 conv=fsync 2> /dev/null &&
+		echo "V: wrote $(pattern A | md5sum | cut -c1-32)"
+	ip link set eth0 up
+	ip addr add "$(arg addr)/16" dev eth0
+	i=0
+	until ping -c 1 -W 2 "$(arg peer)" > /dev/null 2>&1 || [ $i -ge 30 ]; do i=$((i + 1)); done
+	echo "V: ping $(ping -c 3 -W 2 "$(arg peer)" | grep -o '[0-9]* packets received.*')"
+	;;
 net)
 	ip link set eth0 up
 	ip addr add "$(arg addr)/16" dev eth0

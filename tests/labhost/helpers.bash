@@ -1,21 +1,41 @@
 # Shared by the tier-2 suites.
 #
-# QEMU's TCG lab host has been seen to stop making progress, rarely, while
-# nested guests run in it (README, known limits). A lab host that times out
-# is booted once more, and the timeout is reported; any other outcome,
-# failures included, is the test's result.
+# A lab host whose heartbeat stops is frozen (docs/labhost-freeze.md):
+# `nestvm labhost` stops it and exits 123. That status alone, a cause
+# outside nestvm that is detected and named, gets the lab host booted once
+# more; the retry is printed and counted in $LABHOST_RETRIES, which
+# tests/run-all reports. Anything else, a timeout, a guest panic or a stall
+# included, is the test's result.
 
 NESTVM=${NESTVM_STATIC:-$(cd "$BATS_TEST_DIRNAME/../.." && pwd)/nestvm}
+LABHOST_RETRIES=${LABHOST_RETRIES:-$(cd "$BATS_TEST_DIRNAME/../.." && pwd)/build/test-logs/labhost-retries}
+LABHOST_FROZEN=123
+
+# note_freeze ATTEMPT WHAT: says that a lab host froze and will be retried.
+note_freeze() {
+	local msg="lab host froze (nestvm labhost exit status $LABHOST_FROZEN) in $BATS_TEST_FILENAME ($2), attempt $1 of 2"
+	mkdir -p "$(dirname "$LABHOST_RETRIES")"
+	echo "$msg" >> "$LABHOST_RETRIES"
+	echo "# $msg" >&3
+}
+
+# freeze_report: where a frozen lab host's registers go, kept with the logs
+# (written only if it freezes).
+freeze_report() {
+	mkdir -p "$(dirname "$LABHOST_RETRIES")"
+	echo "$(dirname "$LABHOST_RETRIES")/freeze-report.$$.$RANDOM"
+}
 
 # run_labhost SECONDS ARGS...: bats' run of `nestvm labhost --timeout SECONDS
-# ARGS...`, stdout and stderr apart, retried once after a timeout.
+# ARGS...`, stdout and stderr apart, run once more only if it froze.
 run_labhost() {
 	local secs=$1 attempt
 	shift
 	for attempt in 1 2; do
-		run --separate-stderr "$NESTVM" labhost --timeout "$secs" "$@"
-		[ "$status" -ne 124 ] && return 0
-		echo "lab host timed out after ${secs}s (attempt $attempt of 2)" >&2
+		run --separate-stderr "$NESTVM" labhost --timeout "$secs" \
+			--freeze-report "$(freeze_report)" "$@"
+		[ "$status" -ne $LABHOST_FROZEN ] && return 0
+		note_freeze $attempt "$BATS_TEST_DESCRIPTION"
 	done
 }
 
@@ -25,38 +45,26 @@ labhost_to_files() {
 	local secs=$1 out=$2 err=$3 attempt rc
 	shift 3
 	for attempt in 1 2; do
-		"$NESTVM" labhost --timeout "$secs" "$@" > "$out" 2> "$err"
+		"$NESTVM" labhost --timeout "$secs" --freeze-report "$(freeze_report)" "$@" \
+			> "$out" 2> "$err"
 		rc=$?
-		[ $rc -ne 124 ] && return $rc
-		echo "lab host timed out after ${secs}s (attempt $attempt of 2)" >> "$err.timeouts"
+		[ $rc -ne $LABHOST_FROZEN ] && return $rc
+		note_freeze $attempt "setup"
 	done
 	return $rc
 }
 
-# labhost_results SECONDS SCRIPT [timed-out-cases]: runs SCRIPT "$RUN_DIR"
-# in the lab host with its RESULT lines in $RUN_DIR/results. A guest kernel
-# that panics or stalls under the emulated lab host (README, known limits)
-# gets the whole run once more; so does a case that timed out, when asked.
-# A repeat is noted in $RUN_DIR/labhost.err.timeouts.
+# labhost_results SECONDS SCRIPT: runs SCRIPT "$RUN_DIR" in the lab host with
+# its RESULT lines in $RUN_DIR/results.
 labhost_results() {
-	local secs=$1 script=$2 retry_timed_out=${3:-}
-	labhost_to_files "$secs" "$RUN_DIR/results" "$RUN_DIR/labhost.err" \
-		-- "$script" "$RUN_DIR" || true
-	if grep -l "Kernel panic\|rcu_preempt detected stalls" "$RUN_DIR"/*.out \
-		> "$RUN_DIR/panics" 2> /dev/null ||
-		{ [ -n "$retry_timed_out" ] && grep -q " status=124" "$RUN_DIR/results"; }; then
-		echo "guest panic, stall or timed-out case in: $(tr '\n' ' ' < "$RUN_DIR/panics"); running again" \
-			>> "$RUN_DIR/labhost.err.timeouts"
-		labhost_to_files "$secs" "$RUN_DIR/results" "$RUN_DIR/labhost.err" \
-			-- "$script" "$RUN_DIR" || true
-	fi
+	labhost_to_files "$1" "$RUN_DIR/results" "$RUN_DIR/labhost.err" -- "$2" "$RUN_DIR" || true
 }
 
 # result NAME: the RESULT line for one case of a labhost_results run.
 result() {
 	grep "^RESULT $1 " "$RUN_DIR/results" || {
 		echo "no result for $1; lab host said:"
-		cat "$RUN_DIR/results" "$RUN_DIR/labhost.err" "$RUN_DIR"/*.timeouts 2> /dev/null
+		cat "$RUN_DIR/results" "$RUN_DIR/labhost.err" 2> /dev/null
 		return 1
 	}
 }

@@ -85,6 +85,36 @@ setup() {
 	[[ $stderr == *"--timeout 20"* ]]
 }
 
+@test "a frozen lab host (its heartbeat stopped) is stopped within 60 s: status 123, the freeze named, evidence kept" {
+	local dir report pid stopped_at ended_at status
+	dir=$(mktemp -d "$PWD/build/labhost-freeze.XXXXXX")
+	report=$dir/report
+	# The job stops init's heartbeat loop, as a frozen lab host would.
+	timeout 300 "$NESTVM" labhost --timeout 280 --freeze-report "$report" -- sh -c '
+		kill -STOP $(cat /run/nestvm-labhost/heartbeat.pid); echo heartbeat-stopped; sleep 600' \
+		> "$dir/out" 2> "$dir/err" &
+	pid=$!
+	while ! grep -q heartbeat-stopped "$dir/out" && kill -0 $pid 2> /dev/null; do
+		sleep 0.2
+	done
+	stopped_at=$SECONDS
+	status=0
+	wait $pid || status=$?
+	ended_at=$SECONDS
+	cat "$dir/err"
+	echo "stopped after $((ended_at - stopped_at)) s"
+	[ "$status" -eq 123 ]
+	grep -q heartbeat-stopped "$dir/out"
+	[ $((ended_at - stopped_at)) -le 60 ]
+	grep -q "labhost: the lab host froze: no heartbeat for 3[0-9] s; it had run [0-9]* s" "$dir/err"
+	grep -q "last lines of the lab host's kernel log" "$dir/err"
+	# The evidence: every vCPU's registers and code, from QEMU's monitor.
+	grep -q "^RIP=" "$report"
+	grep -q "^=== sample 3 of 3" "$report"
+	grep -q "^x/12i \$pc" "$report"
+	rm -rf "$dir"
+}
+
 @test "clear errors: QEMU missing, kernel missing, too little memory, no command" {
 	run --separate-stderr "$NESTVM" labhost --qemu /nonexistent/qemu -- true
 	[ "$status" -eq 125 ]
@@ -108,6 +138,14 @@ setup() {
 	run --separate-stderr "$NESTVM" labhost
 	[ "$status" -eq 2 ]
 	[[ $stderr == *"no command given"* ]]
+
+	run --separate-stderr "$NESTVM" labhost --freeze-timeout 2 -- true
+	[ "$status" -eq 2 ]
+	[[ $stderr == *"--freeze-timeout 2: expected seconds, 0 or from 6 to 86400"* ]]
+
+	run --separate-stderr "$NESTVM" labhost --tcg-thread many -- true
+	[ "$status" -eq 2 ]
+	[[ $stderr == *"--tcg-thread many: expected multi or single"* ]]
 
 	run --separate-stderr "$NESTVM" labhost --share /nonexistent -- true
 	[ "$status" -eq 125 ]

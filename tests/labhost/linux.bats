@@ -11,7 +11,7 @@ setup_file() {
 	export RUN_DIR
 	RUN_DIR=$(mktemp -d "$PWD/build/linux-boot.XXXXXX")
 	scripts/mkinitramfs.sh "$RUN_DIR/initrd.cpio" tests/guests/report-init.sh
-	labhost_results 360 tests/labhost/linux-boot.sh timed-out-cases
+	labhost_results 360 tests/labhost/linux-boot.sh
 }
 
 teardown_file() {

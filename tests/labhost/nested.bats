@@ -32,7 +32,7 @@ show() {
 	echo "--- $1"
 	tr -d '\r' < "$RUN_DIR/$1" 2> /dev/null || echo "(missing)"
 	echo "--- lab host"
-	cat "$RUN_DIR/labhost.out" "$RUN_DIR/labhost.err" "$RUN_DIR"/*.timeouts 2> /dev/null || true
+	cat "$RUN_DIR/labhost.out" "$RUN_DIR/labhost.err" 2> /dev/null || true
 }
 
 has_line() { # has_line FILE LINE: an exact line (carriage returns dropped)
