@@ -77,7 +77,7 @@ three_levels() {
 	echo "L2's init loads kvm-amd, runs nestvm doctor, and boots L3 with nestvm; each level reports."
 	in_vm sh -c "
 		echo \"L1: \$(uname -r), \$(grep -cw svm /proc/cpuinfo) CPUs with svm, kvm_amd nested=\$(cat /sys/module/kvm_amd/parameters/nested 2> /dev/null)\"
-		./nestvm run --nested --kernel $kernel --initrd $dir/l2.cpio --memory 512M --cpus 2 \
+		timeout 450 ./nestvm run --nested --kernel $kernel --initrd $dir/l2.cpio --memory 512M --cpus 2 \
 			--on-reboot exit --cmdline 'console=ttyS0 quiet loglevel=3 panic=-1' < /dev/null
 		rc=\$?
 		echo \"L1: L2 exited with status \$rc\"

@@ -52,7 +52,7 @@ has_line() { # has_line FILE LINE: an exact line (carriage returns dropped)
 
 @test "L3 boots under nestvm inside L2, reports and powers off; every level exits 0" {
 	show nested.out
-	tr -d '\r' < "$RUN_DIR/nested.out" | grep -q "^NESTVM-INIT nproc=1 .*cmdline=console=ttyS0 quiet level=L3$"
+	tr -d '\r' < "$RUN_DIR/nested.out" | grep -q "^NESTVM-INIT nproc=1 .*cmdline=console=ttyS0 quiet panic=-1 level=L3$"
 	has_line nested.out "L2: L3 exit status=0"
 	has_line nested.out "L1: L2 exit status=0"
 }

@@ -1,0 +1,12 @@
+#!/bin/bash
+# Runs inside the lab host (tests/run-all, on a machine without /dev/kvm):
+# every tier-1 suite, its TAP output, stderr and exit status into LOGDIR as
+# run-all's own runs would leave them.
+#   in-labhost.sh LOGDIR
+cd "$(dirname "$0")/../.."
+log_dir=$1
+for f in tests/kvm/*.bats; do
+	base=kvm-$(basename "$f" .bats)
+	bats --tap "$f" > "$log_dir/$base.tap" 2> "$log_dir/$base.stderr"
+	echo $? > "$log_dir/$base.rc"
+done
