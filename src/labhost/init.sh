@@ -44,6 +44,11 @@ mount -t proc proc /root/proc
 mount -t sysfs sys /root/sys
 mount -t devtmpfs dev /root/dev
 mkdir -p /root/dev/pts /root/dev/shm
+# What udev or systemd would add: bash's process substitution needs /dev/fd.
+ln -sf /proc/self/fd /root/dev/fd
+ln -sf /proc/self/fd/0 /root/dev/stdin
+ln -sf /proc/self/fd/1 /root/dev/stdout
+ln -sf /proc/self/fd/2 /root/dev/stderr
 mount -t devpts devpts /root/dev/pts
 mount -t tmpfs shm /root/dev/shm
 # The root is read-only: give programs a writable /tmp and /run. This hides

@@ -658,9 +658,14 @@ static int restore_vcpu(struct machine *m, const char *dir, const struct record 
 	if (take(dir, find(recs, n, T_SREGS, i), &u.sregs, sizeof(u.sregs), "special registers") < 0 ||
 	    kvm_cpu_ioctl(cpu, KVM_SET_SREGS, &u.sregs, "KVM_SET_SREGS") < 0)
 		return -1;
+	/* Records sit at any offset in state.bin: fields are copied out, never
+	 * read through a cast pointer (that would be a misaligned access). */
 	r = find(recs, n, T_MSRS, i);
+	uint32_t nmsrs = 0;
+	if (r && r->len >= sizeof(struct kvm_msrs))
+		memcpy(&nmsrs, r->data + offsetof(struct kvm_msrs, nmsrs), sizeof(nmsrs));
 	if (!r || r->len < sizeof(struct kvm_msrs) ||
-	    r->len != sizeof(struct kvm_msrs) + ((const struct kvm_msrs *)r->data)->nmsrs * sizeof(struct kvm_msr_entry)) {
+	    r->len != sizeof(struct kvm_msrs) + (uint64_t)nmsrs * sizeof(struct kvm_msr_entry)) {
 		log_error("snapshot %s: state.bin is corrupted (MSRs)", dir);
 		return -1;
 	}
@@ -708,8 +713,10 @@ static int restore_vcpu(struct machine *m, const char *dir, const struct record 
 	    kvm_cpu_ioctl(cpu, KVM_SET_REGS, &u.regs, "KVM_SET_REGS") < 0)
 		return -1;
 	if ((r = find(recs, n, T_NESTED, i))) {
-		const struct kvm_nested_state *ns = (const void *)r->data;
+		struct kvm_nested_state header, *ns = &header;
 		int max = kvm_host_cap(&m->host, KVM_CAP_NESTED_STATE);
+		if (r->len >= sizeof(header))
+			memcpy(&header, r->data, sizeof(header));
 		if (r->len < sizeof(*ns) || ns->size != r->len) {
 			log_error("snapshot %s: state.bin is corrupted (nested state)", dir);
 			return -1;
