@@ -34,10 +34,17 @@ if [ -z "$pkg" ]; then
 	exit 1
 fi
 
+# The package itself is kept in a per-user cache outside the tree too, so a
+# fresh clone (every CI run) unpacks it again without downloading it.
+debs=${XDG_CACHE_HOME:-$HOME/.cache}/nestvm/debs
+mkdir -p "$debs"
+deb=$(ls -t "$debs/${pkg}_"*.deb 2>/dev/null | head -n 1)
+if [ -z "$deb" ]; then
+	echo "fetch-kernel: downloading $pkg into $debs"
+	(cd "$debs" && apt-get download -q -o APT::Sandbox::User=root "$pkg" >/dev/null)
+	deb=$(ls -t "$debs/${pkg}_"*.deb | head -n 1)
+fi
 echo "fetch-kernel: $pkg -> ${dest#$top/}"
-mkdir -p "$cache/debs"
-(cd "$cache/debs" && apt-get download -q -o APT::Sandbox::User=root "$pkg" >/dev/null)
-deb=$(ls -t "$cache/debs/${pkg}_"*.deb | head -n 1)
 tmp=$(mktemp -d "$cache/kernels.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 dpkg -x "$deb" "$tmp"

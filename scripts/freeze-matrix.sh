@@ -2,11 +2,13 @@
 # Runs the demo's three-level stack (L1 lab host, L2 hypervisor, L3 guest)
 # again and again, in the cells given, interleaved, each run bounded, and
 # counts the lab host freezes per cell (docs/labhost-freeze.md).
-#   scripts/freeze-matrix.sh [--load] [--runs N] [--out DIR] CELL...
+#   scripts/freeze-matrix.sh [--load|--load=build] [--runs N] [--out DIR] CELL...
 # A cell is VMM:L2CPUS:LABHOSTCPUS:CPUMODEL:TCGTHREAD, for example
 # nestvm:2:1:host:multi or qemu:2:1:host:single (qemu: QEMU-KVM at L2 with
 # -cpu host, the same kernel and initramfs). --load keeps a CPU-bound
-# process running beside the lab host, as on a busy machine.
+# process running beside the lab host, as on a busy machine; --load=build
+# rebuilds nestvm with make -j2 in a scratch copy again and again (both
+# cores, processes, files: a developer's machine).
 # One line per run; a frozen run leaves its freeze report (registers and
 # code of the lab host, through QEMU's monitor) in DIR.
 set -euo pipefail
@@ -17,6 +19,7 @@ cells=()
 while [ $# -gt 0 ]; do
 	case $1 in
 	--load) load=1 ;;
+	--load=build) load=build ;;
 	--runs) runs=$2; shift ;;
 	--out) out=$2; shift ;;
 	-*) echo "freeze-matrix: unknown option $1" >&2; exit 2 ;;
@@ -60,8 +63,14 @@ hog=
 if [ $load = 1 ]; then
 	sh -c 'while :; do :; done' &
 	hog=$!
-	trap 'kill $hog 2>/dev/null' EXIT
+elif [ $load = build ]; then
+	rm -rf "$out/scratch"
+	mkdir -p "$out/scratch"
+	cp -r Makefile src guest "$out/scratch/"
+	sh -c "while :; do make -s -C '$out/scratch' clean; make -s -C '$out/scratch' -j2 VERSION=x nestvm > /dev/null 2>&1; done" &
+	hog=$!
 fi
+[ -n "$hog" ] && trap 'kill $hog 2> /dev/null; pkill -f "$out/scratch" 2> /dev/null' EXIT
 
 declare -A ok frozen other
 for c in "${cells[@]}"; do ok[$c]=0 frozen[$c]=0 other[$c]=0; done

@@ -212,7 +212,11 @@ static json_object *execute(struct control *c, struct machine *m, int fd, json_o
 		json_object *o = ok();
 		json_object_object_add(o, "dir", json_object_new_string(dir));
 		json_object_object_add(o, "bytes", json_object_new_int64((int64_t)bytes));
-		json_object_object_add(o, "seconds", json_object_new_double((double)(t1 - t0) / 1000));
+		/* Milliseconds as a decimal written exactly (0.35, not 0.34999...). */
+		char secs[32];
+		snprintf(secs, sizeof(secs), "%.3f", (double)(t1 - t0) / 1000);
+		json_object_object_add(o, "seconds",
+				       json_object_new_double_s((double)(t1 - t0) / 1000, secs));
 		return o;
 	}
 	return error("unknown command \"%s\" (status, pause, resume, shutdown, snapshot)", cmd);
