@@ -45,6 +45,7 @@ if [ -z "$deb" ]; then
 	deb=$(ls -t "$debs/${pkg}_"*.deb | head -n 1)
 fi
 echo "fetch-kernel: $pkg -> ${dest#$top/}"
+mkdir -p "$cache"
 tmp=$(mktemp -d "$cache/kernels.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 dpkg -x "$deb" "$tmp"
