@@ -383,6 +383,12 @@ void guest_main(uint64_t index, const struct direct64_bootinfo *info)
 		test_pio();
 	if (word_is(test, "count"))
 		test_count();
+	if (word_is(test, "reboot")) {
+		/* Every boot reboots through the keyboard controller's reset. */
+		puts_serial("rebooting\n");
+		outb(0x64, 0xfe);
+		park();
+	}
 	puts_serial("unknown test\n");
 	guest_exit(98);
 }

@@ -36,12 +36,22 @@ fi
 
 # The package itself is kept in a per-user cache outside the tree too, so a
 # fresh clone (every CI run) unpacks it again without downloading it.
-debs=${XDG_CACHE_HOME:-$HOME/.cache}/nestvm/debs
+# A package is downloaded into a scratch directory and moved in whole, so an
+# interrupted download never leaves a truncated one to reuse.
+debs=${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}/nestvm/debs
 mkdir -p "$debs"
-deb=$(ls -t "$debs/${pkg}_"*.deb 2>/dev/null | head -n 1)
+deb=$(ls -t "$debs/${pkg}_"*.deb 2>/dev/null | head -n 1 || true)
+if [ -n "$deb" ] && ! dpkg-deb --info "$deb" > /dev/null 2>&1; then
+	echo "fetch-kernel: $deb is damaged; downloading it again"
+	rm -f "$deb"
+	deb=
+fi
 if [ -z "$deb" ]; then
 	echo "fetch-kernel: downloading $pkg into $debs"
-	(cd "$debs" && apt-get download -q -o APT::Sandbox::User=root "$pkg" >/dev/null)
+	part=$(mktemp -d "$debs/.download.XXXXXX")
+	(cd "$part" && apt-get download -q -o APT::Sandbox::User=root "$pkg" >/dev/null)
+	mv "$part"/*.deb "$debs/"
+	rmdir "$part"
 	deb=$(ls -t "$debs/${pkg}_"*.deb | head -n 1)
 fi
 echo "fetch-kernel: $pkg -> ${dest#$top/}"

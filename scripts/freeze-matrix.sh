@@ -89,7 +89,7 @@ for ((r = 1; r <= runs; r++)); do
 		if [ $rc = 0 ] && grep -q "L2: L3 exit status=0" "$out/$tag.out" &&
 			grep -q "L1: L2 exited with status 0" "$out/$tag.out"; then
 			verdict=ok; ok[$c]=$((ok[$c] + 1))
-		elif [ $rc = 123 ]; then
+		elif [ $rc = 123 ] && grep -q "labhost: the lab host froze:" "$out/$tag.err"; then
 			verdict=FROZEN; frozen[$c]=$((frozen[$c] + 1))
 		else
 			verdict="FAILED(status $rc)"; other[$c]=$((other[$c] + 1))

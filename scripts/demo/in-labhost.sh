@@ -27,7 +27,9 @@ last_tick() {
 
 case $step in
 virtio)
-	# A bridge in the lab host at 169.254.0.1 with a tap for the guest.
+	# A bridge in the lab host at 169.254.0.1 with a tap for the guest,
+	# removed at the end (the demo may run directly on a machine).
+	trap 'ip link del nvdemo1 2> /dev/null; ip link del nvdemo0 2> /dev/null; rm -f /tmp/demo-disk.img' EXIT
 	ip link add nvdemo0 type bridge
 	ip addr add 169.254.0.1/16 dev nvdemo0
 	ip link set nvdemo0 up
@@ -61,9 +63,11 @@ snapshot)
 	wait_for "$dir/count.out" "^tick 10" 240 || { kill -9 $vm; verdict "the guest did not start counting"; }
 	echo "\$ nestvm ctl $sock snapshot snap"
 	./nestvm ctl $sock snapshot "$dir/snap"
+	snap=$?
 	at=$(last_tick "$dir/count.out")
 	kill -9 $vm
 	wait $vm 2> /dev/null
+	[ $snap = 0 ] || verdict "the snapshot failed"
 	echo "guest was killed after tick $at; snapshot: $(du -sh "$dir/snap" | cut -f1) on disk"
 	echo "\$ nestvm restore snap"
 	./nestvm restore "$dir/snap" --api-socket $sock < /dev/null > "$dir/restored.out" \
@@ -73,7 +77,7 @@ snapshot)
 	wait_for "$dir/restored.out" "^tick $((at + 10))" 120 && ok=1
 	first=$(grep -a "^tick [0-9]" "$dir/restored.out" | head -n 1 | tr -d '\r' | cut -d' ' -f2)
 	echo "restored guest went on counting: tick ${first:-none} to tick $(last_tick "$dir/restored.out"), no new boot"
-	./nestvm ctl $sock shutdown --timeout 2 > /dev/null
+	./nestvm ctl $sock shutdown --timeout 2 > /dev/null || kill -9 $vm
 	wait $vm 2> /dev/null
 	[ $ok = 1 ] || { cat "$dir/restored.err"; verdict "the restored guest did not go on counting"; }
 	[ "$first" -gt 0 ] && [ "$first" -le $((at + 1)) ] || verdict "restored at tick $first, not after $at"

@@ -13,6 +13,7 @@ mount -t devtmpfs dev /dev
 
 # The heartbeat nestvm labhost watches (src/labhost/watchdog.h): a line
 # every 2 s that needs this kernel's timers, scheduler and serial interrupts.
+[ -c /dev/ttyS3 ] || { echo "nestvm labhost: no /dev/ttyS3 for the heartbeat" > /dev/ttyS1; poweroff -f; }
 stty -F /dev/ttyS3 raw -echo
 (while :; do echo "hb $(cut -d' ' -f1 /proc/uptime)"; sleep 2; done > /dev/ttyS3) &
 heartbeat=$!

@@ -316,6 +316,26 @@ static int build_qemu_argv(char **argv, const char *qemu, const struct labhost_o
 	return argc;
 }
 
+/* Waits for QEMU once its output has ended. Closing its chardevs is among
+ * the last things it does, so a QEMU that lingers longer than a grace
+ * period is stuck in its exit path: it is killed, never waited on forever. */
+static int reap(pid_t pid)
+{
+	int status = -1;
+	for (int i = 0; i < 100; i++) {
+		pid_t r = waitpid(pid, &status, WNOHANG);
+		if (r == pid || (r < 0 && errno != EINTR))
+			return r == pid ? status : -1;
+		struct timespec ts = { 0, 100 * 1000000L };
+		nanosleep(&ts, NULL);
+	}
+	log_error("labhost: QEMU did not exit 10 s after its output ended; killing it");
+	kill(pid, SIGKILL);
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	return status;
+}
+
 /* How supervise() ended when it was not by QEMU's own exit. */
 enum stop_reason { STOP_NONE, STOP_TIMEOUT, STOP_FROZEN };
 
@@ -342,6 +362,10 @@ static int supervise(char **qargv, const struct labhost_options *opts, enum stop
 	for (int i = 0; i < 4; i++)
 		if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pairs[i]) < 0) {
 			log_error("labhost: socketpair: %s", strerror(errno));
+			while (i-- > 0) {
+				close(pairs[i][0]);
+				close(pairs[i][1]);
+			}
 			return -1;
 		}
 	sigset_t term, old;
@@ -372,6 +396,7 @@ static int supervise(char **qargv, const struct labhost_options *opts, enum stop
 	watchdog_init(&dog, pairs[2][0], pairs[3][0], opts->freeze_s, monotonic_ms());
 	int64_t deadline = opts->timeout_s ? monotonic_ms() + (int64_t)opts->timeout_s * 1000 : 0;
 	*why = STOP_NONE;
+	int signals = 0;
 	while (open_[0] || open_[1]) {
 		struct pollfd fds[4] = {
 			{ .fd = open_[0] ? relays[0].fd : -1, .events = POLLIN },
@@ -388,8 +413,11 @@ static int supervise(char **qargv, const struct labhost_options *opts, enum stop
 				wait = dog_left;
 		}
 		int n = poll(fds, 4, (int)wait);
-		if (n < 0 && errno != EINTR)
+		if (n < 0 && errno != EINTR) {
+			log_error("labhost: poll: %s; stopping the lab host", strerror(errno));
+			kill(pid, SIGKILL);
 			break;
+		}
 		now = monotonic_ms();
 		if (open_[2] && (fds[2].revents & (POLLIN | POLLHUP | POLLERR)))
 			open_[2] = watchdog_read_beats(&dog, now);
@@ -408,14 +436,15 @@ static int supervise(char **qargv, const struct labhost_options *opts, enum stop
 		if (sfd >= 0 && (fds[3].revents & POLLIN)) {
 			struct signalfd_siginfo si;
 			if (read(sfd, &si, sizeof(si)) == sizeof(si)) {
-				log_error("labhost: signal %u: stopping the lab host", si.ssi_signo);
-				kill(pid, SIGTERM);
+				/* QEMU acts on SIGTERM in its main loop; a second
+				 * signal does not wait for a stuck one. */
+				log_error("labhost: signal %u: stopping the lab host%s", si.ssi_signo,
+					  signals ? " now" : "");
+				kill(pid, signals++ ? SIGKILL : SIGTERM);
 			}
 		}
 	}
-	int status = -1;
-	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-		;
+	int status = reap(pid);
 	for (int i = 0; i < 4; i++)
 		close(pairs[i][0]);
 	if (sfd >= 0)
@@ -426,6 +455,10 @@ static int supervise(char **qargv, const struct labhost_options *opts, enum stop
 
 int labhost_run(const struct labhost_options *opts, char **command)
 {
+	/* A reader of our output that goes away, or QEMU closing its monitor
+	 * while we write to it, must give an error, not end nestvm with QEMU
+	 * left running unsupervised. */
+	signal(SIGPIPE, SIG_IGN);
 	char qemu[PATH_MAX], vmlinuz[PATH_MAX], modules[PATH_MAX], busybox[PATH_MAX];
 	const char *qemu_name = opts->qemu ? opts->qemu : "qemu-system-x86_64";
 	if (find_in_path(qemu_name, qemu, sizeof(qemu)) < 0) {

@@ -5,6 +5,7 @@
 #include <poll.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -77,40 +78,49 @@ void watchdog_describe(const struct watchdog *w, int64_t now_ms, char *out, size
 		snprintf(out, len, "no heartbeat at all in %.0f s since it was started", ran);
 }
 
-/* Copies monitor output to out without terminal escapes (HMP's readline
- * echoes and redraws with them); true once the prompt came back. */
-static bool copy_reply(const char *buf, size_t n, FILE *out, char *tail, size_t *tail_len,
-		       bool *in_echo)
+/* Monitor output as it is copied: terminal escapes dropped (HMP's readline
+ * redraws with them), our command's echo skipped, the prompt spotted. */
+struct reply {
+	enum { TEXT, ECHO, ESC, CSI } state;
+	char tail[8];      /* the last bytes copied, to spot the prompt across reads */
+	size_t tail_len;
+};
+
+/* Copies buf to out; true once the prompt came back. */
+static bool copy_reply(struct reply *r, const char *buf, size_t n, FILE *out)
 {
 	static const char prompt[] = "(qemu) ";
 	bool prompt_seen = false;
 	for (size_t i = 0; i < n; i++) {
-		char c = buf[i];
-		if (*in_echo) {
-			/* The echo of our command, redrawn per key: skip its line. */
-			*in_echo = c != '\n';
+		unsigned char c = (unsigned char)buf[i];
+		switch (r->state) {
+		case ECHO:
+			if (c == '\n')
+				r->state = TEXT;
+			continue;
+		case ESC: /* ESC [ starts a control sequence; ESC X is two bytes */
+			r->state = c == '[' ? CSI : TEXT;
+			continue;
+		case CSI: /* parameters and intermediates up to a final 0x40-0x7e */
+			if (c >= 0x40 && c <= 0x7e)
+				r->state = TEXT;
+			continue;
+		case TEXT:
+			break;
+		}
+		if (c == 0x1b) {
+			r->state = ESC;
 			continue;
 		}
-		if (c == '\x1b') {
-			/* Skip ESC [ params letter. */
-			i++;
-			if (i < n && buf[i] == '[')
-				while (i + 1 < n && !((buf[i + 1] >= 'A' && buf[i + 1] <= 'Z') ||
-						      (buf[i + 1] >= 'a' && buf[i + 1] <= 'z')))
-					i++;
-			i++;
-			continue;
-		}
-		if (c == '\r' || (c != '\n' && c != '\t' && (unsigned char)c < 0x20))
+		if (c == '\r' || (c != '\n' && c != '\t' && c < 0x20))
 			continue;
 		fputc(c, out);
-		/* Keep the last bytes to spot the prompt across reads. */
-		if (*tail_len == sizeof(prompt) - 1) {
-			memmove(tail, tail + 1, *tail_len - 1);
-			(*tail_len)--;
+		if (r->tail_len == sizeof(prompt) - 1) {
+			memmove(r->tail, r->tail + 1, r->tail_len - 1);
+			r->tail_len--;
 		}
-		tail[(*tail_len)++] = c;
-		if (*tail_len == sizeof(prompt) - 1 && !memcmp(tail, prompt, *tail_len))
+		r->tail[r->tail_len++] = (char)c;
+		if (r->tail_len == sizeof(prompt) - 1 && !memcmp(r->tail, prompt, r->tail_len))
 			prompt_seen = true;
 	}
 	return prompt_seen;
@@ -120,33 +130,38 @@ static bool copy_reply(const char *buf, size_t n, FILE *out, char *tail, size_t 
  * reply to out until the prompt; false if the monitor went silent. */
 static bool monitor_command(int fd, const char *cmd, FILE *out)
 {
-	bool in_echo = false;
+	struct reply r = { .state = TEXT };
 	if (cmd) {
 		char line[128];
 		int len = snprintf(line, sizeof(line), "%s\n", cmd);
-		if (write(fd, line, (size_t)len) != len)
+		/* MSG_NOSIGNAL: QEMU may be closing the monitor as we write. */
+		if (send(fd, line, (size_t)len, MSG_NOSIGNAL) != len) {
+			fprintf(out, "[the monitor is closed: %s]\n", strerror(errno));
 			return false;
+		}
 		fprintf(out, "%s\n", cmd);
-		in_echo = true;
+		r.state = ECHO;
 	}
-	char tail[8];
-	size_t tail_len = 0;
 	int64_t deadline = monotonic_ms() + MONITOR_REPLY_MS;
 	for (;;) {
 		int64_t left = deadline - monotonic_ms();
 		if (left <= 0)
 			break;
 		struct pollfd p = { .fd = fd, .events = POLLIN };
-		int r = poll(&p, 1, (int)left);
-		if (r < 0 && errno == EINTR)
+		int n = poll(&p, 1, (int)left);
+		if (n < 0 && errno == EINTR)
 			continue;
-		if (r <= 0)
-			break;
-		char buf[4096];
-		ssize_t n = read(fd, buf, sizeof(buf));
 		if (n <= 0)
 			break;
-		if (copy_reply(buf, (size_t)n, out, tail, &tail_len, &in_echo)) {
+		char buf[4096];
+		ssize_t got = read(fd, buf, sizeof(buf));
+		if (got == 0) {
+			fprintf(out, "\n[the monitor was closed: QEMU is exiting]\n");
+			return false;
+		}
+		if (got < 0)
+			break;
+		if (copy_reply(&r, buf, (size_t)got, out)) {
 			fputc('\n', out);
 			return true;
 		}

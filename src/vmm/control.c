@@ -18,12 +18,16 @@
 
 #define DEFAULT_SHUTDOWN_TIMEOUT 60
 
-int control_open(struct control *c, const char *path)
+void control_init(struct control *c)
 {
 	memset(c, 0, sizeof(*c));
 	c->listen_fd = c->shutdown_fd = -1;
 	for (int i = 0; i < CONTROL_MAX_CLIENTS; i++)
 		c->clients[i].fd = -1;
+}
+
+int control_open(struct control *c, const char *path)
+{
 	struct sockaddr_un addr = { .sun_family = AF_UNIX };
 	if (strlen(path) >= sizeof(addr.sun_path)) {
 		log_error("--api-socket %s: path longer than %zu bytes", path, sizeof(addr.sun_path) - 1);
@@ -63,9 +67,12 @@ int control_open(struct control *c, const char *path)
 
 void control_close(struct control *c)
 {
-	for (int i = 0; i < CONTROL_MAX_CLIENTS; i++)
+	for (int i = 0; i < CONTROL_MAX_CLIENTS; i++) {
 		if (c->clients[i].fd >= 0)
 			close(c->clients[i].fd);
+		c->clients[i].fd = -1;
+	}
+	c->shutdown_fd = -1;
 	if (c->listen_fd >= 0) {
 		close(c->listen_fd);
 		unlink(c->path);

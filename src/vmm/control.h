@@ -42,7 +42,11 @@ struct control {
 	bool forced;                /* the deadline passed: stopped hard */
 };
 
-/* Listens on path (replacing a stale socket, refusing a live one). */
+/* No socket, no clients: what control_close() may always be called on. A
+ * zeroed struct would name fd 0, the console's stdin. */
+void control_init(struct control *c);
+/* Listens on path (replacing a stale socket, refusing a live one); c must
+ * have been through control_init(). */
 int control_open(struct control *c, const char *path);
 void control_close(struct control *c);
 /* Adds the control fds to fds[], returns how many. */

@@ -256,7 +256,7 @@ int machine_create(struct machine *m, const struct machine_config *config)
 	memset(m, 0, sizeof(*m));
 	m->config = *config;
 	m->host.fd = m->kvm.fd = m->stop_fd = -1;
-	m->control.listen_fd = m->control.shutdown_fd = -1;
+	control_init(&m->control);
 	pthread_mutex_init(&m->lock, NULL);
 	pthread_mutex_init(&m->pause_lock, NULL);
 	pthread_cond_init(&m->pause_cond, NULL);

@@ -99,3 +99,32 @@ setup() {
 	[ "$status" -eq 0 ]
 	[ -z "$output" ]
 }
+
+@test "a guest reboot with --on-reboot restart keeps nestvm's stdin (console input) open" {
+	# Before the fix, tearing the first machine down closed fd 0: the
+	# control API's unused client slots were zeroed, so they named stdin.
+	local in=$BATS_TEST_TMPDIR/in out=$BATS_TEST_TMPDIR/out pid before after i
+	mkfifo "$in"
+	"$NESTVM" run --kernel "$GUEST" --test-device --cmdline "test=reboot" < "$in" > "$out" \
+		2> "$BATS_TEST_TMPDIR/err" &
+	pid=$!
+	exec 8> "$in"
+	for ((i = 0; i < 300; i++)); do
+		[ "$(grep -c rebooting "$out")" -ge 1 ] && break
+		sleep 0.1
+	done
+	before=$(readlink "/proc/$pid/fd/0")
+	for ((i = 0; i < 300; i++)); do
+		[ "$(grep -c rebooting "$out")" -ge 4 ] && break
+		sleep 0.1
+	done
+	after=$(readlink "/proc/$pid/fd/0" || echo closed)
+	kill -TERM $pid
+	wait $pid || true
+	exec 8>&-
+	echo "reboots: $(grep -c rebooting "$out"); fd 0 before: $before, after: $after"
+	cat "$BATS_TEST_TMPDIR/err"
+	[ "$(grep -c rebooting "$out")" -ge 4 ]
+	[ "$before" = "$in" ]
+	[ "$after" = "$in" ]
+}

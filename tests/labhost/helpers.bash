@@ -1,7 +1,8 @@
 # Shared by the tier-2 suites.
 #
 # A lab host whose heartbeat stops is frozen (docs/labhost-freeze.md):
-# `nestvm labhost` stops it and exits 123. That status alone, a cause
+# `nestvm labhost` stops it, says "the lab host froze" and exits 123. That
+# alone (the status and the line: a command may exit 123 itself), a cause
 # outside nestvm that is detected and named, gets the lab host booted once
 # more; the retry is printed and counted in $LABHOST_RETRIES, which
 # tests/run-all reports. Anything else, a timeout, a guest panic or a stall
@@ -11,11 +12,22 @@ NESTVM=${NESTVM_STATIC:-$(cd "$BATS_TEST_DIRNAME/../.." && pwd)/nestvm}
 LABHOST_RETRIES=${LABHOST_RETRIES:-$(cd "$BATS_TEST_DIRNAME/../.." && pwd)/build/test-logs/labhost-retries}
 LABHOST_FROZEN=123
 
-# note_freeze ATTEMPT WHAT: says that a lab host froze and will be retried.
+# froze STATUS STDERR-TEXT: did nestvm labhost stop a frozen lab host?
+froze() {
+	[ "$1" -eq $LABHOST_FROZEN ] && [[ $2 == *"labhost: the lab host froze:"* ]]
+}
+
+# note_freeze ATTEMPT WHAT: says that a lab host froze; after the first
+# attempt it is booted once more, and that retry is counted.
 note_freeze() {
-	local msg="lab host froze (nestvm labhost exit status $LABHOST_FROZEN) in $BATS_TEST_FILENAME ($2), attempt $1 of 2"
-	mkdir -p "$(dirname "$LABHOST_RETRIES")"
-	echo "$msg" >> "$LABHOST_RETRIES"
+	local msg="lab host froze in $BATS_TEST_FILENAME ($2)"
+	if [ "$1" -eq 1 ]; then
+		msg="$msg; booting it once more"
+		mkdir -p "$(dirname "$LABHOST_RETRIES")"
+		echo "$msg" >> "$LABHOST_RETRIES"
+	else
+		msg="$msg again; not retried"
+	fi
 	echo "# $msg" >&3
 }
 
@@ -34,7 +46,7 @@ run_labhost() {
 	for attempt in 1 2; do
 		run --separate-stderr "$NESTVM" labhost --timeout "$secs" \
 			--freeze-report "$(freeze_report)" "$@"
-		[ "$status" -ne $LABHOST_FROZEN ] && return 0
+		froze "$status" "$stderr" || return 0
 		note_freeze $attempt "$BATS_TEST_DESCRIPTION"
 	done
 }
@@ -48,7 +60,7 @@ labhost_to_files() {
 		"$NESTVM" labhost --timeout "$secs" --freeze-report "$(freeze_report)" "$@" \
 			> "$out" 2> "$err"
 		rc=$?
-		[ $rc -ne $LABHOST_FROZEN ] && return $rc
+		froze $rc "$(cat "$err")" || return $rc
 		note_freeze $attempt "setup"
 	done
 	return $rc
