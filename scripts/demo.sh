@@ -85,7 +85,8 @@ three_levels() {
 		exit \$rc" | tee "$dir/stack.out"
 	# The last report counts: a frozen first attempt may have printed one.
 	[ "${PIPESTATUS[0]}" -eq 0 ] &&
-		[ "$(grep "^L2: L3 exit status=" "$dir/stack.out" | tail -n 1)" = "L2: L3 exit status=0" ]
+		[ "$(tr -d '\r' < "$dir/stack.out" | grep "^L2: L3 exit status=" | tail -n 1)" = \
+			"L2: L3 exit status=0" ]
 }
 step "Three levels: L1 runs L2 (stock Linux, --nested), L2 runs L3 with nestvm" three_levels
 
