@@ -753,6 +753,14 @@ static int restore_devices(struct machine *m, const char *dir, const struct reco
 	    take(dir, find(recs, n, T_PCI_ADDRESS, 0), &m->pci.address, sizeof(m->pci.address), "PCI") < 0)
 		return -1;
 #undef TAKE_RANGE
+	/* The guest's next CMOS access indexes cmos[] with it: an index past
+	 * the array would let a crafted snapshot write into nestvm's memory
+	 * (the checksums catch accidents, not intent). */
+	if (m->rtc.index >= sizeof(m->rtc.cmos)) {
+		log_error("snapshot %s: state.bin is corrupted (RTC index %u out of range)", dir,
+			  m->rtc.index);
+		return -1;
+	}
 	if (m->com1.rx_head >= SERIAL_RX_FIFO || m->com1.rx_count > SERIAL_RX_FIFO) {
 		log_error("snapshot %s: state.bin is corrupted (serial FIFO)", dir);
 		return -1;

@@ -140,6 +140,29 @@ ctl() {
 	restore
 	assert_one_line_error "memory.bin is truncated or the wrong size"
 	rm -rf "$s" && cp -r "$BATS_TEST_TMPDIR/good" "$s"
+	# A crafted snapshot, checksums made to match: an RTC index past the
+	# CMOS array (the guest's next access would write outside it).
+	python3 - "$s" <<'PY'
+import json, struct, sys
+d = sys.argv[1]
+data = bytearray(open(d + "/state.bin", "rb").read())
+off = 16  # the file header
+while off + 16 <= len(data):
+    tag, index, length = struct.unpack_from("<IIQ", data, off)
+    if tag == 31:  # T_RTC: index, then cmos[128]
+        data[off + 16] = 0xff
+    off += 16 + length
+h = 0xcbf29ce484222325
+for b in data:
+    h = ((h ^ b) * 0x100000001b3) & 0xffffffffffffffff
+open(d + "/state.bin", "wb").write(data)
+m = json.load(open(d + "/manifest.json"))
+m["files"]["state.bin"]["fnv1a64"] = "%016x" % h
+json.dump(m, open(d + "/manifest.json", "w"))
+PY
+	restore
+	assert_one_line_error "state.bin is corrupted (RTC index 255 out of range)"
+	rm -rf "$s" && cp -r "$BATS_TEST_TMPDIR/good" "$s"
 	sed -i 's/"version":1/"version":99/' "$s/manifest.json"
 	restore
 	assert_one_line_error "format version 99; this nestvm reads version 1"
