@@ -2,19 +2,22 @@
 # Runs the demo's three-level stack (L1 lab host, L2 hypervisor, L3 guest)
 # again and again, in the cells given, interleaved, each run bounded, and
 # counts the lab host freezes per cell (docs/labhost-freeze.md).
-#   scripts/freeze-matrix.sh [--load|--load=build] [--runs N] [--out DIR] CELL...
+#   scripts/freeze-matrix.sh [--load|--load=build] [--runs N] [--out DIR]
+#                            [--qemu PATH] CELL...
 # A cell is VMM:L2CPUS:LABHOSTCPUS:CPUMODEL:TCGTHREAD, for example
 # nestvm:2:1:host:multi or qemu:2:1:host:single (qemu: QEMU-KVM at L2 with
 # -cpu host, the same kernel and initramfs). --load keeps a CPU-bound
 # process running beside the lab host, as on a busy machine; --load=build
 # rebuilds nestvm with make -j2 in a scratch copy again and again (both
-# cores, processes, files: a developer's machine).
+# cores, processes, files: a developer's machine). --qemu runs the lab host
+# under another QEMU build (an older Debian package unpacked with dpkg -x,
+# say), to tell a QEMU defect from ours.
 # One line per run; a frozen run leaves its freeze report (registers and
 # code of the lab host, through QEMU's monitor) in DIR.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-runs=20 load=0 out=build/freeze-matrix
+runs=20 load=0 out=build/freeze-matrix qemu_opt=()
 cells=()
 while [ $# -gt 0 ]; do
 	case $1 in
@@ -22,6 +25,7 @@ while [ $# -gt 0 ]; do
 	--load=build) load=build ;;
 	--runs) runs=$2; shift ;;
 	--out) out=$2; shift ;;
+	--qemu) qemu_opt=(--qemu "$2"); shift ;;
 	-*) echo "freeze-matrix: unknown option $1" >&2; exit 2 ;;
 	*) cells+=("$1") ;;
 	esac
@@ -75,13 +79,14 @@ fi
 declare -A ok frozen other
 for c in "${cells[@]}"; do ok[$c]=0 frozen[$c]=0 other[$c]=0; done
 echo "freeze-matrix: ${#cells[@]} cells x $runs runs, load=$load, results in $out"
+[ ${#qemu_opt[@]} = 0 ] || echo "freeze-matrix: lab host QEMU: $("${qemu_opt[1]}" --version | head -1)"
 for ((r = 1; r <= runs; r++)); do
 	for c in "${cells[@]}"; do
 		IFS=: read -r vmm l2 lh model thread <<< "$c"
 		tag="${c//:/-}.$r"
 		start=$(date +%s.%N)
 		rc=0
-		./nestvm labhost --cpus "$lh" --tcg-thread "$thread" --timeout 600 \
+		./nestvm labhost "${qemu_opt[@]}" --cpus "$lh" --tcg-thread "$thread" --timeout 600 \
 			--freeze-report "$out/$tag.freeze" \
 			-- sh "$stack/l1.sh" "$vmm" "$l2" "$model" "$kernel" "$stack" \
 			> "$out/$tag.out" 2> "$out/$tag.err" || rc=$?

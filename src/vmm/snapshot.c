@@ -17,9 +17,9 @@
 #include "util/hash.h"
 #include "util/log.h"
 #include "vmm/machine.h"
+#include "vmm/snapshot_memory.h"
 
 #define STATE_MAGIC "NVMSNAP1"
-#define PAGE 4096ULL
 
 enum tag {
 	T_REGS = 1, T_SREGS, T_XSAVE, T_XCRS, T_MSRS, T_LAPIC, T_EVENTS, T_MPSTATE,
@@ -32,26 +32,6 @@ struct record_header {
 	uint32_t tag, index;
 	uint64_t len;
 };
-
-/* FNV-1a's step over 64-bit words instead of bytes: faster over whole
- * pages, which it tags with their offset. */
-static uint64_t fnv_page(uint64_t h, uint64_t offset, const uint8_t *page)
-{
-	h = (h ^ offset) * FNV1A64_PRIME;
-	const uint64_t *w = (const uint64_t *)page;
-	for (size_t i = 0; i < PAGE / 8; i++)
-		h = (h ^ w[i]) * FNV1A64_PRIME;
-	return h;
-}
-
-static bool page_is_zero(const uint8_t *page)
-{
-	const uint64_t *w = (const uint64_t *)page;
-	for (size_t i = 0; i < PAGE / 8; i++)
-		if (w[i])
-			return false;
-	return true;
-}
 
 /* --- writing -------------------------------------------------------------- */
 
@@ -228,92 +208,6 @@ static void quiesce_devices(struct machine *m, bool hold)
 		pthread_mutex_unlock(&m->pci.lock);
 }
 
-/* Guest RAM into a sparse file: only resident, non-zero pages. */
-static int save_memory(struct machine *m, const char *path, uint64_t *hash, uint64_t *bytes,
-		       struct writer *w)
-{
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd < 0) {
-		fail(w, "%s: %s", path, strerror(errno));
-		return -1;
-	}
-	uint64_t size = m->mem.ram_size, h = FNV1A64_SEED, written = 0;
-	const uint64_t chunk = 2ULL << 20;
-	unsigned char *resident = malloc(chunk / PAGE);
-	int r = resident && ftruncate(fd, (off_t)size) == 0 ? 0 : -1;
-	for (uint64_t base = 0; base < size && r == 0; base += chunk) {
-		uint64_t len = size - base < chunk ? size - base : chunk;
-		uint8_t *p = m->mem.base + base;
-		/* Pages the guest never touched are not resident: skip them
-		 * without faulting them in. */
-		if (mincore(p, len, resident) < 0)
-			memset(resident, 1, chunk / PAGE);
-		for (uint64_t off = 0; off < len && r == 0; off += PAGE) {
-			if (!(resident[off / PAGE] & 1) || page_is_zero(p + off))
-				continue;
-			uint64_t run = PAGE; /* write runs of data pages at once */
-			while (off + run < len && (resident[(off + run) / PAGE] & 1) &&
-			       !page_is_zero(p + off + run))
-				run += PAGE;
-			for (uint64_t o = 0; o < run; o += PAGE)
-				h = fnv_page(h, base + off + o, p + off + o);
-			if (pwrite(fd, p + off, run, (off_t)(base + off)) != (ssize_t)run)
-				r = -1;
-			written += run;
-			off += run - PAGE;
-		}
-	}
-	if (r < 0)
-		fail(w, "%s: %s", path, strerror(errno));
-	if (r == 0 && fsync(fd) < 0) {
-		fail(w, "%s: fsync: %s", path, strerror(errno));
-		r = -1;
-	}
-	free(resident);
-	close(fd);
-	*hash = h;
-	*bytes = written;
-	return r;
-}
-
-int snapshot_disk_fingerprint(const char *path, uint64_t *size, uint64_t *fingerprint)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	struct stat st;
-	if (fd < 0 || fstat(fd, &st) < 0) {
-		if (fd >= 0)
-			close(fd);
-		return -1;
-	}
-	*size = (uint64_t)st.st_size;
-	uint64_t h = fnv1a64_update(FNV1A64_SEED, size, sizeof(*size));
-	static uint8_t buf[1 << 20];
-	/* Only allocated data: a thin disk hashes fast. Zero pages are left
-	 * out so the same content hashes the same however it is allocated. */
-	off_t data = 0;
-	while ((data = lseek(fd, data, SEEK_DATA)) >= 0) {
-		off_t hole = lseek(fd, data, SEEK_HOLE);
-		if (hole < 0)
-			break;
-		data &= ~(off_t)(PAGE - 1);
-		while (data < hole) {
-			size_t want = (size_t)(hole - data) < sizeof(buf) ? (size_t)(hole - data) : sizeof(buf);
-			ssize_t n = pread(fd, buf, want, data);
-			if (n <= 0)
-				break;
-			for (ssize_t o = 0; o + (ssize_t)PAGE <= n; o += PAGE)
-				if (!page_is_zero(buf + o))
-					h = fnv_page(h, (uint64_t)(data + o), buf + o);
-			data += n & ~(ssize_t)(PAGE - 1);
-			if (n < (ssize_t)PAGE)
-				break;
-		}
-	}
-	close(fd);
-	*fingerprint = h;
-	return 0;
-}
-
 static json_object *config_json(struct machine *m, struct writer *w)
 {
 	const struct machine_config *c = &m->config;
@@ -402,8 +296,9 @@ int snapshot_save(struct machine *m, const char *dir, uint64_t *bytes, char *why
 
 	uint64_t mem_hash = 0, mem_bytes = 0;
 	snprintf(path, sizeof(path), "%s/memory.bin", dir);
-	if (!w.failed)
-		save_memory(m, path, &mem_hash, &mem_bytes, &w);
+	if (!w.failed && snapshot_memory_save(m->mem.base, m->mem.ram_size, path, &mem_hash,
+					      &mem_bytes, why, whylen) < 0)
+		w.failed = true;
 	/* Disks are fingerprinted before any worker may write again. */
 	json_object *machine = config_json(m, &w);
 	quiesce_devices(m, false);
@@ -579,29 +474,8 @@ static int restore_memory(struct machine *m, const char *dir, json_object *memin
 		close(fd);
 		return -1;
 	}
-	uint64_t h = FNV1A64_SEED;
-	off_t data = 0;
-	int r = 0;
-	while (r == 0 && (data = lseek(fd, data, SEEK_DATA)) >= 0) {
-		off_t hole = lseek(fd, data, SEEK_HOLE);
-		if (hole < 0)
-			break;
-		data &= ~(off_t)(PAGE - 1);
-		uint64_t len = (uint64_t)(hole - data);
-		uint8_t *dst = m->mem.base + data;
-		for (uint64_t done = 0; done < len;) {
-			ssize_t n = pread(fd, dst + done, len - done, data + (off_t)done);
-			if (n <= 0) {
-				r = -1;
-				break;
-			}
-			done += (uint64_t)n;
-		}
-		for (uint64_t o = 0; r == 0 && o + PAGE <= len; o += PAGE)
-			if (!page_is_zero(dst + o))
-				h = fnv_page(h, (uint64_t)data + o, dst + o);
-		data = hole;
-	}
+	uint64_t h = 0;
+	int r = snapshot_memory_load(m->mem.base, m->mem.ram_size, fd, &h);
 	close(fd);
 	if (r == 0 && h != parse_hex(member(meminfo, "fnv1a64", json_type_string))) {
 		log_error("snapshot %s: memory.bin is corrupted (checksum mismatch)", dir);
