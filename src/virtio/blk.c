@@ -110,6 +110,7 @@ int virtio_blk_open(struct virtio_blk *blk, const struct virtio_blk_options *opt
 {
 	blk->opt = *opt;
 	blk->fd = -1;
+	blk->sync_failed = false;
 	const char *path = opt->path;
 	snprintf(blk->name, sizeof(blk->name), "--disk %s", path);
 	struct stat st;
@@ -269,6 +270,28 @@ static uint8_t zero_segments(struct virtio_blk *blk, const struct iovec *out, un
 		       ? VIRTIO_BLK_S_OK : VIRTIO_BLK_S_IOERR;
 }
 
+/* Makes every completed write durable. A failure is remembered: the
+ * kernel may have dropped the dirty pages it could not write, so a later
+ * fdatasync() that succeeds proves nothing about them; every later flush
+ * fails too, as the guest must not believe that data is safe. */
+static uint8_t sync_disk(struct virtio_blk *blk)
+{
+	if (blk->sync_failed)
+		return VIRTIO_BLK_S_IOERR;
+	if (fdatasync(blk->fd) == 0)
+		return VIRTIO_BLK_S_OK;
+	log_warn("%s: flush failed: %s; every later flush fails too", blk->name, strerror(errno));
+	blk->sync_failed = true;
+	return VIRTIO_BLK_S_IOERR;
+}
+
+/* A driver that did not negotiate FLUSH cannot ask for one, so it takes a
+ * completed write as durable (virtio 1.x, 5.2.6.2): write through. */
+static bool write_through(const struct virtio_blk *blk)
+{
+	return !(blk->vdev.driver_features & VIRTIO_BLK_F_FLUSH);
+}
+
 uint32_t virtio_blk_request(struct virtio_blk *blk, const struct virtq_chain *c)
 {
 	const struct iovec *out = c->iov, *in = c->iov + c->n_out;
@@ -306,10 +329,8 @@ uint32_t virtio_blk_request(struct virtio_blk *blk, const struct virtq_chain *c)
 		break;
 	}
 	case VIRTIO_BLK_T_FLUSH:
-		if (!blk->opt.readonly && fdatasync(blk->fd) < 0) {
-			log_warn("%s: flush failed: %s", blk->name, strerror(errno));
-			status = VIRTIO_BLK_S_IOERR;
-		}
+		if (!blk->opt.readonly)
+			status = sync_disk(blk);
 		break;
 	case VIRTIO_BLK_T_GET_ID: {
 		char id[VIRTIO_BLK_ID_BYTES] = { 0 };
@@ -327,6 +348,10 @@ uint32_t virtio_blk_request(struct virtio_blk *blk, const struct virtq_chain *c)
 	default:
 		status = VIRTIO_BLK_S_UNSUPP;
 	}
+	bool wrote = h.type == VIRTIO_BLK_T_OUT || h.type == VIRTIO_BLK_T_DISCARD ||
+		     h.type == VIRTIO_BLK_T_WRITE_ZEROES;
+	if (wrote && status == VIRTIO_BLK_S_OK && write_through(blk))
+		status = sync_disk(blk);
 	/* The status is the last byte of the writable part. */
 	buf_to_iov(in, c->n_in, in_data, &status, 1);
 	return written + 1;

@@ -1,6 +1,8 @@
 /* virtio-blk (5.2) on a raw image file. A sparse image is a thin disk and
  * stays thin: discard and write-zeroes punch holes. Flush returns only once
- * the data is on stable storage (fdatasync). */
+ * the data is on stable storage (fdatasync); a driver that does not
+ * negotiate flush gets every write through to stable storage before it
+ * completes. After a failed fdatasync every later flush fails. */
 #ifndef NESTVM_VIRTIO_BLK_H
 #define NESTVM_VIRTIO_BLK_H
 
@@ -23,6 +25,7 @@ struct virtio_blk {
 	char name[sizeof(((struct virtio_blk_options *)0)->path) + 16];
 	int fd;
 	uint64_t sectors;
+	bool sync_failed; /* an fdatasync failed: data may be lost */
 	struct virtq_chain chain;
 };
 

@@ -8,10 +8,12 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "virtio/blk.h"
@@ -399,6 +401,77 @@ static void blk_discard_punches_a_hole(void **state)
 	unlink(path);
 }
 
+/* fdatasync() as the device model sees it: counted, and failing on
+ * demand (this definition wins over libc's at link time). */
+static int fdatasync_calls, fdatasync_fail;
+
+int fdatasync(int fd)
+{
+	fdatasync_calls++;
+	if (fdatasync_fail) {
+		errno = EIO;
+		return -1;
+	}
+	return (int)syscall(SYS_fdatasync, fd);
+}
+
+#define VIRTIO_BLK_F_FLUSH (1ULL << 9)
+
+/* A driver without FLUSH gets write-through: every write is synced before
+ * it completes. With FLUSH, writes wait for the driver's flush. */
+static void blk_write_through_without_flush(void **state)
+{
+	struct fixture *f = *state;
+	struct virtio_blk blk;
+	char path[] = "/tmp/nestvm-unit-disk.XXXXXX";
+	open_disk(&blk, path, false);
+	uint8_t status;
+	uint32_t used;
+	fdatasync_calls = fdatasync_fail = 0;
+	blk.vdev.driver_features = VIRTIO_BLK_F_FLUSH;
+	blk_request(f, &blk, 1 /* OUT */, 0, 4096, false, &status, &used);
+	assert_int_equal(status, 0);
+	assert_int_equal(fdatasync_calls, 0);
+	blk.vdev.driver_features = 0;
+	blk_request(f, &blk, 1, 0, 4096, false, &status, &used);
+	assert_int_equal(status, 0);
+	assert_int_equal(fdatasync_calls, 1);
+	/* A write whose sync fails is not reported done. */
+	fdatasync_fail = 1;
+	blk_request(f, &blk, 1, 0, 4096, false, &status, &used);
+	assert_int_equal(status, 1);
+	fdatasync_fail = 0;
+	virtio_blk_close(&blk);
+	unlink(path);
+}
+
+/* One failed fdatasync fails every later flush: the pages it could not
+ * write may be gone, and a later sync that succeeds does not bring them
+ * back. */
+static void blk_failed_flush_is_remembered(void **state)
+{
+	struct fixture *f = *state;
+	struct virtio_blk blk;
+	char path[] = "/tmp/nestvm-unit-disk.XXXXXX";
+	open_disk(&blk, path, false);
+	blk.vdev.driver_features = VIRTIO_BLK_F_FLUSH;
+	uint8_t status;
+	uint32_t used;
+	fdatasync_calls = fdatasync_fail = 0;
+	blk_request(f, &blk, 4 /* FLUSH */, 0, 0, false, &status, &used);
+	assert_int_equal(status, 0);
+	fdatasync_fail = 1;
+	blk_request(f, &blk, 1, 0, 4096, false, &status, &used);
+	assert_int_equal(status, 0); /* writeback: the write itself is fine */
+	blk_request(f, &blk, 4, 0, 0, false, &status, &used);
+	assert_int_equal(status, 1);
+	fdatasync_fail = 0;
+	blk_request(f, &blk, 4, 0, 0, false, &status, &used);
+	assert_int_equal(status, 1);
+	virtio_blk_close(&blk);
+	unlink(path);
+}
+
 static void blk_options_are_parsed_and_checked(void **state)
 {
 	(void)state;
@@ -433,6 +506,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(blk_reads_writes_and_refuses_out_of_range, setup, teardown),
 		cmocka_unit_test_setup_teardown(blk_readonly_refuses_writes_and_discards, setup, teardown),
 		cmocka_unit_test_setup_teardown(blk_discard_punches_a_hole, setup, teardown),
+		cmocka_unit_test_setup_teardown(blk_write_through_without_flush, setup, teardown),
+		cmocka_unit_test_setup_teardown(blk_failed_flush_is_remembered, setup, teardown),
 		cmocka_unit_test(blk_options_are_parsed_and_checked),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
