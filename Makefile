@@ -42,7 +42,7 @@ UNIT_BINS := $(patsubst tests/unit/%.c,build/unit/%,$(UNIT_SRCS))
 .PHONY: all check demo deps kernels clean
 all: nestvm $(GUEST_ELF)
 
-LIBS := -ljson-c
+LIBS := -ljson-c -lsodium
 
 nestvm: $(REL_OBJS)
 	$(say) LD $@

@@ -6,6 +6,7 @@ set -euo pipefail
 packages=(
 	gcc make libc6-dev          # the build
 	libjson-c-dev               # doctor --json, control API, snapshots (linked statically)
+	libsodium-dev               # snapshot manifests signed with the user's key (statically)
 	libcmocka-dev bats cpio     # unit tests, shell tests, initramfs checks
 	qemu-system-x86             # the lab host (nestvm labhost) and benchmark peers
 	busybox-static              # init of the lab host and of test guests

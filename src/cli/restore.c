@@ -19,6 +19,8 @@ static void usage(FILE *out)
 		"  --console stdio|file:PATH|none\n"
 		"                         where the serial console goes (default stdio)\n"
 		"  --force                restore even if a disk changed since the snapshot\n"
+		"  --trust                open the disks and NICs a snapshot names even if this\n"
+		"                         user's nestvm did not make it (check them first)\n"
 		"  -v, --verbose          more messages\n");
 }
 
@@ -28,13 +30,14 @@ int cmd_restore(int argc, char **argv)
 		{ "api-socket", required_argument, NULL, 'A' },
 		{ "console", required_argument, NULL, 'C' },
 		{ "force", no_argument, NULL, 'F' },
+		{ "trust", no_argument, NULL, 'T' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
 	struct machine_config config = { .console_in_fd = -1, .cmdline = "" };
 	const char *console = "stdio";
-	bool force = false;
+	bool force = false, trust = false;
 	int c;
 	optind = 1;
 	opterr = 0;
@@ -43,6 +46,7 @@ int cmd_restore(int argc, char **argv)
 		case 'A': config.api_socket = optarg; break;
 		case 'C': console = optarg; break;
 		case 'F': force = true; break;
+		case 'T': trust = true; break;
 		case 'v': log_verbosity++; break;
 		case 'h': usage(stdout); return 0;
 		default:
@@ -55,7 +59,7 @@ int cmd_restore(int argc, char **argv)
 		return CLI_EXIT_USAGE;
 	}
 	const char *dir = argv[optind];
-	if (snapshot_read_config(dir, force, &config) < 0)
+	if (snapshot_read_config(dir, force, trust, &config) < 0)
 		return MACHINE_EXIT_ERROR;
 	config.restore_dir = dir;
 	if (cli_open_console(console, &config.console_fd) < 0)

@@ -171,7 +171,9 @@ static int write_job(const char *ctl, const struct labhost_options *opts, const 
 	f = fopen(path, "we");
 	if (!f)
 		goto fail;
-	fputs("export HOME=/root TERM=dumb NESTVM_LABHOST=1 "
+	/* The host's root is read-only here: per-user configuration (nestvm's
+	 * snapshot key, for one) lives in the lab host's /tmp for the run. */
+	fputs("export HOME=/root TERM=dumb NESTVM_LABHOST=1 XDG_CONFIG_HOME=/tmp/.config "
 	      "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n", f);
 	for (int i = 0; i < opts->nenv; i++) {
 		fputs("export ", f);

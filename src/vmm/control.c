@@ -100,28 +100,33 @@ static void drop(struct control *c, struct control_client *cl)
 	cl->len = 0;
 }
 
-/* Sends one answer line and frees it. Clients are local and read what
- * they asked for; a client that does not is dropped. */
-static void answer(int fd, json_object *reply)
+/* Sends one answer line and frees it; false if the client could not take
+ * it at once. Client sockets never block: a client that does not read its
+ * replies fills its socket buffer and is dropped, instead of stopping the
+ * main loop (signals, console, shutdown deadline) with it. */
+static bool answer(int fd, json_object *reply)
 {
 	const char *text = json_object_to_json_string_ext(reply, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
 	size_t len = strlen(text);
 	char *line = malloc(len + 2);
+	bool sent = false;
 	if (line) {
 		memcpy(line, text, len);
 		line[len] = '\n';
 		size_t off = 0;
 		while (off < len + 1) {
-			ssize_t w = send(fd, line + off, len + 1 - off, MSG_NOSIGNAL);
+			ssize_t w = send(fd, line + off, len + 1 - off, MSG_NOSIGNAL | MSG_DONTWAIT);
 			if (w < 0 && errno == EINTR)
 				continue;
 			if (w <= 0)
 				break;
 			off += (size_t)w;
 		}
+		sent = off == len + 1;
 		free(line);
 	}
 	json_object_put(reply);
+	return sent;
 }
 
 static json_object *ok(void)
@@ -174,7 +179,8 @@ static json_object *execute(struct control *c, struct machine *m, int fd, json_o
 	if (!strcmp(cmd, "status"))
 		return status(m);
 	if (!strcmp(cmd, "pause")) {
-		machine_pause(m);
+		if (machine_pause(m) < 0)
+			return error("the VM did not pause within %s s (a vCPU is stuck in a device)", "10");
 		return state(m);
 	}
 	if (!strcmp(cmd, "resume")) {
@@ -206,7 +212,9 @@ static json_object *execute(struct control *c, struct machine *m, int fd, json_o
 			return error("%s", "\"dir\" (a string) is required");
 		const char *dir = json_object_get_string(d);
 		bool was_paused = m->paused;
-		machine_pause(m);
+		if (machine_pause(m) < 0)
+			return error("the VM did not pause within %s s (a vCPU is stuck in a device); "
+				     "no snapshot taken", "10");
 		int64_t t0 = monotonic_ms();
 		uint64_t bytes = 0;
 		char why[512] = "";
@@ -249,8 +257,11 @@ static void client_input(struct control *c, struct machine *m, struct control_cl
 		json_object *reply = req && complete ? execute(c, m, cl->fd, req)
 						     : error("%s", "the request is not valid JSON");
 		json_object_put(req);
-		if (reply)
-			answer(cl->fd, reply);
+		if (reply && !answer(cl->fd, reply)) {
+			log_warn("control: a client that does not read its replies was dropped");
+			drop(c, cl);
+			break;
+		}
 		size_t used = (size_t)(nl - cl->buf) + 1;
 		memmove(cl->buf, nl + 1, cl->len - used);
 		cl->len -= used;
@@ -271,7 +282,7 @@ void control_handle(struct control *c, struct machine *m, const struct pollfd *f
 			client_input(c, m, cl);
 	}
 	if (fds[0].revents & POLLIN) {
-		int fd = accept4(c->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+		int fd = accept4(c->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
 		if (fd < 0)
 			return;
 		for (int i = 0; i < CONTROL_MAX_CLIENTS; i++) {

@@ -355,14 +355,17 @@ int machine_run(struct machine *m)
 	console_open(&m->console, m->config.console_in_fd);
 	bool input_open = m->config.console_in_fd >= 0;
 	while (!atomic_load(&m->stopping)) {
+		/* Input the UART could not take yet is retried every 10 ms; while
+		 * nestvm holds as much as it can, the terminal is not polled (it
+		 * would be readable at once, for ever: a busy loop). */
+		bool held = console_flush(&m->console, &m->com1);
+		bool room = m->console.npending < sizeof(m->console.pending);
 		struct pollfd fds[3 + 1 + CONTROL_MAX_CLIENTS] = {
 			{ .fd = m->stop_fd, .events = POLLIN },
 			{ .fd = sfd, .events = POLLIN },
-			{ .fd = input_open ? m->console.in_fd : -1, .events = POLLIN },
+			{ .fd = input_open && room ? m->console.in_fd : -1, .events = POLLIN },
 		};
 		int nctl = control_pollfds(&m->control, fds + 3, 1 + CONTROL_MAX_CLIENTS);
-		/* Input the UART could not take yet is retried every 10 ms. */
-		bool held = console_flush(&m->console, &m->com1);
 		int timeout = control_timeout(&m->control);
 		if (held && (timeout < 0 || timeout > 10))
 			timeout = 10;
@@ -426,12 +429,13 @@ void machine_destroy(struct machine *m)
 	pthread_cond_destroy(&m->pause_cond);
 }
 
-void machine_pause(struct machine *m)
+int machine_pause(struct machine *m)
 {
 	if (m->paused)
-		return;
+		return 0;
 	atomic_store(&m->pause_requested, true);
 	int n = m->config.ncpus;
+	int64_t give_up = monotonic_ms() + MACHINE_PAUSE_TIMEOUT_MS;
 	for (;;) {
 		pthread_mutex_lock(&m->pause_lock);
 		int parked = m->parked;
@@ -442,6 +446,19 @@ void machine_pause(struct machine *m)
 				gone++;
 		if (parked + gone >= n)
 			break;
+		if (monotonic_ms() > give_up) {
+			/* A vCPU stuck outside KVM_RUN (in a device, say) would
+			 * hold the main loop, and with it signals, the console and
+			 * the API, for as long as it is stuck: let the parked ones
+			 * go on and report it instead. */
+			pthread_mutex_lock(&m->pause_lock);
+			atomic_store(&m->pause_requested, false);
+			pthread_cond_broadcast(&m->pause_cond);
+			pthread_mutex_unlock(&m->pause_lock);
+			log_warn("pause: %d of %d vCPUs did not stop within %d s; the VM runs on",
+				 n - parked - gone, n, MACHINE_PAUSE_TIMEOUT_MS / 1000);
+			return -1;
+		}
 		/* Kick threads still in KVM_RUN; a HLTed vCPU sleeps in the
 		 * kernel until a signal. */
 		for (int i = 0; i < n; i++)
@@ -450,6 +467,7 @@ void machine_pause(struct machine *m)
 		usleep(200);
 	}
 	m->paused = true;
+	return 0;
 }
 
 void machine_resume(struct machine *m)

@@ -110,9 +110,11 @@ void machine_request_stop(struct machine *m, int status);
 void machine_request_reboot(struct machine *m);
 
 /* Stops every vCPU between instructions, with pending I/O completed, and
- * returns once all are parked (so their state can be read); resume lets
- * them go on. Main thread only. */
-void machine_pause(struct machine *m);
+ * returns 0 once all are parked (so their state can be read); resume lets
+ * them go on. A vCPU that does not stop within MACHINE_PAUSE_TIMEOUT_MS
+ * makes it give up, let every vCPU go on and return -1. Main thread only. */
+#define MACHINE_PAUSE_TIMEOUT_MS 10000
+int machine_pause(struct machine *m);
 void machine_resume(struct machine *m);
 
 /* The vCPU thread body (vmm/vcpu.c). */

@@ -17,7 +17,10 @@
 #include "util/hash.h"
 #include "util/log.h"
 #include "vmm/machine.h"
+#include "vmm/snapshot_dir.h"
 #include "vmm/snapshot_memory.h"
+#include "vmm/snapshot_trust.h"
+#include "util/file.h"
 
 #define STATE_MAGIC "NVMSNAP1"
 
@@ -154,6 +157,7 @@ static struct virtio_dev *virtio_at(struct machine *m, int k)
 	k -= m->config.ndisks;
 	if (k < m->config.nnics)
 		return &m->nics[k]->vdev;
+	k -= m->config.nnics; /* (once forgotten: with a NIC the RNG was never saved) */
 	return k == 0 && m->rng ? &m->rng->vdev : NULL;
 }
 
@@ -225,8 +229,10 @@ static json_object *config_json(struct machine *m, struct writer *w)
 		char abs[PATH_MAX];
 		const char *p = realpath(c->disks[i].path, abs) ? abs : c->disks[i].path;
 		uint64_t size = 0, fp = 0;
-		/* Flush first: the fingerprint is of what the image holds. */
-		fdatasync(m->disks[i]->fd);
+		/* Flush first: the fingerprint is of what the image holds, and a
+		 * snapshot is only as durable as its disks. */
+		if (!c->disks[i].readonly && fdatasync(m->disks[i]->fd) < 0)
+			fail(w, "--disk %s: flush failed: %s", p, strerror(errno));
 		if (snapshot_disk_fingerprint(p, &size, &fp) < 0)
 			fail(w, "--disk %s: cannot read it for its fingerprint", p);
 		char hex[17];
@@ -260,18 +266,20 @@ static json_object *hex64(uint64_t v)
 	return json_object_new_string(hex);
 }
 
-int snapshot_save(struct machine *m, const char *dir, uint64_t *bytes, char *why, size_t whylen)
+int snapshot_save(struct machine *m, const char *target, uint64_t *bytes, char *why, size_t whylen)
 {
 	struct writer w = { .hash = FNV1A64_SEED, .why = why, .whylen = whylen };
-	if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
-		snprintf(why, whylen, "%s: %s", dir, strerror(errno));
+	/* Everything goes into a work directory beside target first: a failed
+	 * or interrupted save leaves the snapshot that was there untouched. */
+	char dir[PATH_MAX];
+	if (snapshot_dir_begin(target, dir, why, whylen) < 0)
 		return -1;
-	}
 	char path[PATH_MAX + 32];
 	snprintf(path, sizeof(path), "%s/state.bin", dir);
 	w.f = fopen(path, "wbe");
 	if (!w.f) {
 		snprintf(why, whylen, "%s: %s", path, strerror(errno));
+		snapshot_dir_abort(dir);
 		return -1;
 	}
 	char header[16] = STATE_MAGIC;
@@ -318,13 +326,29 @@ int snapshot_save(struct machine *m, const char *dir, uint64_t *bytes, char *why
 	json_object_object_add(f, "fnv1a64", hex64(mem_hash));
 	json_object_object_add(files, "memory.bin", f);
 	json_object_object_add(manifest, "files", files);
-	snprintf(path, sizeof(path), "%s/manifest.json", dir);
-	if (!w.failed && json_object_to_file_ext(path, manifest, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE) < 0)
-		fail(&w, "%s: cannot write it", path);
+	if (!w.failed) {
+		const char *text = json_object_to_json_string_ext(
+			manifest, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE);
+		char sig[2 * 32 + 2], sigwhy[256];
+		bool is_signed = false;
+		if (snapshot_dir_write(dir, "manifest.json", text, strlen(text), why, whylen) < 0)
+			w.failed = true;
+		else if (snapshot_sign(text, strlen(text), sig, sigwhy, sizeof(sigwhy)) == 0)
+			is_signed = true;
+		else
+			log_warn("snapshot %s is not signed (%s): restoring it will need --trust if it "
+				 "has disks or NICs", target, sigwhy);
+		if (is_signed) {
+			strcat(sig, "\n");
+			if (snapshot_dir_write(dir, SNAPSHOT_SIGNATURE_FILE, sig, strlen(sig), why, whylen) < 0)
+				w.failed = true;
+		}
+	}
 	json_object_put(manifest);
+	if (!w.failed && snapshot_dir_commit(dir, target, why, whylen) < 0)
+		w.failed = true;
 	if (w.failed) {
-		/* Never leave something that looks like a snapshot behind. */
-		unlink(path);
+		snapshot_dir_abort(dir);
 		return -1;
 	}
 	*bytes = state_bytes + mem_bytes;
@@ -333,7 +357,9 @@ int snapshot_save(struct machine *m, const char *dir, uint64_t *bytes, char *why
 
 /* --- reading ------------------------------------------------------------ */
 
-static json_object *read_manifest(const char *dir)
+/* Reads and checks dir/manifest.json; is_signed (if not NULL) tells
+ * whether it carries this user's signature (vmm/snapshot_trust.h). */
+static json_object *read_manifest(const char *dir, bool *is_signed)
 {
 	char path[PATH_MAX + 32];
 	snprintf(path, sizeof(path), "%s/manifest.json", dir);
@@ -342,7 +368,35 @@ static json_object *read_manifest(const char *dir)
 		log_error("snapshot %s: not a nestvm snapshot (no manifest.json)", dir);
 		return NULL;
 	}
-	json_object *m = json_object_from_file(path);
+	uint8_t *text = NULL;
+	size_t len = 0;
+	if (file_read_all("snapshot", path, 16 << 20, &text, &len) < 0)
+		return NULL;
+	json_tokener *tok = json_tokener_new();
+	json_object *m = tok ? json_tokener_parse_ex(tok, (const char *)text, (int)len) : NULL;
+	if (m && json_tokener_get_error(tok) != json_tokener_success) {
+		json_object_put(m);
+		m = NULL;
+	}
+	if (tok)
+		json_tokener_free(tok);
+	if (is_signed) {
+		char sigpath[PATH_MAX + 32];
+		uint8_t *sig = NULL;
+		size_t siglen = 0;
+		snprintf(sigpath, sizeof(sigpath), "%s/" SNAPSHOT_SIGNATURE_FILE, dir);
+		struct stat sst;
+		*is_signed = false;
+		if (stat(sigpath, &sst) == 0 &&
+		    file_read_all("snapshot", sigpath, 4096, &sig, &siglen) == 0) {
+			char hex[4097];
+			memcpy(hex, sig, siglen);
+			hex[siglen] = 0;
+			*is_signed = snapshot_signed_by_user((const char *)text, len, hex);
+		}
+		free(sig);
+	}
+	free(text);
 	json_object *v;
 	if (!m || !json_object_is_type(m, json_type_object)) {
 		log_error("snapshot %s: manifest.json is corrupted (not valid JSON)", dir);
@@ -376,9 +430,10 @@ static uint64_t parse_hex(json_object *v)
 	return v ? strtoull(json_object_get_string(v), NULL, 16) : 0;
 }
 
-int snapshot_read_config(const char *dir, bool force, struct machine_config *c)
+int snapshot_read_config(const char *dir, bool force, bool trust, struct machine_config *c)
 {
-	json_object *man = read_manifest(dir);
+	bool is_signed = false;
+	json_object *man = read_manifest(dir, &is_signed);
 	if (!man)
 		return -1;
 	json_object *mc = member(man, "machine", json_type_object);
@@ -391,6 +446,20 @@ int snapshot_read_config(const char *dir, bool force, struct machine_config *c)
 	    json_object_array_length(disks) > MACHINE_MAX_DISKS ||
 	    json_object_array_length(nics) > MACHINE_MAX_NICS) {
 		log_error("snapshot %s: manifest.json is corrupted (machine section)", dir);
+		json_object_put(man);
+		return -1;
+	}
+	/* Disks and taps are opened for the guest: only a manifest this user
+	 * signed, or one the user vouches for, may name them. */
+	if (!is_signed && !trust &&
+	    (json_object_array_length(disks) > 0 || json_object_array_length(nics) > 0)) {
+		json_object *d0 = json_object_array_length(disks) > 0
+					  ? member(json_object_array_get_idx(disks, 0), "path", json_type_string)
+					  : NULL;
+		log_error("snapshot %s: it was not made by this user's nestvm (no valid signature with %s) "
+			  "and it names %s%s; check them, then restore with --trust", dir, snapshot_key_path(),
+			  d0 ? "disks to open, first " : "NICs to open",
+			  d0 ? json_object_get_string(d0) : "");
 		json_object_put(man);
 		return -1;
 	}
@@ -513,6 +582,39 @@ static int take(const char *dir, const struct record *r, void *dst, uint64_t len
 	return 0;
 }
 
+#ifndef MSR_IA32_TSC_DEADLINE
+#define MSR_IA32_TSC_DEADLINE 0x6e0
+#endif
+
+/* KVM_SET_MSRS stops at the first MSR it refuses and says how many it
+ * set: each refused one is named and skipped, and the rest still go in
+ * (a snapshot from a host whose KVM knew more MSRs restores all it can). */
+static int restore_msrs(struct kvm_cpu *cpu, const struct kvm_msr_entry *entries, uint32_t n)
+{
+	struct kvm_msrs *batch = malloc(sizeof(*batch) + (n ? n : 1) * sizeof(entries[0]));
+	if (!batch)
+		return -1;
+	int r = 0;
+	for (uint32_t done = 0; done < n;) {
+		batch->nmsrs = n - done;
+		batch->pad = 0;
+		memcpy(batch->entries, entries + done, batch->nmsrs * sizeof(entries[0]));
+		int set = kvm_cpu_ioctl(cpu, KVM_SET_MSRS, batch, "KVM_SET_MSRS");
+		if (set < 0) {
+			r = -1;
+			break;
+		}
+		done += (uint32_t)set;
+		if (done < n) {
+			log_warn("vCPU %d: this host's KVM refused MSR 0x%x from the snapshot; "
+				 "the other MSRs are restored", cpu->index, entries[done].index);
+			done++;
+		}
+	}
+	free(batch);
+	return r;
+}
+
 static int restore_vcpu(struct machine *m, const char *dir, const struct record *recs, size_t n,
 			struct kvm_cpu *cpu)
 {
@@ -543,40 +645,59 @@ static int restore_vcpu(struct machine *m, const char *dir, const struct record 
 		log_error("snapshot %s: state.bin is corrupted (MSRs)", dir);
 		return -1;
 	}
-	void *msrs = malloc(r->len);
+	struct kvm_msrs *msrs = malloc(r->len);
 	if (!msrs)
 		return -1;
 	memcpy(msrs, r->data, r->len);
-	int set = kvm_cpu_ioctl(cpu, KVM_SET_MSRS, msrs, "KVM_SET_MSRS");
-	uint32_t want = ((struct kvm_msrs *)msrs)->nmsrs;
-	if (set >= 0 && (uint32_t)set < want)
-		log_warn("vCPU %u: %u of %u MSRs restored (MSR 0x%x refused)", i, set, want,
-			 ((struct kvm_msrs *)msrs)->entries[set].index);
-	free(msrs);
-	if (set < 0)
-		return -1;
+	/* IA32_TSC_DEADLINE goes in after the local APIC: KVM ignores it
+	 * unless the APIC timer is already in TSC-deadline mode, and the
+	 * restored guest's armed timer would never fire (QEMU writes it last
+	 * too). It is moved to the end of the list. */
+	uint32_t deadline_at = nmsrs;
+	for (uint32_t k = 0; k < nmsrs; k++)
+		if (msrs->entries[k].index == MSR_IA32_TSC_DEADLINE) {
+			struct kvm_msr_entry e = msrs->entries[k];
+			memmove(&msrs->entries[k], &msrs->entries[k + 1],
+				(nmsrs - k - 1) * sizeof(e));
+			msrs->entries[nmsrs - 1] = e;
+			deadline_at = nmsrs - 1;
+			break;
+		}
+	int set = restore_msrs(cpu, msrs->entries, deadline_at);
 	if ((r = find(recs, n, T_XCRS, i))) {
-		if (take(dir, r, &u.xcrs, sizeof(u.xcrs), "XCRs") < 0 ||
+		if (set < 0 || take(dir, r, &u.xcrs, sizeof(u.xcrs), "XCRs") < 0 ||
 		    kvm_cpu_ioctl(cpu, KVM_SET_XCRS, &u.xcrs, "KVM_SET_XCRS") < 0)
-			return -1;
+			set = -1;
+	}
+	if (set < 0) {
+		free(msrs);
+		return -1;
 	}
 	r = find(recs, n, T_XSAVE, i);
 	if (!r || r->len < sizeof(struct kvm_xsave)) {
 		log_error("snapshot %s: state.bin is corrupted (XSAVE area)", dir);
+		free(msrs);
 		return -1;
 	}
 	int xsave_size = kvm_host_cap(&m->host, KVM_CAP_XSAVE2);
 	if (xsave_size < (int)sizeof(struct kvm_xsave))
 		xsave_size = sizeof(struct kvm_xsave);
 	void *xsave = calloc(1, (size_t)xsave_size > r->len ? (size_t)xsave_size : r->len);
-	if (!xsave)
+	if (!xsave) {
+		free(msrs);
 		return -1;
+	}
 	memcpy(xsave, r->data, r->len);
 	set = kvm_cpu_ioctl(cpu, KVM_SET_XSAVE, xsave, "KVM_SET_XSAVE");
 	free(xsave);
+	if (set >= 0 &&
+	    (take(dir, find(recs, n, T_LAPIC, i), &u.lapic, sizeof(u.lapic), "local APIC") < 0 ||
+	     kvm_cpu_ioctl(cpu, KVM_SET_LAPIC, &u.lapic, "KVM_SET_LAPIC") < 0))
+		set = -1;
+	if (set >= 0 && deadline_at < nmsrs)
+		set = restore_msrs(cpu, msrs->entries + deadline_at, 1);
+	free(msrs);
 	if (set < 0 ||
-	    take(dir, find(recs, n, T_LAPIC, i), &u.lapic, sizeof(u.lapic), "local APIC") < 0 ||
-	    kvm_cpu_ioctl(cpu, KVM_SET_LAPIC, &u.lapic, "KVM_SET_LAPIC") < 0 ||
 	    take(dir, find(recs, n, T_EVENTS, i), &u.events, sizeof(u.events), "events") < 0 ||
 	    kvm_cpu_ioctl(cpu, KVM_SET_VCPU_EVENTS, &u.events, "KVM_SET_VCPU_EVENTS") < 0 ||
 	    take(dir, find(recs, n, T_MPSTATE, i), &u.mp, sizeof(u.mp), "MP state") < 0 ||
@@ -658,7 +779,7 @@ static int restore_devices(struct machine *m, const char *dir, const struct reco
 
 int snapshot_restore(struct machine *m, const char *dir)
 {
-	json_object *man = read_manifest(dir);
+	json_object *man = read_manifest(dir, NULL);
 	if (!man)
 		return -1;
 	json_object *files = member(man, "files", json_type_object);

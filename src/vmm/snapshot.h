@@ -10,6 +10,7 @@
  *                  the irqchips, PIT and kvmclock; every device's state
  *   memory.bin     guest RAM as a sparse file: pages never touched or all
  *                  zeros are holes
+ *   manifest.sig   the user's signature of manifest.json (snapshot_trust.h)
  * The format is versioned; every file is checksummed (FNV-1a, 64-bit). */
 #ifndef NESTVM_VMM_SNAPSHOT_H
 #define NESTVM_VMM_SNAPSHOT_H
@@ -23,13 +24,17 @@ struct machine_config;
 
 #define SNAPSHOT_VERSION 1
 
-/* Writes a snapshot of the paused machine into dir (created, or empty).
- * On failure fills why with one line. */
+/* Writes a snapshot of the paused machine into dir: absent, empty, or an
+ * earlier snapshot. The new one is written and fsynced beside it first and
+ * only then swapped into place, so a failed or interrupted save leaves the
+ * earlier snapshot whole. On failure fills why with one line. */
 int snapshot_save(struct machine *m, const char *dir, uint64_t *bytes, char *why, size_t whylen);
 
 /* Reads dir/manifest.json into config (disks checked against their
- * fingerprints unless force). Prints one-line errors. */
-int snapshot_read_config(const char *dir, bool force, struct machine_config *config);
+ * fingerprints unless force). A manifest that names disks or NICs must be
+ * signed by this user (vmm/snapshot_trust.h) unless trust. Prints one-line
+ * errors. */
+int snapshot_read_config(const char *dir, bool force, bool trust, struct machine_config *config);
 
 /* Loads memory, vCPU, irqchip and device state into a machine created
  * from snapshot_read_config()'s configuration. */

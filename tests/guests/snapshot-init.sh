@@ -3,6 +3,8 @@
 #   count     prints "tick N" five times a second, forever
 #   button    waits for the ACPI power button, says so, powers off
 #   ignore    ignores the power button (no driver loaded): counts
+#   rng       prints "rng N bytes=B" five times a second, B being what 16
+#             bytes asked of /dev/hwrng (virtio-rng) gave
 #   l2        loads kvm-amd and runs the test guest counting as L3
 while read -r module args; do
 	[ -n "$module" ] || continue
@@ -21,6 +23,14 @@ count() {
 case $role in
 count|ignore)
 	count
+	;;
+rng)
+	i=0
+	while :; do
+		echo "rng $i bytes=$(head -c 16 /dev/hwrng | wc -c)"
+		i=$((i + 1))
+		usleep 200000
+	done
 	;;
 button)
 	# The power button is the only input device: any event from it.

@@ -99,6 +99,38 @@ ctl() {
 	VM=
 }
 
+@test "a control client that never reads its replies is dropped; shutdown still works" {
+	start_counter "$BATS_TEST_TMPDIR/a.out"
+	# Thousands of requests, no reads: once its socket is full, the old
+	# main loop blocked in send() for ever (no signals, no API, no exit).
+	python3 - "$SOCK" > "$BATS_TEST_TMPDIR/hog.out" 2>&1 <<'PY' &
+import socket, sys, time
+s = socket.socket(socket.AF_UNIX)
+s.connect(sys.argv[1])
+s.settimeout(20)
+sent = 0
+try:
+    for _ in range(40000):
+        s.sendall(b'{"command":"status"}\n')
+        sent += 1
+except OSError as e:
+    print("hog: stopped after", sent, "requests:", e)
+time.sleep(30)
+PY
+	local hog=$!
+	sleep 3
+	ctl shutdown --timeout 1
+	echo "$output"
+	kill $hog 2> /dev/null || true
+	wait $hog || true
+	cat "$BATS_TEST_TMPDIR/hog.out"
+	[ "$status" -eq 0 ]
+	[ "$output" = '{"ok":true,"result":"stopped-after-timeout"}' ]
+	wait $VM
+	VM=
+	grep -q "a client that does not read its replies was dropped" "$BATS_TEST_TMPDIR/vm.err"
+}
+
 @test "bad requests get a JSON error; a dead socket a one-line error" {
 	start_counter "$BATS_TEST_TMPDIR/a.out"
 	ctl reboot-now
@@ -115,6 +147,71 @@ ctl() {
 	ctl status
 	[ "$status" -eq 1 ]
 	[[ $stderr == "nestvm: ctl $SOCK: cannot connect: "* ]]
+}
+
+@test "a save that dies midway leaves the earlier snapshot whole; a foreign directory is refused" {
+	start_counter "$BATS_TEST_TMPDIR/a.out"
+	ctl snapshot "$BATS_TEST_TMPDIR/snap"
+	[ "$status" -eq 0 ]
+	kill -9 $VM
+	wait $VM || true
+	VM=
+	# A second VM whose file size limit kills it (SIGXFSZ) while it writes
+	# its memory file: a crash in the middle of replacing the snapshot.
+	(
+		ulimit -f 64
+		start_counter "$BATS_TEST_TMPDIR/b.out"
+		timeout 60 "$NESTVM" ctl "$SOCK" snapshot "$BATS_TEST_TMPDIR/snap" || true
+		wait $VM || true
+	)
+	ls -la "$BATS_TEST_TMPDIR/snap"
+	timeout 60 "$NESTVM" restore "$BATS_TEST_TMPDIR/snap" --console "file:$BATS_TEST_TMPDIR/c.out" \
+		< /dev/null 2> "$BATS_TEST_TMPDIR/c.err" &
+	VM=$!
+	wait_for "$BATS_TEST_TMPDIR/c.out" "count 5" || { cat "$BATS_TEST_TMPDIR/c.err"; false; }
+	kill -9 $VM
+	wait $VM || true
+	VM=
+	# A directory that holds anything else is never written into.
+	mkdir "$BATS_TEST_TMPDIR/mine"
+	echo keep > "$BATS_TEST_TMPDIR/mine/notes.txt"
+	start_counter "$BATS_TEST_TMPDIR/d.out"
+	ctl snapshot "$BATS_TEST_TMPDIR/mine"
+	echo "$output"
+	[ "$status" -ne 0 ]
+	[[ $output == *"holds files that are not a nestvm snapshot's"* ]]
+	[ "$(cat "$BATS_TEST_TMPDIR/mine/notes.txt")" = keep ]
+	[ ! -e "$BATS_TEST_TMPDIR/mine/state.bin" ]
+	[ -z "$(ls -d "$BATS_TEST_TMPDIR"/*.partial-* 2> /dev/null)" ]
+}
+
+@test "a snapshot someone else made opens no disk without --trust" {
+	truncate -s 4M "$BATS_TEST_TMPDIR/d.img"
+	start_counter "$BATS_TEST_TMPDIR/a.out" --disk "$BATS_TEST_TMPDIR/d.img"
+	ctl snapshot "$BATS_TEST_TMPDIR/snap"
+	kill -9 $VM
+	wait $VM || true
+	VM=
+	[ -s "$BATS_TEST_TMPDIR/snap/manifest.sig" ]
+	# A crafted manifest names another file of the user's (same size and
+	# content, so the fingerprint matches): restore must not hand it to
+	# the guest read-write.
+	cp "$BATS_TEST_TMPDIR/d.img" "$BATS_TEST_TMPDIR/victim.img"
+	cp -r "$BATS_TEST_TMPDIR/snap" "$BATS_TEST_TMPDIR/evil"
+	sed -i "s|$BATS_TEST_TMPDIR/d.img|$BATS_TEST_TMPDIR/victim.img|" "$BATS_TEST_TMPDIR/evil/manifest.json"
+	run --separate-stderr timeout 30 "$NESTVM" restore "$BATS_TEST_TMPDIR/evil" --console none
+	assert_one_line_error "snapshot $BATS_TEST_TMPDIR/evil: it was not made by this user's nestvm (no valid signature with"
+	[[ $stderr == *"first $BATS_TEST_TMPDIR/victim.img; check them, then restore with --trust" ]]
+	# Another user's key: the genuine snapshot is foreign too.
+	run --separate-stderr env XDG_CONFIG_HOME="$BATS_TEST_TMPDIR/other-user" \
+		timeout 30 "$NESTVM" restore "$BATS_TEST_TMPDIR/snap" --console none
+	[[ $stderr == *"it was not made by this user's nestvm"* ]]
+	# The user vouches for it: it runs (until timeout stops it).
+	run --separate-stderr timeout 5 "$NESTVM" restore "$BATS_TEST_TMPDIR/evil" --console none --trust
+	[ "$status" -eq 124 ]
+	# Our own snapshot restores as before.
+	run --separate-stderr timeout 5 "$NESTVM" restore "$BATS_TEST_TMPDIR/snap" --console none
+	[ "$status" -eq 124 ]
 }
 
 @test "corrupted, truncated or wrong-version snapshots are refused with one line" {

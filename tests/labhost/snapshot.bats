@@ -12,11 +12,13 @@ setup_file() {
 	export RUN_DIR
 	RUN_DIR=$(mktemp -d "$PWD/build/snapshot.XXXXXX")
 	scripts/mkinitramfs-modules.sh "$RUN_DIR/plain.cpio" tests/guests/snapshot-init.sh ""
+	scripts/mkinitramfs-modules.sh "$RUN_DIR/rng.cpio" tests/guests/snapshot-init.sh \
+		"virtio_pci virtio_net virtio_rng"
 	scripts/mkinitramfs-modules.sh "$RUN_DIR/button.cpio" tests/guests/snapshot-init.sh \
 		"button evdev"
 	scripts/mkinitramfs-modules.sh "$RUN_DIR/l2.cpio" tests/guests/snapshot-init.sh "kvm-amd" \
 		./nestvm:bin/nestvm build/guest/testguest.elf:l3/testguest.elf
-	labhost_results 360 tests/labhost/snapshot-run.sh
+	labhost_results 420 tests/labhost/snapshot-run.sh
 }
 
 teardown_file() {
@@ -40,6 +42,14 @@ teardown_file() {
 	local at=${BASH_REMATCH[1]} first=${BASH_REMATCH[2]} last=${BASH_REMATCH[3]}
 	[ "$first" -ge "$((at - 1))" ] && [ "$first" -le "$((at + 2))" ]
 	[ "$last" -ge "$((at + 10))" ]
+}
+
+@test "a guest with a NIC and an RNG is restored with both: its reads from /dev/hwrng go on" {
+	local line
+	line=$(result rng)
+	echo "$line"
+	[[ $line =~ ^RESULT\ rng\ snap=ok\ at=([0-9]+)\ last=([0-9]+)\ short=0$ ]]
+	[ "${BASH_REMATCH[2]}" -ge "$((BASH_REMATCH[1] + 10))" ]
 }
 
 @test "shutdown presses the power button; the guest's init powers off" {

@@ -8,6 +8,7 @@
 #include <cmocka.h>
 
 #include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +20,7 @@
 #include <unistd.h>
 
 #include "vmm/snapshot.h"
+#include "vmm/snapshot_dir.h"
 #include "vmm/snapshot_memory.h"
 
 #define PAGE 4096
@@ -252,6 +254,59 @@ static void swapped_pages_are_saved(void **state)
 	assert_int_equal(WEXITSTATUS(status), 0);
 }
 
+static void read_text(const char *path, char *buf, size_t size)
+{
+	FILE *f = fopen(path, "r");
+	assert_non_null(f);
+	size_t n = fread(buf, 1, size - 1, f);
+	buf[n] = 0;
+	fclose(f);
+}
+
+/* The snapshot directory is replaced whole or not at all, and a
+ * directory with anything else in it is never written into. */
+static void snapshot_dir_replaces_whole_or_not_at_all(void **state)
+{
+	(void)state;
+	char dir[256], work[PATH_MAX], why[512], path[512], text[64];
+	snprintf(dir, sizeof(dir), "%s", temp_path("snapdir"));
+	assert_int_equal(snapshot_dir_begin(dir, work, why, sizeof(why)), 0);
+	assert_int_equal(snapshot_dir_write(work, "state.bin", "old", 3, why, sizeof(why)), 0);
+	assert_int_equal(snapshot_dir_commit(work, dir, why, sizeof(why)), 0);
+	snprintf(path, sizeof(path), "%s/state.bin", dir);
+	read_text(path, text, sizeof(text));
+	assert_string_equal(text, "old");
+
+	/* A save that fails: the old snapshot stays. */
+	assert_int_equal(snapshot_dir_begin(dir, work, why, sizeof(why)), 0);
+	assert_int_equal(snapshot_dir_write(work, "state.bin", "half", 4, why, sizeof(why)), 0);
+	snapshot_dir_abort(work);
+	assert_int_equal(access(work, F_OK), -1);
+	read_text(path, text, sizeof(text));
+	assert_string_equal(text, "old");
+
+	/* One that succeeds replaces it, leaving nothing beside it. */
+	assert_int_equal(snapshot_dir_begin(dir, work, why, sizeof(why)), 0);
+	assert_int_equal(snapshot_dir_write(work, "state.bin", "new", 3, why, sizeof(why)), 0);
+	assert_int_equal(snapshot_dir_write(work, "manifest.json", "{}", 2, why, sizeof(why)), 0);
+	assert_int_equal(snapshot_dir_commit(work, dir, why, sizeof(why)), 0);
+	read_text(path, text, sizeof(text));
+	assert_string_equal(text, "new");
+	assert_int_equal(access(work, F_OK), -1);
+
+	/* A foreign file makes the directory off limits. */
+	snprintf(path, sizeof(path), "%s/notes.txt", dir);
+	write_file(path, "mine", 4, 0);
+	assert_int_equal(snapshot_dir_begin(dir, work, why, sizeof(why)), -1);
+	assert_non_null(strstr(why, "not a nestvm snapshot's"));
+	unlink(path);
+	for (int i = 0; snapshot_files[i]; i++) {
+		snprintf(path, sizeof(path), "%s/%s", dir, snapshot_files[i]);
+		unlink(path);
+	}
+	assert_int_equal(rmdir(dir), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -259,6 +314,7 @@ int main(void)
 		cmocka_unit_test(fingerprint_ignores_allocation),
 		cmocka_unit_test(memory_round_trip),
 		cmocka_unit_test(swapped_pages_are_saved),
+		cmocka_unit_test(snapshot_dir_replaces_whole_or_not_at_all),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
