@@ -21,14 +21,16 @@ BASE    := -std=gnu11 $(WARN) -Isrc -pthread -DNESTVM_VERSION='"$(VERSION)"'
 CFLAGS  ?= -O2 -g
 SANITIZE := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 
-CORE_SRCS := $(wildcard src/util/*.c src/kvm/*.c src/boot/*.c src/devices/*.c \
-                        src/vmm/*.c src/nested/*.c src/labhost/*.c src/virtio/*.c)
-CORE_ASM  := $(wildcard src/labhost/*.S)
+# The layers the unit tests link against; the lab host (a module of its own,
+# with its init script assembled in) and the subcommands only go into nestvm.
+CORE_SRCS := $(wildcard src/util/*.c src/mem/*.c src/kvm/*.c src/boot/*.c src/devices/*.c \
+                        src/virtio/*.c src/vmm/*.c src/nested/*.c)
+LABHOST_SRCS := $(wildcard src/labhost/*.c src/labhost/*.S)
 CLI_SRCS  := $(wildcard src/cli/*.c)
 
-REL_OBJS  := $(patsubst %,build/release/%.o,$(CORE_SRCS) $(CORE_ASM) $(CLI_SRCS))
-SAN_CORE  := $(patsubst %,build/asan/%.o,$(CORE_SRCS) $(CORE_ASM))
-SAN_OBJS  := $(SAN_CORE) $(patsubst %,build/asan/%.o,$(CLI_SRCS))
+REL_OBJS  := $(patsubst %,build/release/%.o,$(CORE_SRCS) $(LABHOST_SRCS) $(CLI_SRCS))
+SAN_CORE  := $(patsubst %,build/asan/%.o,$(CORE_SRCS))
+SAN_OBJS  := $(SAN_CORE) $(patsubst %,build/asan/%.o,$(LABHOST_SRCS) $(CLI_SRCS))
 
 GUEST_ELF   := build/guest/testguest.elf
 GUEST_FLAGS := -std=gnu11 $(WARN) -Isrc -O2 -ffreestanding -fno-pic -fno-pie -nostdlib \

@@ -11,8 +11,8 @@
 #define DSDT_GPA (ACPI_TABLES_GPA + 0x300)
 #define MADT_GPA (ACPI_TABLES_GPA + 0x400) /* grows with the vCPU count */
 
-#define LAPIC_GPA  0xfee00000
-#define IOAPIC_GPA 0xfec00000
+#define LAPIC_GPA  PC_LAPIC_GPA
+#define IOAPIC_GPA PC_IOAPIC_GPA
 #define SCI_IRQ    ACPI_SCI_IRQ
 
 struct __attribute__((packed)) acpi_header {

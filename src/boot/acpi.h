@@ -7,11 +7,12 @@
 #include <stdint.h>
 
 #include "kvm/cpuid.h"
-#include "vmm/guest_mem.h"
+#include "mem/guest_mem.h"
+#include "mem/pc_layout.h"
 
-#define ACPI_TABLES_GPA 0xe0000 /* inside the BIOS area, where Linux also scans */
+#define ACPI_TABLES_GPA PC_ACPI_TABLES_GPA
 #define ACPI_S5_SLP_TYP 5       /* the sleep type the DSDT gives S5 */
-#define ACPI_SCI_IRQ    9       /* the FADT's SCI, level-triggered, active high */
+#define ACPI_SCI_IRQ    PC_ACPI_SCI_IRQ /* the FADT's SCI */
 
 /* Writes the tables; returns the RSDP's guest-physical address. */
 uint64_t acpi_write_tables(struct guest_mem *mem, const struct cpu_topology *topo);

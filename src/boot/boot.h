@@ -9,7 +9,7 @@
 #include "kvm/cpuid.h"
 #include "kvm/kvm.h"
 #include "util/image.h"
-#include "vmm/guest_mem.h"
+#include "mem/guest_mem.h"
 
 enum boot_protocol {
 	BOOT_DIRECT64, /* nestvm's own 64-bit CPL3 entry (boot/direct64_abi.h) */

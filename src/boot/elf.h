@@ -9,7 +9,7 @@
 #include <stdint.h>
 
 #include "util/image.h"
-#include "vmm/guest_mem.h"
+#include "mem/guest_mem.h"
 
 struct elf_info {
 	uint64_t entry;          /* e_entry */

@@ -9,7 +9,8 @@
 #include <stdint.h>
 
 #include "kvm/kvm.h"
-#include "vmm/guest_mem.h"
+#include "mem/guest_mem.h"
+#include "mem/pc_layout.h"
 
 /* Low memory (below 1 MiB). The direct-entry ABI fixes 0x8000 and 0x9000. */
 #define X86_GDT_GPA       0x1000
@@ -22,7 +23,7 @@
 #define X86_CMDLINE_GPA   0x80000 /* Linux command line, up to 64 KiB */
 #define X86_CMDLINE_MAX   0xffff
 #define X86_EBDA_GPA      0x9fc00 /* reserved from here to 640 KiB */
-#define X86_BIOS_GPA      0xe0000 /* reserved to 1 MiB: ACPI tables live here */
+#define X86_BIOS_GPA      PC_BIOS_AREA_GPA /* reserved to 1 MiB: ACPI tables live here */
 #define X86_BIOS_END      0x100000
 
 /* GDT selectors. */

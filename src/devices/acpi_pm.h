@@ -10,10 +10,11 @@
 #include <stdint.h>
 
 #include "devices/bus.h"
+#include "mem/pc_layout.h"
 
-#define ACPI_PM1_EVT_PORT 0x600 /* 4 bytes: PM1_STS, PM1_EN */
-#define ACPI_PM1_CNT_PORT 0x604 /* 2 bytes: PM1_CNT */
-#define ACPI_RESET_PORT   0x608 /* reset register named by the FADT */
+#define ACPI_PM1_EVT_PORT PC_ACPI_PM1_EVT_PORT
+#define ACPI_PM1_CNT_PORT PC_ACPI_PM1_CNT_PORT
+#define ACPI_RESET_PORT   PC_ACPI_RESET_PORT
 #define ACPI_RESET_VALUE  0x06  /* full reset */
 
 enum acpi_pm_event { ACPI_PM_POWEROFF, ACPI_PM_RESET };

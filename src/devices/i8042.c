@@ -1,7 +1,8 @@
 #include "devices/i8042.h"
+#include "mem/pc_layout.h"
 
-#define I8042_DATA_PORT    0x60
-#define I8042_COMMAND_PORT 0x64
+#define I8042_DATA_PORT    PC_I8042_DATA_PORT
+#define I8042_COMMAND_PORT PC_I8042_COMMAND_PORT
 #define I8042_CMD_RESET    0xfe
 
 static void data_access(void *opaque, uint64_t offset, uint8_t *data, uint32_t len,

@@ -4,8 +4,8 @@
 
 #include "util/log.h"
 
-#define CONFIG_ADDRESS_PORT 0xcf8
-#define CONFIG_DATA_PORT    0xcfc
+#define CONFIG_ADDRESS_PORT PC_PCI_CONFIG_ADDRESS_PORT
+#define CONFIG_DATA_PORT    PC_PCI_CONFIG_DATA_PORT
 #define CONFIG_ENABLE       0x80000000u
 
 #define BAR_MEM_64 0x4 /* type bits of a 64-bit memory BAR */

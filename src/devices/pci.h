@@ -10,14 +10,15 @@
 #include <stdint.h>
 
 #include "devices/bus.h"
+#include "mem/pc_layout.h"
 
 #define PCI_SLOTS 32
 #define PCI_BARS  6
 
 /* The window the DSDT gives the PCI root bridge for memory BARs: the MMIO
  * hole below 4 GiB, up to the test device and the APICs. */
-#define PCI_MMIO_BASE 0xc0000000ULL
-#define PCI_MMIO_END  0xfc000000ULL
+#define PCI_MMIO_BASE PC_PCI_MMIO_BASE
+#define PCI_MMIO_END  PC_PCI_MMIO_END
 
 /* Offsets in the configuration header. */
 #define PCI_VENDOR_ID      0x00

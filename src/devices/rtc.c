@@ -2,8 +2,9 @@
 
 #include <string.h>
 #include <time.h>
+#include "mem/pc_layout.h"
 
-#define RTC_INDEX_PORT 0x70
+#define RTC_INDEX_PORT PC_RTC_INDEX_PORT
 #define REG_SECONDS 0x00
 #define REG_MINUTES 0x02
 #define REG_HOURS   0x04

@@ -8,9 +8,10 @@
 #include <stdint.h>
 
 #include "devices/bus.h"
+#include "mem/pc_layout.h"
 
-#define SERIAL_COM1_BASE 0x3f8
-#define SERIAL_COM1_IRQ  4
+#define SERIAL_COM1_BASE PC_COM1_PORT
+#define SERIAL_COM1_IRQ  PC_COM1_IRQ
 #define SERIAL_RX_FIFO   64
 
 struct serial8250 {

@@ -6,7 +6,7 @@
 #include <stdint.h>
 
 #include "devices/bus.h"
-#include "vmm/guest_mem.h"
+#include "mem/guest_mem.h"
 
 #include "devices/testdev_abi.h"
 

@@ -14,7 +14,7 @@
 #include "devices/pci.h"
 #include "kvm/kvm.h"
 #include "virtio/virtqueue.h"
-#include "vmm/guest_mem.h"
+#include "mem/guest_mem.h"
 
 #define VIRTIO_MAX_QUEUES 4
 

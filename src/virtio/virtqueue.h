@@ -10,7 +10,7 @@
 #include <stdint.h>
 #include <sys/uio.h>
 
-#include "vmm/guest_mem.h"
+#include "mem/guest_mem.h"
 
 #define VIRTQ_MAX_SIZE 256
 /* Buffers one chain may hold, indirect tables included (IOV_MAX). */

@@ -219,6 +219,17 @@ static int create_vcpus(struct machine *m, const struct kvm_cpuid2 *supported)
 }
 
 /* Everything after /dev/kvm is open and its supported CPUID is known. */
+/* Every RAM region of mem as a KVM memory slot. */
+static int guest_mem_register(struct guest_mem *mem, struct kvm_guest *guest)
+{
+	for (int i = 0; i < mem->nregions; i++) {
+		struct guest_mem_region *r = &mem->regions[i];
+		if (kvm_guest_set_memory(guest, (uint32_t)i, r->gpa, r->size, r->hva) < 0)
+			return -1;
+	}
+	return 0;
+}
+
 static int build(struct machine *m, const struct kvm_cpuid2 *supported)
 {
 	const struct machine_config *config = &m->config;

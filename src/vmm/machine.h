@@ -24,7 +24,7 @@
 #include "virtio/rng.h"
 #include "vmm/console.h"
 #include "vmm/control.h"
-#include "vmm/guest_mem.h"
+#include "mem/guest_mem.h"
 
 /* Exit status when nestvm ends a VM because of an error (triple fault,
  * unhandled exit, KVM failure). */

@@ -11,7 +11,7 @@ while read -r module args; do
 	insmod "/lib/modules/$module.ko" $args || echo "init: insmod $module failed"
 done < /lib/modules/load.order
 role=$(tr ' ' '\n' < /proc/cmdline | sed -n 's/^role=//p')
-echo "init: start role=$role"
+echo "init: start role=$role clockevent=$(cat /sys/devices/system/clockevents/clockevent0/current_device 2> /dev/null)"
 count() {
 	i=0
 	while :; do

@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "devices/bus.h"
-#include "vmm/guest_mem.h"
+#include "mem/guest_mem.h"
 
 static void small_guest_is_one_region(void **state)
 {

@@ -18,7 +18,7 @@
 
 #include "virtio/blk.h"
 #include "virtio/virtqueue.h"
-#include "vmm/guest_mem.h"
+#include "mem/guest_mem.h"
 
 #define RAM      (1 << 20)
 #define QSIZE    16

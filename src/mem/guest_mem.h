@@ -1,17 +1,18 @@
 /* Guest physical memory: one anonymous mapping split around the 32-bit
- * MMIO hole. All host access to guest memory goes through guest_mem_ptr(),
+ * MMIO hole, below every user of it (boot, devices, virtio, the VMM; the
+ * VMM hands its regions to KVM). All host access to guest memory goes through guest_mem_ptr(),
  * which checks that the whole range lies inside RAM: guest-supplied
  * addresses are never trusted. */
-#ifndef NESTVM_VMM_GUEST_MEM_H
-#define NESTVM_VMM_GUEST_MEM_H
+#ifndef NESTVM_MEM_GUEST_MEM_H
+#define NESTVM_MEM_GUEST_MEM_H
 
 #include <stdint.h>
 
-#include "kvm/kvm.h"
+#include "mem/pc_layout.h"
 
 /* RAM above this address is moved above 4 GiB, leaving room for MMIO. */
-#define GUEST_MMIO_HOLE_START 0xC0000000ULL
-#define GUEST_MMIO_HOLE_END   0x100000000ULL
+#define GUEST_MMIO_HOLE_START PC_MMIO_HOLE_START
+#define GUEST_MMIO_HOLE_END   PC_MMIO_HOLE_END
 
 struct guest_mem_region {
 	uint64_t gpa;
@@ -29,7 +30,6 @@ struct guest_mem {
 /* Reserves ram_size bytes; with populate, also allocates every page now
  * (static memory, as nested hosts need) and fails if it cannot. */
 int guest_mem_alloc(struct guest_mem *mem, uint64_t ram_size, int populate);
-int guest_mem_register(struct guest_mem *mem, struct kvm_guest *guest);
 void guest_mem_free(struct guest_mem *mem);
 
 /* Host pointer to [gpa, gpa+len), or NULL unless the range lies entirely

@@ -1,4 +1,4 @@
-#include "vmm/guest_mem.h"
+#include "mem/guest_mem.h"
 
 #include <errno.h>
 #include <string.h>
@@ -52,16 +52,6 @@ int guest_mem_alloc(struct guest_mem *mem, uint64_t ram_size, int populate)
 		mem->regions[1] = (struct guest_mem_region){ GUEST_MMIO_HOLE_END,
 							     ram_size - low, mem->base + low };
 		mem->nregions = 2;
-	}
-	return 0;
-}
-
-int guest_mem_register(struct guest_mem *mem, struct kvm_guest *guest)
-{
-	for (int i = 0; i < mem->nregions; i++) {
-		struct guest_mem_region *r = &mem->regions[i];
-		if (kvm_guest_set_memory(guest, (uint32_t)i, r->gpa, r->size, r->hva) < 0)
-			return -1;
 	}
 	return 0;
 }
