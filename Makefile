@@ -19,6 +19,9 @@ VERSION := $(shell git describe --always --dirty 2>/dev/null || echo dev)
 WARN    := -Wall -Wextra -Werror
 BASE    := -std=gnu11 $(WARN) -Isrc -pthread -DNESTVM_VERSION='"$(VERSION)"'
 CFLAGS  ?= -O2 -g
+# The release binary: a static PIE (so ASLR holds for it too), with stack
+# canaries and glibc's checked string and I/O functions.
+HARDEN  := -fPIE -fstack-protector-strong -D_FORTIFY_SOURCE=2
 SANITIZE := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 
 # The layers the unit tests link against; the lab host (a module of its own,
@@ -44,11 +47,11 @@ UNIT_BINS := $(patsubst tests/unit/%.c,build/unit/%,$(UNIT_SRCS))
 .PHONY: all check demo deps kernels clean
 all: nestvm $(GUEST_ELF)
 
-LIBS := -ljson-c -lsodium
+LIBS := -ljson-c -lsodium -lseccomp
 
 nestvm: $(REL_OBJS)
 	$(say) LD $@
-	$(Q)$(CC) $(BASE) $(CFLAGS) -static -o $@ $^ $(LIBS)
+	$(Q)$(CC) $(BASE) $(CFLAGS) -static-pie -o $@ $^ $(LIBS)
 
 build/asan/nestvm: $(SAN_OBJS)
 	$(say) LD $@
@@ -57,7 +60,7 @@ build/asan/nestvm: $(SAN_OBJS)
 build/release/%.c.o: %.c
 	@mkdir -p $(dir $@)
 	$(say) CC $@
-	$(Q)$(CC) $(BASE) $(CFLAGS) -MMD -MP -c -o $@ $<
+	$(Q)$(CC) $(BASE) $(CFLAGS) $(HARDEN) -MMD -MP -c -o $@ $<
 
 build/asan/%.c.o: %.c
 	@mkdir -p $(dir $@)

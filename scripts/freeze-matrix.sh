@@ -39,9 +39,13 @@ done
 
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
+# The binary is copied: a rebuild in the work tree while the matrix runs
+# must not change what it measures.
+cp nestvm "$out/nestvm"
+vmm_bin=$out/nestvm
 stack=$out/stack
 mkdir -p "$stack"
-[ -f "$stack/l2.cpio" ] || tests/labhost/nested-stack.sh "$stack"
+tests/labhost/nested-stack.sh "$stack" # with this nestvm at L2
 kernel=$(ls .cache/kernels/cloud/boot/vmlinuz-*)
 
 # The L1 side of one run: L2 under the chosen VMM, which runs L3 with nestvm.
@@ -57,7 +61,7 @@ if [ "$vmm" = qemu ]; then
 		-accel kvm -cpu $cpu -M pc -m 512M -smp "$cpus" -serial stdio \
 		-kernel "$kernel" -initrd "$dir/l2.cpio" -append "$cmdline" < /dev/null
 else
-	./nestvm run --nested --cpu-model "$model" --kernel "$kernel" --initrd "$dir/l2.cpio" \
+	"$dir/../nestvm" run --nested --cpu-model "$model" --kernel "$kernel" --initrd "$dir/l2.cpio" \
 		--memory 512M --cpus "$cpus" --on-reboot exit --cmdline "$cmdline" < /dev/null
 fi
 echo "L1: L2 exited with status $?"
@@ -86,7 +90,7 @@ for ((r = 1; r <= runs; r++)); do
 		tag="${c//:/-}.$r"
 		start=$(date +%s.%N)
 		rc=0
-		./nestvm labhost "${qemu_opt[@]}" --cpus "$lh" --tcg-thread "$thread" --timeout 600 \
+		"$vmm_bin" labhost "${qemu_opt[@]}" --cpus "$lh" --tcg-thread "$thread" --timeout 600 \
 			--freeze-report "$out/$tag.freeze" \
 			-- sh "$stack/l1.sh" "$vmm" "$l2" "$model" "$kernel" "$stack" \
 			> "$out/$tag.out" 2> "$out/$tag.err" || rc=$?

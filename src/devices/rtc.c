@@ -25,6 +25,10 @@ void rtc_init(struct rtc *rtc)
 {
 	memset(rtc, 0, sizeof(*rtc));
 	pthread_mutex_init(&rtc->lock, NULL);
+	/* glibc's gmtime_r() loads the time zone on its first call (it opens
+	 * /etc/localtime), which a sandboxed vCPU thread may not do: load it
+	 * here, during setup. */
+	tzset();
 	rtc->cmos[REG_A] = 0x26; /* 32.768 kHz time base, 1024 Hz rate */
 	rtc->cmos[REG_B] = REG_B_24H;
 	rtc->cmos[REG_D] = REG_D_VRT;

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "util/log.h"
+#include "util/sandbox.h"
 
 /* BAR 0 layout: each structure in its own page. */
 #define BAR_SIZE        0x8000
@@ -455,6 +456,7 @@ static void build_config_space(struct virtio_dev *vd)
 static void *worker(void *arg)
 {
 	struct virtio_dev *vd = arg;
+	sandbox_enter(SANDBOX_WORKER);
 	for (;;) {
 		struct epoll_event ev[8];
 		int n = epoll_wait(vd->epoll_fd, ev, 8, -1);

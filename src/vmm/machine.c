@@ -15,6 +15,7 @@
 #include "kvm/cpuid.h"
 #include "util/clock.h"
 #include "util/log.h"
+#include "util/sandbox.h"
 #include "vmm/snapshot.h"
 
 /* Signal that kicks a vCPU thread out of KVM_RUN. Its handler does nothing:
@@ -348,7 +349,7 @@ int machine_run(struct machine *m)
 		return MACHINE_EXIT_ERROR;
 	}
 
-	if (start_virtio(m) < 0)
+	if (sandbox_check() < 0 || start_virtio(m) < 0)
 		machine_request_stop(m, MACHINE_EXIT_ERROR);
 	if (m->config.api_socket && control_open(&m->control, m->config.api_socket) < 0)
 		machine_request_stop(m, MACHINE_EXIT_ERROR);
@@ -361,6 +362,14 @@ int machine_run(struct machine *m)
 			break;
 		}
 		v->thread_started = true;
+	}
+	/* Setup is done: from here the main thread makes only the calls its
+	 * work needs (a reboot's rebuild included). Once per process: filters
+	 * stack, they are never lifted. */
+	static bool main_confined;
+	if (!main_confined) {
+		sandbox_enter(SANDBOX_MAIN);
+		main_confined = true;
 	}
 
 	console_open(&m->console, m->config.console_in_fd);

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "util/log.h"
+#include "util/sandbox.h"
 #include "vmm/machine.h"
 
 static const char *exit_reason_name(uint32_t reason)
@@ -163,6 +164,7 @@ void *vcpu_thread(void *arg)
 {
 	struct vcpu *v = arg;
 	struct machine *m = v->machine;
+	sandbox_enter(SANDBOX_VCPU);
 	while (!atomic_load(&m->stopping)) {
 		if (atomic_load(&m->pause_requested)) {
 			park(v);

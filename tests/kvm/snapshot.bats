@@ -74,6 +74,30 @@ ctl() {
 	[ "$first" -ge "$before" ] && [ "$first" -le "$((at + 1))" ]
 }
 
+@test "while a guest runs, every nestvm thread is confined by seccomp (Seccomp: 2)" {
+	truncate -s 1M "$BATS_TEST_TMPDIR/d.img"
+	start_counter "$BATS_TEST_TMPDIR/a.out" --cpus 2 --disk "$BATS_TEST_TMPDIR/d.img"
+	local t n=0 modes=""
+	for t in /proc/$VM/task/*; do
+		modes+="$(basename "$t"):$(awk '/^Seccomp:/ { print $2 }' "$t/status") "
+		n=$((n + 1))
+	done
+	echo "threads: $modes"
+	# main, two vCPUs and the disk's worker at least
+	[ "$n" -ge 4 ]
+	[[ $modes != *":0 "* ]] && [[ $modes != *":1 "* ]]
+	# ... and the guest still counts, and the API still answers
+	wait_for "$BATS_TEST_TMPDIR/a.out" "count 8"
+	ctl snapshot "$BATS_TEST_TMPDIR/snap"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	ctl shutdown --timeout 1
+	[ "$status" -eq 0 ]
+	wait $VM
+	VM=
+	! grep -q seccomp "$BATS_TEST_TMPDIR/vm.err"
+}
+
 @test "pause stops the guest, resume lets it go on; status reports it" {
 	start_counter "$BATS_TEST_TMPDIR/a.out"
 	ctl pause
