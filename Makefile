@@ -44,7 +44,7 @@ GUEST_FLAGS := -std=gnu11 $(WARN) -Isrc -O2 -ffreestanding -fno-pic -fno-pie -no
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(patsubst tests/unit/%.c,build/unit/%,$(UNIT_SRCS))
 
-.PHONY: all check demo deps kernels clean
+.PHONY: all check demo deps kernels clean fuzz
 all: nestvm $(GUEST_ELF)
 
 LIBS := -ljson-c -lsodium -lseccomp
@@ -90,6 +90,29 @@ build/unit/%: tests/unit/%.c $(SAN_CORE)
 	$(say) TEST $@
 	$(Q)$(CC) $(BASE) -O1 -g $(SANITIZE) -o $@ $< $(SAN_CORE) -lcmocka $(LIBS)
 
+# libFuzzer harnesses (fuzz/fuzz_*.c) over the core layers, built with clang.
+FUZZ_CC    := clang
+FUZZ_FLAGS := -std=gnu11 $(WARN) -Wno-gnu-variable-sized-type-not-at-end -Isrc -pthread -DNESTVM_VERSION='"fuzz"' -O1 -g \
+              -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined
+FUZZ_CORE  := $(patsubst %,build/fuzz/%.o,$(CORE_SRCS))
+FUZZ_BINS  := $(patsubst fuzz/%.c,build/fuzz/%,$(wildcard fuzz/fuzz_*.c))
+
+build/fuzz/%.c.o: %.c
+	@mkdir -p $(dir $@)
+	$(say) FUZZCC $@
+	$(Q)$(FUZZ_CC) $(FUZZ_FLAGS) -MMD -MP -c -o $@ $<
+
+build/fuzz/fuzz_%: fuzz/fuzz_%.c $(FUZZ_CORE)
+	$(say) FUZZ $@
+	$(Q)$(FUZZ_CC) $(FUZZ_FLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_CORE) $(LIBS)
+
+# make fuzz [FUZZ_SECONDS=N] [FUZZ_RUNS=N]: every harness on its corpus
+# (fuzz/corpus/NAME, kept in the repo), for N seconds or N executions each.
+FUZZ_SECONDS ?= 60
+fuzz: deps
+	@$(MAKE) --no-print-directory -j2 $(FUZZ_BINS)
+	@scripts/fuzz.sh $(FUZZ_SECONDS) $(FUZZ_RUNS)
+
 # Packages the build and tests need (idempotent; apt-get only when missing).
 deps:
 	@scripts/deps.sh
@@ -100,7 +123,7 @@ kernels: deps
 	@scripts/fetch-kernel.sh cloud
 
 check: deps
-	@$(MAKE) --no-print-directory -j2 all build/asan/nestvm $(UNIT_BINS)
+	@$(MAKE) --no-print-directory -j2 all build/asan/nestvm $(UNIT_BINS) $(FUZZ_BINS)
 	@scripts/fetch-kernel.sh generic
 	@scripts/fetch-kernel.sh cloud
 	@tests/run-all
