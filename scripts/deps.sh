@@ -7,7 +7,9 @@ packages=(
 	gcc make libc6-dev          # the build
 	libjson-c-dev               # doctor --json, control API, snapshots (linked statically)
 	libsodium-dev               # snapshot manifests signed with the user's key (statically)
+	libseccomp-dev              # the seccomp sandbox (statically)
 	libcmocka-dev bats cpio     # unit tests, shell tests, initramfs checks
+	clang libclang-rt-14-dev    # libFuzzer harnesses (make fuzz, the fuzz tier)
 	qemu-system-x86             # the lab host (nestvm labhost) and benchmark peers
 	busybox-static              # init of the lab host and of test guests
 	lz4 xz-utils python3        # unpacking vmlinux from Debian's bzImage; test and bench helpers
