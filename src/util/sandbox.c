@@ -11,7 +11,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/seccomp.h>
 #include <sys/ioctl.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <termios.h>
@@ -155,6 +157,17 @@ void sandbox_enter(enum sandbox_class cls)
 	case SANDBOX_MAIN:
 		if (r == 0)
 			r = add_all(ctx, main_calls, N(main_calls));
+		/* A thread started after this (a reboot's vCPUs and workers)
+		 * confines itself further: no_new_privs and a filter of its own,
+		 * which can only take calls away. (Sanitizer builds allow all of
+		 * prctl already.) */
+#ifndef SANITIZER_CALLS
+		if (r == 0)
+			r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(prctl), 1,
+					     SCMP_A0(SCMP_CMP_EQ, PR_SET_NO_NEW_PRIVS, 0));
+#endif
+		if (r == 0) /* every seccomp() operation only ever narrows */
+			r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(seccomp), 0);
 #ifndef SANITIZER_CALLS
 		/* Threads, never processes: clone must carry CLONE_THREAD. */
 		if (r == 0)

@@ -10,6 +10,7 @@
 #include <cmocka.h>
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -76,6 +77,24 @@ static int run_program(void)
 	return 0;
 }
 
+/* After a reboot the confined main thread starts new vCPU and worker
+ * threads, which must still confine themselves further. */
+static void *confine_as_vcpu(void *arg)
+{
+	(void)arg;
+	sandbox_enter(SANDBOX_VCPU);
+	return (void *)(intptr_t)allowed_work();
+}
+
+static int main_starts_a_vcpu(void)
+{
+	pthread_t t;
+	void *ret;
+	if (pthread_create(&t, NULL, confine_as_vcpu, NULL) != 0 || pthread_join(t, &ret) != 0)
+		return 5;
+	return (int)(intptr_t)ret;
+}
+
 static void each_class_allows_its_work(void **state)
 {
 	(void)state;
@@ -89,6 +108,9 @@ static void each_class_allows_its_work(void **state)
 		assert_true(WIFEXITED(st));
 		assert_int_equal(WEXITSTATUS(st), 0);
 	}
+	int st = confined(SANDBOX_MAIN, main_starts_a_vcpu);
+	assert_true(WIFEXITED(st));
+	assert_int_equal(WEXITSTATUS(st), 0);
 }
 
 static void forbidden_calls_stop_the_process(void **state)
