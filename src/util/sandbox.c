@@ -144,11 +144,18 @@ void sandbox_enter(enum sandbox_class cls)
 #endif
 	switch (cls) {
 	case SANDBOX_VCPU:
-		/* KVM's own ioctls only (type 0xAE): run, and registers for
-		 * messages. */
+		/* KVM's own ioctls (type 0xAE): run, and registers for messages;
+		 * a tap's (type 'T'): the guest's driver setting a NIC's offloads,
+		 * which the vCPU that wrote the status register applies; and the
+		 * device worker's epoll set, armed or disarmed the same way. */
 		if (r == 0)
 			r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1,
 					     SCMP_A1(SCMP_CMP_MASKED_EQ, 0xff00, (uint64_t)KVMIO << 8));
+		if (r == 0)
+			r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1,
+					     SCMP_A1(SCMP_CMP_MASKED_EQ, 0xff00, (uint64_t)'T' << 8));
+		if (r == 0)
+			r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(epoll_ctl), 0);
 		break;
 	case SANDBOX_WORKER:
 		if (r == 0)

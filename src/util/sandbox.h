@@ -8,7 +8,7 @@
 #define NESTVM_UTIL_SANDBOX_H
 
 enum sandbox_class {
-	SANDBOX_VCPU,   /* KVM_RUN and the exits it dispatches */
+	SANDBOX_VCPU,   /* KVM_RUN and the exits it dispatches (device registers) */
 	SANDBOX_WORKER, /* a device's worker: its queues, image or tap */
 	SANDBOX_MAIN,   /* console, control API, snapshots, a reboot's rebuild */
 };
