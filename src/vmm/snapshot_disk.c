@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -26,9 +27,10 @@ int snapshot_disk_fingerprint(const char *path, uint64_t *size, uint64_t *finger
 	}
 	*size = (uint64_t)st.st_size;
 	uint64_t h = fnv1a64_update(FNV1A64_SEED, size, sizeof(*size));
-	static __thread uint8_t buf[1 << 20];
+	const size_t bufsize = 1 << 20;
+	uint8_t *buf = malloc(bufsize);
 	const off_t page = (off_t)SNAPSHOT_PAGE;
-	int r = 0;
+	int r = buf ? 0 : -1;
 	/* pos only grows, and by at least a page per pass: the walk ends. */
 	for (off_t pos = 0, data; r == 0 && pos < st.st_size; ) {
 		data = lseek(fd, pos, SEEK_DATA);
@@ -42,7 +44,7 @@ int snapshot_disk_fingerprint(const char *path, uint64_t *size, uint64_t *finger
 		data &= ~(page - 1);
 		off_t end = (hole + page - 1) & ~(page - 1);
 		while (data < end) {
-			size_t want = (size_t)(end - data) < sizeof(buf) ? (size_t)(end - data) : sizeof(buf);
+			size_t want = (size_t)(end - data) < bufsize ? (size_t)(end - data) : bufsize;
 			ssize_t n = pread(fd, buf, want, data);
 			if (n < 0) {
 				r = -1;
@@ -63,6 +65,7 @@ int snapshot_disk_fingerprint(const char *path, uint64_t *size, uint64_t *finger
 		if (data < end)
 			break;
 	}
+	free(buf);
 	close(fd);
 	*fingerprint = h;
 	return r;
