@@ -96,6 +96,8 @@ FUZZ_FLAGS := -std=gnu11 $(WARN) -Wno-gnu-variable-sized-type-not-at-end -Isrc -
               -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined
 FUZZ_CORE  := $(patsubst %,build/fuzz/%.o,$(CORE_SRCS))
 FUZZ_BINS  := $(patsubst fuzz/%.c,build/fuzz/%,$(wildcard fuzz/fuzz_*.c))
+# Kept between builds (make would delete them as intermediate files).
+.SECONDARY: $(FUZZ_CORE)
 
 build/fuzz/%.c.o: %.c
 	@mkdir -p $(dir $@)
