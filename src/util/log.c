@@ -3,6 +3,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 int log_verbosity;
 
@@ -20,8 +21,9 @@ static void log_line(const char *prefix, const char *fmt, va_list ap)
 		line[len - 1] = '\n';
 	else
 		line[len++] = '\n', line[len] = '\0';
-	fputs(line, stderr);
-	fflush(stderr);
+	/* write(2), not stdio: a first use of a stdio stream may ask whether
+	 * it is a terminal (an ioctl), which a sandboxed thread may not do. */
+	(void)!write(STDERR_FILENO, line, len);
 }
 
 void log_error(const char *fmt, ...)

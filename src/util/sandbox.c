@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <stdbool.h>
 #include <fcntl.h>
+#include <linux/if_tun.h>
 #include <linux/kvm.h>
 #include <sched.h>
 #include <seccomp.h>
@@ -145,15 +146,17 @@ void sandbox_enter(enum sandbox_class cls)
 	switch (cls) {
 	case SANDBOX_VCPU:
 		/* KVM's own ioctls (type 0xAE): run, and registers for messages;
-		 * a tap's (type 'T'): the guest's driver setting a NIC's offloads,
-		 * which the vCPU that wrote the status register applies; and the
+		 * TUNSETOFFLOAD alone of the tap's: the guest's driver setting a
+		 * NIC's offloads, which the vCPU that wrote the status register
+		 * applies (not all of type 'T', which holds the terminal's
+		 * TIOCSTI: keystrokes pushed into the user's shell); and the
 		 * device worker's epoll set, armed or disarmed the same way. */
 		if (r == 0)
 			r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1,
 					     SCMP_A1(SCMP_CMP_MASKED_EQ, 0xff00, (uint64_t)KVMIO << 8));
 		if (r == 0)
 			r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1,
-					     SCMP_A1(SCMP_CMP_MASKED_EQ, 0xff00, (uint64_t)'T' << 8));
+					     SCMP_A1(SCMP_CMP_EQ, (uint64_t)TUNSETOFFLOAD, 0));
 		if (r == 0)
 			r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(epoll_ctl), 0);
 		break;
