@@ -29,20 +29,10 @@ int snapshot_disk_fingerprint(const char *path, uint64_t *size, uint64_t *finger
 	uint64_t h = fnv1a64_update(FNV1A64_SEED, size, sizeof(*size));
 	const size_t bufsize = 1 << 20;
 	uint8_t *buf = malloc(bufsize);
-	const off_t page = (off_t)SNAPSHOT_PAGE;
 	int r = buf ? 0 : -1;
-	/* pos only grows, and by at least a page per pass: the walk ends. */
-	for (off_t pos = 0, data; r == 0 && pos < st.st_size; ) {
-		data = lseek(fd, pos, SEEK_DATA);
-		if (data < 0 && errno == ENXIO)
-			break; /* no data past pos */
-		off_t hole = data < 0 ? st.st_size : lseek(fd, data, SEEK_HOLE);
-		if (data < 0)
-			data = pos; /* a file system without SEEK_DATA: read it all */
-		if (hole < 0 || hole > st.st_size)
-			hole = st.st_size; /* a file that grows meanwhile is read to its old size */
-		data &= ~(page - 1);
-		off_t end = (hole + page - 1) & ~(page - 1);
+	/* A file that grows meanwhile is read to its old size. */
+	off_t data, end;
+	for (off_t pos = 0; r == 0 && snapshot_next_data(fd, pos, st.st_size, &data, &end); pos = end) {
 		while (data < end) {
 			size_t want = (size_t)(end - data) < bufsize ? (size_t)(end - data) : bufsize;
 			ssize_t n = pread(fd, buf, want, data);
@@ -61,9 +51,8 @@ int snapshot_disk_fingerprint(const char *path, uint64_t *size, uint64_t *finger
 			if (got < want)
 				break;
 		}
-		pos = data > pos ? data : pos + page;
 		if (data < end)
-			break;
+			break; /* shrank, or a read error */
 	}
 	free(buf);
 	close(fd);

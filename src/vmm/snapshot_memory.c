@@ -91,20 +91,8 @@ int snapshot_memory_save(const uint8_t *ram, uint64_t size, const char *path,
 int snapshot_memory_load(uint8_t *ram, uint64_t size, int fd, uint64_t *hash)
 {
 	uint64_t h = FNV1A64_SEED;
-	const off_t page = (off_t)SNAPSHOT_PAGE;
-	for (off_t pos = 0; (uint64_t)pos < size;) {
-		off_t data = lseek(fd, pos, SEEK_DATA);
-		if (data < 0 && errno == ENXIO)
-			break;
-		off_t hole = data < 0 ? (off_t)size : lseek(fd, data, SEEK_HOLE);
-		if (data < 0)
-			data = pos; /* no SEEK_DATA here: read it all */
-		if (hole < 0 || (uint64_t)hole > size)
-			hole = (off_t)size;
-		data &= ~(page - 1);
-		if (data < pos)
-			data = pos;
-		off_t end = (hole + page - 1) & ~(page - 1);
+	off_t data, end;
+	for (off_t pos = 0; snapshot_next_data(fd, pos, (off_t)size, &data, &end); pos = end) {
 		if ((uint64_t)end > size)
 			end = (off_t)size;
 		if (data >= end)
@@ -124,7 +112,6 @@ int snapshot_memory_load(uint8_t *ram, uint64_t size, int fd, uint64_t *hash)
 		for (uint64_t o = 0; o < len; o += SNAPSHOT_PAGE)
 			if (!snapshot_page_is_zero(dst + o))
 				h = snapshot_fnv_page(h, (uint64_t)data + o, dst + o);
-		pos = end;
 	}
 	*hash = h;
 	return 0;

@@ -4,9 +4,11 @@
 #ifndef NESTVM_VMM_SNAPSHOT_PAGES_H
 #define NESTVM_VMM_SNAPSHOT_PAGES_H
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "util/hash.h"
 
@@ -33,6 +35,31 @@ static inline bool snapshot_page_is_zero(const uint8_t *page)
 		if (snapshot_page_word(page, i))
 			return false;
 	return true;
+}
+
+/* The next run of data at or after pos (page-aligned) in fd, a file of
+ * size bytes, as whole pages [*start, *end): true if there is one. *start
+ * is never before pos, so a walk that goes on from *end always ends. The
+ * file's holes are not trusted: the run stops at size (rounded up to a
+ * page), even if the file grew meanwhile. A file system without SEEK_DATA
+ * gives one run from pos to the end. */
+static inline bool snapshot_next_data(int fd, off_t pos, off_t size, off_t *start, off_t *end)
+{
+	const off_t page = (off_t)SNAPSHOT_PAGE;
+	if (pos >= size)
+		return false;
+	off_t data = lseek(fd, pos, SEEK_DATA);
+	if (data < 0 && errno == ENXIO)
+		return false; /* no data past pos */
+	off_t hole = data < 0 ? size : lseek(fd, data, SEEK_HOLE);
+	if (data < 0)
+		data = pos;
+	if (hole < 0 || hole > size)
+		hole = size;
+	data &= ~(page - 1);
+	*start = data < pos ? pos : data;
+	*end = (hole + page - 1) & ~(page - 1);
+	return *start < *end;
 }
 
 #endif
