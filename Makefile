@@ -34,6 +34,12 @@ CLI_SRCS  := $(wildcard src/cli/*.c)
 REL_OBJS  := $(patsubst %,build/release/%.o,$(CORE_SRCS) $(LABHOST_SRCS) $(CLI_SRCS))
 SAN_CORE  := $(patsubst %,build/asan/%.o,$(CORE_SRCS))
 SAN_OBJS  := $(SAN_CORE) $(patsubst %,build/asan/%.o,$(LABHOST_SRCS) $(CLI_SRCS))
+# ThreadSanitizer build (make tsan): nestvm and the unit tests.
+# (-Wno-tsan: the virtqueue fences order stores the guest sees, which TSan
+# does not model; it has no say on them.)
+TSAN      := -fsanitize=thread -fno-omit-frame-pointer -Wno-tsan
+TSAN_CORE := $(patsubst %,build/tsan/%.o,$(CORE_SRCS))
+TSAN_OBJS := $(TSAN_CORE) $(patsubst %,build/tsan/%.o,$(LABHOST_SRCS) $(CLI_SRCS))
 
 GUEST_ELF   := build/guest/testguest.elf
 GUEST_FLAGS := -std=gnu11 $(WARN) -Isrc -O2 -ffreestanding -fno-pic -fno-pie -nostdlib \
@@ -42,9 +48,10 @@ GUEST_FLAGS := -std=gnu11 $(WARN) -Isrc -O2 -ffreestanding -fno-pic -fno-pie -no
                -Wl,-z,noexecstack
 
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
+TSAN_UNIT := $(patsubst tests/unit/%.c,build/tsan/unit/%,$(UNIT_SRCS))
 UNIT_BINS := $(patsubst tests/unit/%.c,build/unit/%,$(UNIT_SRCS))
 
-.PHONY: all check demo deps kernels clean fuzz
+.PHONY: all check demo deps kernels clean fuzz tsan
 all: nestvm $(GUEST_ELF)
 
 LIBS := -ljson-c -lsodium -lseccomp
@@ -56,6 +63,22 @@ nestvm: $(REL_OBJS)
 build/asan/nestvm: $(SAN_OBJS)
 	$(say) LD $@
 	$(Q)$(CC) $(BASE) -O1 -g $(SANITIZE) -o $@ $^ $(LIBS)
+
+build/tsan/nestvm: $(TSAN_OBJS)
+	$(say) LD $@
+	$(Q)$(CC) $(BASE) -O1 -g $(TSAN) -o $@ $^ $(LIBS)
+
+build/tsan/%.c.o: %.c
+	@mkdir -p $(dir $@)
+	$(say) CC $@
+	$(Q)$(CC) $(BASE) -O1 -g $(TSAN) -MMD -MP -c -o $@ $<
+
+build/tsan/%.S.o: %.S
+	@mkdir -p $(dir $@)
+	$(say) AS $@
+	$(Q)$(CC) -Isrc -MMD -MP -c -o $@ $<
+
+build/tsan/src/labhost/init_script.S.o: src/labhost/init.sh
 
 build/release/%.c.o: %.c
 	@mkdir -p $(dir $@)
@@ -79,34 +102,63 @@ build/asan/%.S.o: %.S
 	$(say) AS $@
 	$(Q)$(CC) -Isrc -MMD -MP -c -o $@ $<
 
-$(GUEST_ELF): guest/start.S guest/main.c guest/link.ld src/boot/direct64_abi.h \
-              src/devices/testdev_abi.h
+$(GUEST_ELF): guest/start.S guest/main.c guest/virtio.c guest/guest.h guest/link.ld \
+              src/boot/direct64_abi.h src/devices/testdev_abi.h
 	@mkdir -p $(dir $@)
 	$(say) GUEST $@
-	$(Q)$(CC) $(GUEST_FLAGS) -o $@ guest/start.S guest/main.c
+	$(Q)$(CC) $(GUEST_FLAGS) -o $@ guest/start.S guest/main.c guest/virtio.c
 
-build/unit/%: tests/unit/%.c $(SAN_CORE)
+# Unit tests and fuzz harnesses link the core layers as an archive, after
+# the test doubles of tests/fake/ (e.g. a fake KVM) in an archive of their
+# own. The linker takes an archive member only for a symbol still missing,
+# so a test that calls a fake's own functions (kvm_fake_*) gets that fake
+# in place of the real layer (kvm.o); every other test gets the real one.
+FAKE_SRCS := $(wildcard tests/fake/*.c)
+
+build/asan/libcore.a: $(SAN_CORE)
+build/asan/libfake.a: $(patsubst %,build/asan/%.o,$(FAKE_SRCS))
+build/%.a:
+	@mkdir -p $(dir $@)
+	$(say) AR $@
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+build/tsan/libcore.a: $(TSAN_CORE)
+build/tsan/libfake.a: $(patsubst %,build/tsan/%.o,$(FAKE_SRCS))
+
+build/tsan/unit/%: tests/unit/%.c build/tsan/libfake.a build/tsan/libcore.a
 	@mkdir -p $(dir $@)
 	$(say) TEST $@
-	$(Q)$(CC) $(BASE) -O1 -g $(SANITIZE) -o $@ $< $(SAN_CORE) -lcmocka $(LIBS)
+	$(Q)$(CC) $(BASE) -O1 -g $(TSAN) -o $@ $< build/tsan/libfake.a build/tsan/libcore.a \
+		-lcmocka $(LIBS)
+
+build/unit/%: tests/unit/%.c build/asan/libfake.a build/asan/libcore.a
+	@mkdir -p $(dir $@)
+	$(say) TEST $@
+	$(Q)$(CC) $(BASE) -O1 -g $(SANITIZE) -o $@ $< build/asan/libfake.a build/asan/libcore.a \
+		-lcmocka $(LIBS)
 
 # libFuzzer harnesses (fuzz/fuzz_*.c) over the core layers, built with clang.
 FUZZ_CC    := clang
 FUZZ_FLAGS := -std=gnu11 $(WARN) -Wno-gnu-variable-sized-type-not-at-end -Isrc -pthread -DNESTVM_VERSION='"fuzz"' -O1 -g \
               -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined
 FUZZ_CORE  := $(patsubst %,build/fuzz/%.o,$(CORE_SRCS))
+FUZZ_FAKES := $(patsubst %,build/fuzz/%.o,$(FAKE_SRCS))
 FUZZ_BINS  := $(patsubst fuzz/%.c,build/fuzz/%,$(wildcard fuzz/fuzz_*.c))
 # Kept between builds (make would delete them as intermediate files).
-.SECONDARY: $(FUZZ_CORE)
+.SECONDARY: $(FUZZ_CORE) $(FUZZ_FAKES)
+
+build/fuzz/libcore.a: $(FUZZ_CORE)
+build/fuzz/libfake.a: $(FUZZ_FAKES)
 
 build/fuzz/%.c.o: %.c
 	@mkdir -p $(dir $@)
 	$(say) FUZZCC $@
 	$(Q)$(FUZZ_CC) $(FUZZ_FLAGS) -MMD -MP -c -o $@ $<
 
-build/fuzz/fuzz_%: fuzz/fuzz_%.c $(FUZZ_CORE)
+build/fuzz/fuzz_%: fuzz/fuzz_%.c build/fuzz/libfake.a build/fuzz/libcore.a
 	$(say) FUZZ $@
-	$(Q)$(FUZZ_CC) $(FUZZ_FLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_CORE) $(LIBS)
+	$(Q)$(FUZZ_CC) $(FUZZ_FLAGS) -fsanitize=fuzzer -o $@ $< build/fuzz/libfake.a \
+		build/fuzz/libcore.a $(LIBS)
 
 # make fuzz [FUZZ_SECONDS=N] [FUZZ_RUNS=N]: every harness on its corpus
 # (fuzz/corpus/NAME, kept in the repo), for N seconds or N executions each.
@@ -123,6 +175,12 @@ deps:
 kernels: deps
 	@scripts/fetch-kernel.sh generic
 	@scripts/fetch-kernel.sh cloud
+
+# make tsan: the unit tests and tier 1 (tests/kvm) with ThreadSanitizer
+# builds; any data race report fails them.
+tsan: deps
+	@$(MAKE) --no-print-directory -j2 all build/tsan/nestvm $(TSAN_UNIT)
+	@NESTVM_UNIT_DIR=build/tsan/unit NESTVM=build/tsan/nestvm tests/run-all unit kvm
 
 check: deps
 	@$(MAKE) --no-print-directory -j2 all build/asan/nestvm $(UNIT_BINS) $(FUZZ_BINS)

@@ -5,6 +5,7 @@
 
 #include "boot/direct64_abi.h"
 #include "devices/testdev_abi.h"
+#include "guest.h"
 
 #define COM1 0x3f8
 #define UNASSIGNED_MMIO (TESTDEV_MMIO_BASE + 0x10000)
@@ -19,49 +20,20 @@ static const uint32_t data_pattern[4] = { 0xdeadbeef, 0x01234567, 0x89abcdef, 0x
 static uint64_t data_rw = 0x5a5a5a5a5a5a5a5aULL;
 static uint8_t big_buffer[1 << 20] __attribute__((aligned(4096)));
 
-static inline void outb(uint16_t port, uint8_t v)
-{
-	__asm__ volatile("outb %0, %1" : : "a"(v), "Nd"(port));
-}
-
-static inline uint8_t inb(uint16_t port)
-{
-	uint8_t v;
-	__asm__ volatile("inb %1, %0" : "=a"(v) : "Nd"(port));
-	return v;
-}
-
-static inline uint64_t mmio_read64(uint64_t addr)
-{
-	return *(volatile uint64_t *)addr;
-}
-
-static inline void mmio_write64(uint64_t addr, uint64_t v)
-{
-	*(volatile uint64_t *)addr = v;
-}
-
-static inline uint64_t rdtsc(void)
-{
-	uint32_t lo, hi;
-	__asm__ volatile("rdtsc" : "=a"(lo), "=d"(hi));
-	return ((uint64_t)hi << 32) | lo;
-}
-
-static void putc_serial(char c)
+void putc_serial(char c)
 {
 	while (!(inb(COM1 + 5) & 0x20)) /* wait for THR empty */
 		;
 	outb(COM1, (uint8_t)c);
 }
 
-static void puts_serial(const char *s)
+void puts_serial(const char *s)
 {
 	while (*s)
 		putc_serial(*s++);
 }
 
-static void put_dec(uint64_t v)
+void put_dec(uint64_t v)
 {
 	char buf[21];
 	int i = 20;
@@ -73,14 +45,14 @@ static void put_dec(uint64_t v)
 	puts_serial(buf + i);
 }
 
-static void put_hex(uint64_t v)
+void put_hex(uint64_t v)
 {
 	puts_serial("0x");
 	for (int shift = 60; shift >= 0; shift -= 4)
 		putc_serial("0123456789abcdef"[(v >> shift) & 0xf]);
 }
 
-static __attribute__((noreturn)) void guest_exit(uint8_t status)
+__attribute__((noreturn)) void guest_exit(uint8_t status)
 {
 	outb(TESTDEV_EXIT_PORT, status);
 	for (;;) /* nestvm stops this vCPU */
@@ -94,7 +66,7 @@ static __attribute__((noreturn)) void park(void)
 }
 
 /* Value of "key=" on the command line, or NULL. */
-static const char *cmdline_arg(const char *key)
+const char *cmdline_arg(const char *key)
 {
 	const char *s = (const char *)boot->cmdline_gpa;
 	while (*s) {
@@ -112,7 +84,7 @@ static const char *cmdline_arg(const char *key)
 	return 0;
 }
 
-static int word_is(const char *s, const char *word)
+int word_is(const char *s, const char *word)
 {
 	while (*word && *s == *word)
 		s++, word++;
@@ -137,7 +109,7 @@ static uint64_t fnv1a64(const uint8_t *p, uint64_t len)
 	return h;
 }
 
-static int check(int ok, const char *what)
+int check(int ok, const char *what)
 {
 	puts_serial(ok ? "ok: " : "FAILED: ");
 	puts_serial(what);
@@ -383,6 +355,10 @@ void guest_main(uint64_t index, const struct direct64_bootinfo *info)
 		test_pio();
 	if (word_is(test, "count"))
 		test_count();
+	if (word_is(test, "virtio-blk"))
+		test_virtio_blk();
+	if (word_is(test, "virtio-rng"))
+		test_virtio_rng();
 	if (word_is(test, "reboot")) {
 		/* Every boot reboots through the keyboard controller's reset. */
 		puts_serial("rebooting\n");

@@ -1,4 +1,5 @@
 #include "devices/acpi_pm.h"
+#include "devices/device.h"
 
 #include <string.h>
 
@@ -111,3 +112,45 @@ int acpi_pm_attach(struct acpi_pm *pm, struct bus *pio)
 		return -1;
 	return bus_register(pio, ACPI_RESET_PORT, 1, reset_access, pm, "acpi-reset");
 }
+
+/* --- device interface ------------------------------------------------- */
+
+/* The SCI's level follows from the registers: it is recomputed, not saved. */
+static int pm_save(void *dev, struct state_out *out, char *why, size_t whylen)
+{
+	(void)why, (void)whylen;
+	struct acpi_pm *pm = dev;
+	pthread_mutex_lock(&pm->lock);
+	state_put_u16(out, pm->sts);
+	state_put_u16(out, pm->en);
+	state_put_u16(out, pm->cnt);
+	pthread_mutex_unlock(&pm->lock);
+	return 0;
+}
+
+static int pm_load(void *dev, struct state_in *in)
+{
+	struct acpi_pm *pm = dev;
+	uint16_t sts = state_get_u16(in), en = state_get_u16(in), cnt = state_get_u16(in);
+	if (state_in_finish(in) < 0)
+		return -1;
+	pthread_mutex_lock(&pm->lock);
+	pm->sts = sts;
+	pm->en = en;
+	pm->cnt = cnt;
+	update_sci(pm);
+	pthread_mutex_unlock(&pm->lock);
+	return 0;
+}
+
+static void pm_destroy(void *dev)
+{
+	acpi_pm_destroy(dev);
+}
+
+const struct device_ops acpi_pm_device_ops = {
+	.kind = "acpi-pm",
+	.save = pm_save,
+	.load = pm_load,
+	.destroy = pm_destroy,
+};

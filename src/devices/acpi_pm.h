@@ -37,4 +37,7 @@ void acpi_pm_power_button(struct acpi_pm *pm);
 int acpi_pm_attach(struct acpi_pm *pm, struct bus *pio);
 void acpi_pm_destroy(struct acpi_pm *pm);
 
+/* Its entry in the machine's device table (devices/device.h). */
+extern const struct device_ops acpi_pm_device_ops;
+
 #endif

@@ -1,4 +1,5 @@
 #include "devices/pci.h"
+#include "devices/device.h"
 
 #include <string.h>
 
@@ -183,3 +184,81 @@ int pci_bus_attach(struct pci_bus *pci, struct bus *pio, struct bus *mmio)
 	return bus_register(mmio, PCI_MMIO_BASE, PCI_MMIO_END - PCI_MMIO_BASE, window_access, pci,
 			    "pci-mmio-window");
 }
+
+/* --- device interface ------------------------------------------------- */
+
+/* The bus's state is the address register and every device's
+ * configuration space. */
+static int bus_save(void *opaque, struct state_out *out, char *why, size_t whylen)
+{
+	(void)why, (void)whylen;
+	struct pci_bus *pci = opaque;
+	pthread_mutex_lock(&pci->lock);
+	state_put_u32(out, pci->address);
+	for (uint32_t s = 1; s < PCI_SLOTS; s++)
+		if (pci->slots[s]) {
+			state_put_u8(out, (uint8_t)s);
+			state_put_bytes(out, pci->slots[s]->config, sizeof(pci->slots[s]->config));
+		}
+	pthread_mutex_unlock(&pci->lock);
+	return 0;
+}
+
+/* Brings dev's configuration space to saved the way a guest would: by
+ * writing each register that differs through the same path as its own
+ * writes (which keeps read-only bits and tells the device). What a guest
+ * could not have written must then already match: otherwise the saved
+ * space belongs to another device, or was made up. Bus lock held. */
+static int restore_config(struct pci_device *dev, const uint8_t *saved)
+{
+	if (memcmp(saved + PCI_COMMAND, dev->config + PCI_COMMAND, 2))
+		config_write(dev, PCI_COMMAND, saved + PCI_COMMAND, 2);
+	for (uint32_t reg = PCI_BAR0; reg < PCI_BAR0 + 4 * PCI_BARS; reg += 4)
+		if (memcmp(saved + reg, dev->config + reg, 4))
+			config_write(dev, reg, saved + reg, 4);
+	if (saved[PCI_INTERRUPT_LINE] != dev->config[PCI_INTERRUPT_LINE])
+		config_write(dev, PCI_INTERRUPT_LINE, saved + PCI_INTERRUPT_LINE, 1);
+	for (uint32_t reg = 0x40; reg < sizeof(dev->config); reg++)
+		if (saved[reg] != dev->config[reg])
+			config_write(dev, reg, saved + reg, 1);
+	return memcmp(saved, dev->config, sizeof(dev->config)) ? -1 : 0;
+}
+
+static int bus_load(void *opaque, struct state_in *in)
+{
+	struct pci_bus *pci = opaque;
+	uint32_t address = state_get_u32(in);
+	int r = 0;
+	pthread_mutex_lock(&pci->lock);
+	pci->address = address;
+	for (uint32_t s = 1; s < PCI_SLOTS && r == 0 && !state_in_failed(in); s++) {
+		if (!pci->slots[s])
+			continue;
+		uint8_t slot = state_get_u8(in), saved[256];
+		state_get_bytes(in, saved, sizeof(saved));
+		if (state_in_failed(in))
+			break;
+		if (slot != s) {
+			state_in_fail(in, "slot %u where this machine has a device in slot %u", slot, s);
+			r = -1;
+		} else if (restore_config(pci->slots[s], saved) < 0) {
+			state_in_fail(in, "slot %u: configuration space a guest could not have written "
+					  "to this device", s);
+			r = -1;
+		}
+	}
+	pthread_mutex_unlock(&pci->lock);
+	return state_in_finish(in) < 0 || r < 0 ? -1 : 0;
+}
+
+static void bus_destroy(void *opaque)
+{
+	pci_bus_destroy(opaque);
+}
+
+const struct device_ops pci_bus_device_ops = {
+	.kind = "pci-bus",
+	.save = bus_save,
+	.load = bus_load,
+	.destroy = bus_destroy,
+};

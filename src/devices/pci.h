@@ -98,4 +98,8 @@ static inline uint32_t pci_get32(const struct pci_device *dev, uint32_t off)
 	return pci_get16(dev, off) | (uint32_t)pci_get16(dev, off + 2) << 16;
 }
 
+/* The bus in the machine's device table (devices/device.h): it saves and
+ * restores every device's configuration space. */
+extern const struct device_ops pci_bus_device_ops;
+
 #endif

@@ -19,4 +19,7 @@ void rtc_init(struct rtc *rtc);
 int rtc_attach(struct rtc *rtc, struct bus *pio);
 void rtc_destroy(struct rtc *rtc);
 
+/* Its entry in the machine's device table (devices/device.h). */
+extern const struct device_ops rtc_device_ops;
+
 #endif

@@ -1,4 +1,5 @@
 #include "devices/serial8250.h"
+#include "devices/device.h"
 
 #include <errno.h>
 #include <string.h>
@@ -185,3 +186,63 @@ unsigned serial8250_receive(struct serial8250 *uart, const uint8_t *buf, unsigne
 	pthread_mutex_unlock(&uart->lock);
 	return n;
 }
+
+/* --- device interface ------------------------------------------------- */
+
+static int serial_save(void *dev, struct state_out *out, char *why, size_t whylen)
+{
+	(void)why, (void)whylen;
+	struct serial8250 *uart = dev;
+	pthread_mutex_lock(&uart->lock);
+	const uint8_t regs[] = { uart->ier, uart->lcr, uart->mcr, uart->lsr, uart->msr,
+				 uart->scr, uart->dll, uart->dlm, uart->fcr };
+	state_put_bytes(out, regs, sizeof(regs));
+	state_put_bool(out, uart->thr_interrupt_pending);
+	state_put_bytes(out, uart->rx, sizeof(uart->rx));
+	state_put_u32(out, uart->rx_head);
+	state_put_u32(out, uart->rx_count);
+	pthread_mutex_unlock(&uart->lock);
+	return 0;
+}
+
+static int serial_load(void *dev, struct state_in *in)
+{
+	struct serial8250 *uart = dev;
+	uint8_t regs[9];
+	state_get_bytes(in, regs, sizeof(regs));
+	bool thr = state_get_bool(in);
+	uint8_t rx[SERIAL_RX_FIFO];
+	state_get_bytes(in, rx, sizeof(rx));
+	uint32_t head = state_get_u32(in), count = state_get_u32(in);
+	if (state_in_finish(in) < 0)
+		return -1;
+	/* The FIFO is indexed with these: out of range, they would reach past it. */
+	if (head >= SERIAL_RX_FIFO || count > SERIAL_RX_FIFO) {
+		state_in_fail(in, "receive FIFO at %u holding %u bytes (it has %d)", head, count,
+			      SERIAL_RX_FIFO);
+		return -1;
+	}
+	pthread_mutex_lock(&uart->lock);
+	uart->ier = regs[0], uart->lcr = regs[1], uart->mcr = regs[2], uart->lsr = regs[3];
+	uart->msr = regs[4], uart->scr = regs[5], uart->dll = regs[6], uart->dlm = regs[7];
+	uart->fcr = regs[8];
+	uart->thr_interrupt_pending = thr;
+	memcpy(uart->rx, rx, sizeof(rx));
+	uart->rx_head = head;
+	uart->rx_count = count;
+	update_irq(uart);
+	pthread_mutex_unlock(&uart->lock);
+	return 0;
+}
+
+static void serial_destroy(void *dev)
+{
+	serial8250_destroy(dev);
+}
+
+const struct device_ops serial8250_device_ops = {
+	.kind = "serial",
+	.save = serial_save,
+	.load = serial_load,
+	.destroy = serial_destroy,
+};

@@ -33,4 +33,7 @@ int serial8250_attach(struct serial8250 *uart, struct bus *pio, uint16_t base);
 unsigned serial8250_receive(struct serial8250 *uart, const uint8_t *buf, unsigned len);
 void serial8250_destroy(struct serial8250 *uart);
 
+/* Its entry in the machine's device table (devices/device.h). */
+extern const struct device_ops serial8250_device_ops;
+
 #endif

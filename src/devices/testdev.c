@@ -1,4 +1,5 @@
 #include "devices/testdev.h"
+#include "devices/device.h"
 
 #include <string.h>
 
@@ -86,3 +87,47 @@ int testdev_attach(struct testdev *dev, struct bus *pio, struct bus *mmio)
 	return bus_register(mmio, TESTDEV_MMIO_BASE, TESTDEV_MMIO_SIZE, mmio_access, dev,
 			    "testdev");
 }
+
+/* --- device interface ------------------------------------------------- */
+
+static int testdev_save(void *dev, struct state_out *out, char *why, size_t whylen)
+{
+	(void)why, (void)whylen;
+	struct testdev *t = dev;
+	pthread_mutex_lock(&t->lock);
+	const uint64_t regs[] = { t->scratch, t->buf_addr, t->buf_len, t->checksum, t->buf_fault,
+				  t->writes };
+	for (size_t i = 0; i < sizeof(regs) / sizeof(regs[0]); i++)
+		state_put_u64(out, regs[i]);
+	pthread_mutex_unlock(&t->lock);
+	return 0;
+}
+
+/* Every register is a guest-written value the device checks where it is
+ * used (the buffer against guest RAM): any value loads. */
+static int testdev_load(void *dev, struct state_in *in)
+{
+	struct testdev *t = dev;
+	uint64_t regs[6];
+	for (size_t i = 0; i < 6; i++)
+		regs[i] = state_get_u64(in);
+	if (state_in_finish(in) < 0)
+		return -1;
+	pthread_mutex_lock(&t->lock);
+	t->scratch = regs[0], t->buf_addr = regs[1], t->buf_len = regs[2];
+	t->checksum = regs[3], t->buf_fault = regs[4], t->writes = regs[5];
+	pthread_mutex_unlock(&t->lock);
+	return 0;
+}
+
+static void testdev_destroy_device(void *dev)
+{
+	testdev_destroy(dev);
+}
+
+const struct device_ops testdev_device_ops = {
+	.kind = "testdev",
+	.save = testdev_save,
+	.load = testdev_load,
+	.destroy = testdev_destroy_device,
+};

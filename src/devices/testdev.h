@@ -23,4 +23,7 @@ void testdev_init(struct testdev *dev, const struct guest_mem *mem,
 int testdev_attach(struct testdev *dev, struct bus *pio, struct bus *mmio);
 void testdev_destroy(struct testdev *dev);
 
+/* Its entry in the machine's device table (devices/device.h). */
+extern const struct device_ops testdev_device_ops;
+
 #endif

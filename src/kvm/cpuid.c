@@ -147,6 +147,13 @@ struct kvm_cpuid2 *cpuid_build(const struct kvm_cpuid2 *supported, enum cpu_mode
 	return c;
 }
 
+void cpuid_offer_tsc_deadline(struct kvm_cpuid2 *table)
+{
+	struct kvm_cpuid_entry2 *e = find(table, 1, 0);
+	if (e)
+		e->ecx |= ECX_TSC_DEADLINE;
+}
+
 int cpuid_apply(const struct kvm_cpuid2 *table, const struct cpu_topology *topo,
 		struct kvm_cpu *cpu)
 {

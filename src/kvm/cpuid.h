@@ -30,6 +30,12 @@ uint32_t cpu_apic_id(const struct cpu_topology *topo, int index);
 struct kvm_cpuid2 *cpuid_build(const struct kvm_cpuid2 *supported, enum cpu_model model,
 			       const struct cpu_topology *topo, const char *backend);
 
+/* Offers the local APIC's TSC-deadline timer mode (leaf 1 ECX bit 24). KVM
+ * emulates it whenever it has KVM_CAP_TSC_DEADLINE_TIMER and the irqchip
+ * is in the kernel, but before Linux 6.14 KVM_GET_SUPPORTED_CPUID leaves
+ * the bit clear and it is the VMM's to set, as QEMU does. */
+void cpuid_offer_tsc_deadline(struct kvm_cpuid2 *table);
+
 /* Sets vCPU cpu's CPUID from the table, with its own APIC ID filled in. */
 int cpuid_apply(const struct kvm_cpuid2 *table, const struct cpu_topology *topo,
 		struct kvm_cpu *cpu);

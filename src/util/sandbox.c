@@ -73,7 +73,8 @@ static const int main_calls[] = {
 	ALLOW(clone3), \
 	ALLOW(execve), ALLOW(wait4), ALLOW(pipe2), ALLOW(dup2), ALLOW(dup3), ALLOW(fcntl), \
 	ALLOW(kill), ALLOW(getppid), ALLOW(uname), ALLOW(prlimit64), ALLOW(getrlimit), \
-	ALLOW(setrlimit), ALLOW(rt_sigaction), ALLOW(ptrace), ALLOW(stat), ALLOW(lstat)
+	ALLOW(setrlimit), ALLOW(rt_sigaction), ALLOW(ptrace), ALLOW(stat), ALLOW(lstat), \
+	ALLOW(gettimeofday) /* ThreadSanitizer's thread start */
 static const int sanitizer_calls[] = { SANITIZER_CALLS };
 #endif
 

@@ -17,6 +17,7 @@
 
 #define VIRTIO_ID_BLOCK 2
 
+#define VIRTIO_BLK_F_SIZE_MAX     (1ULL << 1)
 #define VIRTIO_BLK_F_SEG_MAX      (1ULL << 2)
 #define VIRTIO_BLK_F_RO           (1ULL << 5)
 #define VIRTIO_BLK_F_FLUSH        (1ULL << 9)
@@ -35,8 +36,16 @@
 #define VIRTIO_BLK_S_UNSUPP 2
 
 #define SECTOR 512
-#define SEG_MAX 254                  /* data buffers per request */
-#define MAX_ZERO_SECTORS (1u << 22)  /* 2 GiB per discard/write-zeroes */
+/* What one request may ask for, advertised and enforced: at most SEG_MAX
+ * data buffers of at most SIZE_MAX_BYTES each. A request runs to its end
+ * once started (a reset or a snapshot waits for it), so its size bounds
+ * that wait; without these a chain of 1024 buffers, each as large as guest
+ * RAM, could read about 1024x RAM from a sparse disk in one go. */
+#define SEG_MAX 254
+#define SIZE_MAX_BYTES (1u << 20)
+#define MAX_ZERO_SECTORS (1u << 18)  /* 128 MiB per discard/write-zeroes */
+/* The used ring's length field is 32 bits; a read's length must fit. */
+_Static_assert((uint64_t)SEG_MAX * SIZE_MAX_BYTES < UINT32_MAX, "request length fits the used ring");
 
 struct __attribute__((packed)) blk_config {
 	uint64_t capacity;
@@ -192,6 +201,18 @@ static unsigned iov_slice(const struct iovec *iov, unsigned n, uint64_t skip, ui
 	return k;
 }
 
+/* Does a request's data (as iov_slice gave it) keep to the limits we
+ * advertise: at most SEG_MAX buffers, none over SIZE_MAX_BYTES? */
+static bool within_limits(const struct iovec *data, unsigned n)
+{
+	if (n > SEG_MAX)
+		return false;
+	for (unsigned i = 0; i < n; i++)
+		if (data[i].iov_len > SIZE_MAX_BYTES)
+			return false;
+	return true;
+}
+
 /* Whole-vector I/O at off, retrying short transfers; reads past the end of
  * the file see zeros. */
 static int rw_all(int fd, struct iovec *iov, unsigned n, uint64_t off, bool write)
@@ -311,7 +332,7 @@ uint32_t virtio_blk_request(struct virtio_blk *blk, const struct virtq_chain *c)
 			break;
 		}
 		unsigned n = iov_slice(in, c->n_in, 0, in_data, data);
-		if (rw_all(blk->fd, data, n, h.sector * SECTOR, false) < 0)
+		if (!within_limits(data, n) || rw_all(blk->fd, data, n, h.sector * SECTOR, false) < 0)
 			status = VIRTIO_BLK_S_IOERR;
 		else
 			written = (uint32_t)in_data;
@@ -324,7 +345,7 @@ uint32_t virtio_blk_request(struct virtio_blk *blk, const struct virtq_chain *c)
 			break;
 		}
 		unsigned n = iov_slice(out, c->n_out, sizeof(h), out_data, data);
-		if (rw_all(blk->fd, data, n, h.sector * SECTOR, true) < 0)
+		if (!within_limits(data, n) || rw_all(blk->fd, data, n, h.sector * SECTOR, true) < 0)
 			status = VIRTIO_BLK_S_IOERR;
 		break;
 	}
@@ -373,6 +394,7 @@ static void read_config(struct virtio_dev *vd, uint32_t off, uint8_t *data, uint
 	struct virtio_blk *blk = vd->opaque;
 	struct blk_config c = {
 		.capacity = blk->sectors,
+		.size_max = SIZE_MAX_BYTES,
 		.seg_max = SEG_MAX,
 		.num_queues = 1,
 		.max_discard_sectors = MAX_ZERO_SECTORS,
@@ -385,9 +407,18 @@ static void read_config(struct virtio_dev *vd, uint32_t off, uint8_t *data, uint
 	memcpy(data, (uint8_t *)&c + off, len);
 }
 
+/* The machine's device table destroys the transport, then this. */
+static void release(struct virtio_dev *vd)
+{
+	struct virtio_blk *dev = vd->opaque;
+	virtio_blk_close(dev);
+	free(dev);
+}
+
 static const struct virtio_dev_ops blk_ops = {
 	.read_config = read_config,
 	.queue_notify = queue_notify,
+	.release = release,
 };
 
 int virtio_blk_attach(struct virtio_blk *blk, struct kvm_guest *kvm, const struct guest_mem *mem,
@@ -398,7 +429,7 @@ int virtio_blk_attach(struct virtio_blk *blk, struct kvm_guest *kvm, const struc
 	vd->device_type = VIRTIO_ID_BLOCK;
 	vd->pci_class = 0x018000; /* mass storage, other */
 	vd->features = VIRTIO_F_VERSION_1 | VIRTIO_F_RING_INDIRECT_DESC | VIRTIO_F_RING_EVENT_IDX |
-		       VIRTIO_BLK_F_SEG_MAX | VIRTIO_BLK_F_FLUSH |
+		       VIRTIO_BLK_F_SIZE_MAX | VIRTIO_BLK_F_SEG_MAX | VIRTIO_BLK_F_FLUSH |
 		       (blk->opt.readonly ? VIRTIO_BLK_F_RO
 					  : VIRTIO_BLK_F_DISCARD | VIRTIO_BLK_F_WRITE_ZEROES);
 	vd->config_len = sizeof(struct blk_config);

@@ -269,12 +269,21 @@ static void read_config(struct virtio_dev *vd, uint32_t off, uint8_t *data, uint
 	memcpy(data, config + off, len);
 }
 
+/* The machine's device table destroys the transport, then this. */
+static void release(struct virtio_dev *vd)
+{
+	struct virtio_net *dev = vd->opaque;
+	virtio_net_close(dev);
+	free(dev);
+}
+
 static const struct virtio_dev_ops net_ops = {
 	.read_config = read_config,
 	.queue_notify = queue_notify,
 	.driver_ok = driver_ok,
 	.reset = reset,
 	.poll_ready = poll_ready,
+	.release = release,
 };
 
 int virtio_net_attach(struct virtio_net *net, struct kvm_guest *kvm, const struct guest_mem *mem,

@@ -1,6 +1,7 @@
 #include "virtio/rng.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <sys/random.h>
 
 #define VIRTIO_ID_RNG 4
@@ -37,8 +38,16 @@ static void queue_notify(struct virtio_dev *vd, unsigned q)
 	virtio_serve_queue(vd, q, &rng->chain, fill);
 }
 
+/* The machine's device table destroys the transport, then this. */
+static void release(struct virtio_dev *vd)
+{
+	struct virtio_rng *dev = vd->opaque;
+	free(dev);
+}
+
 static const struct virtio_dev_ops rng_ops = {
 	.queue_notify = queue_notify,
+	.release = release,
 };
 
 int virtio_rng_attach(struct virtio_rng *rng, struct kvm_guest *kvm, const struct guest_mem *mem,

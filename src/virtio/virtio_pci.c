@@ -1,7 +1,9 @@
 #define _GNU_SOURCE
 #include "virtio/virtio_pci.h"
+#include "devices/device.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -43,6 +45,8 @@ bool virtio_negotiated(const struct virtio_dev *vd, uint64_t feature)
 {
 	return (vd->driver_features & feature) == feature;
 }
+
+static void kick(struct virtio_dev *vd, unsigned q);
 
 /* --- MSI-X ------------------------------------------------------------- */
 
@@ -131,15 +135,49 @@ void virtio_serve_queue(struct virtio_dev *vd, unsigned q, struct virtq_chain *c
 {
 	struct virtq *vq = &vd->queues[q].vq;
 	do {
-		int r;
-		while ((r = virtq_pop(vq, chain)) == 1)
-			virtq_push(vq, chain->head, handle(vd, chain));
+		while (!vd->quiesced && !(vd->status & VIRTIO_STATUS_NEEDS_RESET) &&
+		       virtq_pop(vq, chain) == 1) {
+			vd->in_flight = true;
+			pthread_mutex_unlock(&vd->lock);
+			uint32_t written = handle(vd, chain);
+			pthread_mutex_lock(&vd->lock);
+			virtq_push(vq, chain->head, written);
+			vd->in_flight = false;
+			pthread_cond_broadcast(&vd->idle);
+		}
 		virtio_queue_interrupt(vd, q);
-		if (r < 0) {
+		if (vd->quiesced)
+			return; /* virtio_pci_unquiesce() kicks the queue again */
+		if (vq->broken) {
 			virtio_needs_reset(vd);
 			return;
 		}
 	} while (virtq_arm_notify(vq));
+}
+
+/* A request in flight touches guest memory and ends in the used ring:
+ * whoever resets the queues or saves them waits for it. vd->lock held. */
+static void wait_idle(struct virtio_dev *vd)
+{
+	while (vd->in_flight)
+		pthread_cond_wait(&vd->idle, &vd->lock);
+}
+
+void virtio_pci_quiesce(struct virtio_dev *vd)
+{
+	pthread_mutex_lock(&vd->lock);
+	vd->quiesced = true;
+	wait_idle(vd);
+}
+
+void virtio_pci_unquiesce(struct virtio_dev *vd)
+{
+	vd->quiesced = false;
+	/* Kicks that came meanwhile were read and set aside. */
+	for (unsigned q = 0; q < vd->num_queues; q++)
+		if (vd->queues[q].enabled)
+			kick(vd, q);
+	pthread_mutex_unlock(&vd->lock);
 }
 
 void virtio_needs_reset(struct virtio_dev *vd)
@@ -189,6 +227,7 @@ static void kick(struct virtio_dev *vd, unsigned q)
 
 static void reset(struct virtio_dev *vd)
 {
+	wait_idle(vd);
 	if (vd->status && vd->ops->reset)
 		vd->ops->reset(vd);
 	for (unsigned q = 0; q < vd->num_queues; q++) {
@@ -263,7 +302,9 @@ static void set_status(struct virtio_dev *vd, uint8_t value)
 		    !(vd->driver_features & VIRTIO_F_VERSION_1))
 			value &= (uint8_t)~VIRTIO_STATUS_FEATURES_OK;
 	}
-	vd->status = (uint8_t)(value | (old & VIRTIO_STATUS_NEEDS_RESET));
+	/* Only a reset clears status bits (a driver must not, 2.1.1): so the
+	 * features, fixed at FEATURES_OK, stay fixed while requests run. */
+	vd->status = (uint8_t)(value | old);
 	if ((value & VIRTIO_STATUS_DRIVER_OK) && !(old & VIRTIO_STATUS_DRIVER_OK)) {
 		for (unsigned q = 0; q < vd->num_queues; q++)
 			vd->queues[q].vq.event_idx = virtio_negotiated(vd, VIRTIO_F_RING_EVENT_IDX);
@@ -471,8 +512,11 @@ static void *worker(void *arg)
 			if (what == WORKER_STOP)
 				return NULL;
 			pthread_mutex_lock(&vd->lock);
-			bool live = (vd->status & VIRTIO_STATUS_DRIVER_OK) &&
-				    !(vd->status & VIRTIO_STATUS_NEEDS_RESET);
+			/* FEATURES_OK too: the features a request depends on
+			 * are fixed from then on. */
+			uint8_t up = VIRTIO_STATUS_FEATURES_OK | VIRTIO_STATUS_DRIVER_OK;
+			bool live = (vd->status & up) == up &&
+				    !(vd->status & VIRTIO_STATUS_NEEDS_RESET) && !vd->quiesced;
 			if (what == WORKER_POLL) {
 				if (live && vd->ops->poll_ready)
 					vd->ops->poll_ready(vd);
@@ -530,6 +574,7 @@ int virtio_pci_init(struct virtio_dev *vd, struct kvm_guest *kvm, const struct g
 		vd->vectors[i].control = MSIX_ENTRY_MASKED;
 	}
 	pthread_mutex_init(&vd->lock, NULL);
+	pthread_cond_init(&vd->idle, NULL);
 	vd->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
 	vd->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (vd->epoll_fd < 0 || vd->stop_fd < 0 || watch(vd, vd->stop_fd, WORKER_STOP) < 0) {
@@ -599,100 +644,211 @@ void virtio_pci_destroy(struct virtio_dev *vd)
 		close(vd->stop_fd);
 	vd->epoll_fd = vd->stop_fd = -1;
 	pthread_mutex_destroy(&vd->lock);
+	pthread_cond_destroy(&vd->idle);
 }
 
-/* --- snapshots --------------------------------------------------------- */
+/* --- device interface ------------------------------------------------- */
 
-void virtio_pci_save(struct virtio_dev *vd, struct virtio_pci_state *st)
+static int start_device(void *dev)
 {
-	memset(st, 0, sizeof(*st));
-	st->driver_features = vd->driver_features;
-	st->device_feature_select = vd->device_feature_select;
-	st->driver_feature_select = vd->driver_feature_select;
-	st->config_vector = vd->config_vector;
-	st->queue_select = vd->queue_select;
-	st->status = vd->status;
-	st->isr = vd->isr;
-	st->msix_enabled = vd->msix_enabled;
-	st->msix_masked = vd->msix_masked;
+	return virtio_pci_start(dev);
+}
+
+static void quiesce_device(void *dev)
+{
+	virtio_pci_quiesce(dev);
+}
+
+static void unquiesce_device(void *dev)
+{
+	virtio_pci_unquiesce(dev);
+}
+
+/* Quiesced (vd->lock held) by the caller. */
+static int save_device(void *dev, struct state_out *out, char *why, size_t whylen)
+{
+	struct virtio_dev *vd = dev;
+	if (vd->status & VIRTIO_STATUS_NEEDS_RESET) {
+		snprintf(why, whylen, "%s cannot be saved: its driver broke a queue and it needs a reset",
+			 vd->name);
+		return -1;
+	}
+	state_put_u64(out, vd->driver_features);
+	state_put_u32(out, vd->device_feature_select);
+	state_put_u32(out, vd->driver_feature_select);
+	state_put_u16(out, vd->config_vector);
+	state_put_u16(out, vd->queue_select);
+	state_put_u8(out, vd->status);
+	state_put_u8(out, vd->isr);
+	state_put_bool(out, vd->msix_enabled);
+	state_put_bool(out, vd->msix_masked);
+	state_put_u32(out, vd->num_queues);
 	for (unsigned q = 0; q < vd->num_queues; q++) {
 		const struct virtio_queue *vq = &vd->queues[q];
-		st->queues[q].desc = vq->vq.desc_gpa;
-		st->queues[q].avail = vq->vq.avail_gpa;
-		st->queues[q].used = vq->vq.used_gpa;
-		st->queues[q].size = vq->vq.size;
-		st->queues[q].vector = vq->vector;
-		st->queues[q].last_avail = vq->vq.last_avail;
-		st->queues[q].used_idx = vq->vq.used_idx;
-		st->queues[q].signalled_used = vq->vq.signalled_used;
-		st->queues[q].enabled = vq->enabled;
-		st->queues[q].signalled_valid = vq->vq.signalled_valid;
-		st->queues[q].event_idx = vq->vq.event_idx;
+		state_put_u64(out, vq->vq.desc_gpa);
+		state_put_u64(out, vq->vq.avail_gpa);
+		state_put_u64(out, vq->vq.used_gpa);
+		state_put_u16(out, vq->vq.size);
+		state_put_u16(out, vq->vector);
+		state_put_u16(out, vq->vq.last_avail);
+		state_put_u16(out, vq->vq.used_idx);
+		state_put_u16(out, vq->vq.signalled_used);
+		state_put_bool(out, vq->enabled);
+		state_put_bool(out, vq->vq.signalled_valid);
+		state_put_bool(out, vq->vq.event_idx);
 	}
+	state_put_u32(out, vd->num_vectors);
 	for (unsigned i = 0; i < vd->num_vectors; i++) {
 		const struct msix_vector *v = &vd->vectors[i];
-		st->vectors[i].addr_lo = v->addr_lo;
-		st->vectors[i].addr_hi = v->addr_hi;
-		st->vectors[i].data = v->data;
-		st->vectors[i].control = v->control;
-		st->vectors[i].pending = v->pending;
+		state_put_u32(out, v->addr_lo);
+		state_put_u32(out, v->addr_hi);
+		state_put_u32(out, v->data);
+		state_put_u32(out, v->control);
+		state_put_bool(out, v->pending);
 	}
+	return 0;
 }
 
-int virtio_pci_load(struct virtio_dev *vd, const struct virtio_pci_state *st)
+static bool valid_vector(const struct virtio_dev *vd, uint16_t vector)
 {
+	return vector == VIRTIO_NO_VECTOR || vector < vd->num_vectors;
+}
+
+#define KNOWN_STATUS (VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_DRIVER_OK | \
+		      VIRTIO_STATUS_FEATURES_OK | VIRTIO_STATUS_NEEDS_RESET | VIRTIO_STATUS_FAILED)
+
+/* Reads the state into a freshly attached device, before its worker
+ * starts and after the PCI bus restored its configuration space; refuses
+ * any value the transport itself could not have reached. */
+static int load_device(void *dev, struct state_in *in)
+{
+	struct virtio_dev *vd = dev;
+	uint64_t features = state_get_u64(in);
+	uint32_t dev_select = state_get_u32(in), drv_select = state_get_u32(in);
+	uint16_t config_vector = state_get_u16(in), queue_select = state_get_u16(in);
+	uint8_t status = state_get_u8(in), isr = state_get_u8(in);
+	bool msix_enabled = state_get_bool(in), msix_masked = state_get_bool(in);
+	if (!state_in_failed(in) && state_get_u32(in) != vd->num_queues)
+		state_in_fail(in, "queue count differs from this device's %u", vd->num_queues);
+	if (state_in_failed(in))
+		return -1;
+	if (features & ~vd->features)
+		state_in_fail(in, "features 0x%llx this device does not offer",
+			      (unsigned long long)(features & ~vd->features));
+	else if (status & ~KNOWN_STATUS)
+		state_in_fail(in, "unknown status bits 0x%x", status);
+	else if (!valid_vector(vd, config_vector))
+		state_in_fail(in, "configuration vector %u out of range", config_vector);
+	else if (isr > 3)
+		state_in_fail(in, "interrupt status 0x%x", isr);
+	else if (msix_enabled != !!(vd->pci.config[CAP_MSIX + 3] & (MSIX_CTRL_ENABLE >> 8)) ||
+		 msix_masked != !!(vd->pci.config[CAP_MSIX + 3] & (MSIX_CTRL_MASK_ALL >> 8)))
+		state_in_fail(in, "MSI-X state differs from the configuration space's");
+	if (state_in_failed(in))
+		return -1;
+
 	pthread_mutex_lock(&vd->lock);
-	vd->driver_features = st->driver_features & vd->features;
-	vd->device_feature_select = st->device_feature_select;
-	vd->driver_feature_select = st->driver_feature_select;
-	vd->config_vector = st->config_vector < vd->num_vectors ? st->config_vector : VIRTIO_NO_VECTOR;
-	vd->queue_select = st->queue_select;
-	vd->status = st->status;
-	vd->isr = st->isr;
-	vd->msix_enabled = st->msix_enabled;
-	vd->msix_masked = st->msix_masked;
-	for (unsigned i = 0; i < vd->num_vectors; i++) {
-		struct msix_vector *v = &vd->vectors[i];
-		v->addr_lo = st->vectors[i].addr_lo;
-		v->addr_hi = st->vectors[i].addr_hi;
-		v->data = st->vectors[i].data;
-		v->control = st->vectors[i].control & MSIX_ENTRY_MASKED;
-		v->pending = st->vectors[i].pending;
-	}
-	int r = 0;
-	for (unsigned q = 0; q < vd->num_queues; q++) {
+	vd->driver_features = features;
+	vd->device_feature_select = dev_select;
+	vd->driver_feature_select = drv_select;
+	vd->config_vector = config_vector;
+	vd->queue_select = queue_select;
+	vd->status = status;
+	vd->isr = isr;
+	vd->msix_enabled = msix_enabled;
+	vd->msix_masked = msix_masked;
+	bool event_idx = virtio_negotiated(vd, VIRTIO_F_RING_EVENT_IDX);
+	for (unsigned q = 0; q < vd->num_queues && !state_in_failed(in); q++) {
 		struct virtio_queue *vq = &vd->queues[q];
 		virtq_reset(&vq->vq);
-		vq->vq.desc_gpa = st->queues[q].desc;
-		vq->vq.avail_gpa = st->queues[q].avail;
-		vq->vq.used_gpa = st->queues[q].used;
-		vq->vq.size = st->queues[q].size;
-		vq->vector = st->queues[q].vector < vd->num_vectors ? st->queues[q].vector : VIRTIO_NO_VECTOR;
 		vq->enabled = false;
-		if (st->queues[q].enabled) {
-			/* The same checks as when the driver enabled it. */
-			if (virtq_start(&vq->vq, vd->mem) < 0) {
-				log_error("%s: queue %u in the snapshot is not usable", vd->name, q);
-				r = -1;
-				continue;
-			}
-			vq->enabled = true;
-			vq->vq.last_avail = st->queues[q].last_avail;
-			vq->vq.used_idx = st->queues[q].used_idx;
-			vq->vq.signalled_used = st->queues[q].signalled_used;
-			vq->vq.signalled_valid = st->queues[q].signalled_valid;
-			vq->vq.event_idx = st->queues[q].event_idx;
+		vq->vq.desc_gpa = state_get_u64(in);
+		vq->vq.avail_gpa = state_get_u64(in);
+		vq->vq.used_gpa = state_get_u64(in);
+		vq->vq.size = state_get_u16(in);
+		uint16_t vector = state_get_u16(in);
+		uint16_t last_avail = state_get_u16(in), used_idx = state_get_u16(in);
+		uint16_t signalled_used = state_get_u16(in);
+		bool enabled = state_get_bool(in), signalled_valid = state_get_bool(in);
+		bool q_event_idx = state_get_bool(in);
+		if (state_in_failed(in))
+			break;
+		if (!valid_vector(vd, vector)) {
+			state_in_fail(in, "queue %u: vector %u out of range", q, vector);
+			break;
 		}
+		vq->vector = vector;
+		if (!enabled)
+			continue;
+		/* The same checks as when the driver enabled it. */
+		if (vq->vq.size > vd->queue_max || virtq_start(&vq->vq, vd->mem) < 0) {
+			state_in_fail(in, "queue %u: size %u or ring addresses not usable", q, vq->vq.size);
+			break;
+		}
+		if ((status & VIRTIO_STATUS_DRIVER_OK) && q_event_idx != event_idx) {
+			state_in_fail(in, "queue %u: event index use differs from the features", q);
+			break;
+		}
+		vq->enabled = true;
+		vq->vq.last_avail = last_avail;
+		vq->vq.used_idx = used_idx;
+		vq->vq.signalled_used = signalled_used;
+		vq->vq.signalled_valid = signalled_valid;
+		vq->vq.event_idx = q_event_idx;
 	}
-	vd->bar_gpa = pci_bar_address(&vd->pci, 0);
-	rebind_kicks(vd);
-	update_vectors(vd);
-	if ((vd->status & VIRTIO_STATUS_DRIVER_OK) && vd->ops->driver_ok)
-		vd->ops->driver_ok(vd);
-	/* Requests that were queued but not yet seen are picked up now. */
-	for (unsigned q = 0; q < vd->num_queues; q++)
-		if (vd->queues[q].enabled)
-			kick(vd, q);
+	if (!state_in_failed(in) && state_get_u32(in) != vd->num_vectors)
+		state_in_fail(in, "vector count differs from this device's %u", vd->num_vectors);
+	for (unsigned i = 0; i < vd->num_vectors && !state_in_failed(in); i++) {
+		struct msix_vector *v = &vd->vectors[i];
+		v->addr_lo = state_get_u32(in);
+		v->addr_hi = state_get_u32(in);
+		v->data = state_get_u32(in);
+		v->control = state_get_u32(in);
+		v->pending = state_get_bool(in);
+		if (v->control & ~MSIX_ENTRY_MASKED)
+			state_in_fail(in, "vector %u: control 0x%x", i, v->control);
+	}
+	int r = state_in_finish(in);
+	if (r < 0) {
+		reset(vd); /* nothing half-loaded stays */
+	} else {
+		vd->bar_gpa = pci_bar_address(&vd->pci, 0);
+		rebind_kicks(vd);
+		update_vectors(vd);
+		if ((vd->status & VIRTIO_STATUS_DRIVER_OK) && vd->ops->driver_ok)
+			vd->ops->driver_ok(vd);
+		/* Requests that were queued but not yet seen are picked up now. */
+		for (unsigned q = 0; q < vd->num_queues; q++)
+			if (vd->queues[q].enabled)
+				kick(vd, q);
+	}
 	pthread_mutex_unlock(&vd->lock);
 	return r;
+}
+
+static void destroy_device(void *dev)
+{
+	struct virtio_dev *vd = dev;
+	virtio_pci_destroy(vd);
+	if (vd->ops->release)
+		vd->ops->release(vd);
+}
+
+#define VIRTIO_DEVICE_OPS(name) { .kind = name, .start = start_device, \
+	.quiesce = quiesce_device, .unquiesce = unquiesce_device, .save = save_device, \
+	.load = load_device, .destroy = destroy_device }
+
+static const struct device_ops blk_device = VIRTIO_DEVICE_OPS("virtio-blk");
+static const struct device_ops net_device = VIRTIO_DEVICE_OPS("virtio-net");
+static const struct device_ops rng_device = VIRTIO_DEVICE_OPS("virtio-rng");
+static const struct device_ops other_device = VIRTIO_DEVICE_OPS("virtio");
+
+const struct device_ops *virtio_pci_device_ops(const struct virtio_dev *vd)
+{
+	switch (vd->device_type) {
+	case 2: return &blk_device;
+	case 1: return &net_device;
+	case 4: return &rng_device;
+	default: return &other_device;
+	}
 }

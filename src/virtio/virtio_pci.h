@@ -39,7 +39,8 @@ struct virtio_dev_ops {
 	/* Reads the device-specific configuration (5.x); offset + len lies
 	 * inside config_len. */
 	void (*read_config)(struct virtio_dev *vd, uint32_t offset, uint8_t *data, uint32_t len);
-	/* Queue q was notified; worker thread, vd->lock held. */
+	/* Queue q was notified; worker thread, vd->lock held (see
+	 * virtio_serve_queue for the request handlers, which run without it). */
 	void (*queue_notify)(struct virtio_dev *vd, unsigned q);
 	/* The driver set DRIVER_OK with these features; vd->lock held. */
 	void (*driver_ok)(struct virtio_dev *vd);
@@ -47,6 +48,8 @@ struct virtio_dev_ops {
 	void (*reset)(struct virtio_dev *vd);
 	/* The poll fd (virtio_set_poll_fd) is readable; worker, vd->lock held. */
 	void (*poll_ready)(struct virtio_dev *vd);
+	/* The transport is gone: close the backend and free the model. */
+	void (*release)(struct virtio_dev *vd);
 };
 
 struct virtio_queue {
@@ -80,7 +83,14 @@ struct virtio_dev {
 	struct kvm_guest *kvm;
 	const struct guest_mem *mem;
 	struct pci_device pci;
+	/* Guards the transport and queue state. It is never held across a
+	 * request's I/O (which may block on a slow disk for as long as the
+	 * host likes): a vCPU's register access, a pause or a snapshot must
+	 * not wait for that. */
 	pthread_mutex_t lock;
+	bool in_flight;      /* the worker runs a request's handler, unlocked */
+	bool quiesced;       /* no new request may start (virtio_pci_quiesce) */
+	pthread_cond_t idle; /* in_flight went false */
 	uint32_t device_feature_select, driver_feature_select;
 	uint64_t driver_features;
 	uint16_t config_vector;
@@ -100,31 +110,23 @@ struct virtio_dev {
 	bool poll_armed;
 };
 
-/* The transport's state in a snapshot: plain data, no host pointers. */
-struct virtio_pci_state {
-	uint64_t driver_features;
-	uint32_t device_feature_select, driver_feature_select;
-	uint16_t config_vector, queue_select;
-	uint8_t status, isr, msix_enabled, msix_masked;
-	struct {
-		uint64_t desc, avail, used;
-		uint16_t size, vector, last_avail, used_idx, signalled_used;
-		uint8_t enabled, signalled_valid, event_idx;
-	} queues[VIRTIO_MAX_QUEUES];
-	struct {
-		uint32_t addr_lo, addr_hi, data, control;
-		uint8_t pending;
-	} vectors[VIRTIO_MAX_QUEUES + 1];
-};
-
-/* vd->lock held by the caller for save; load runs before the worker starts
- * and after the PCI configuration space is restored. */
-void virtio_pci_save(struct virtio_dev *vd, struct virtio_pci_state *st);
-int virtio_pci_load(struct virtio_dev *vd, const struct virtio_pci_state *st);
+/* The device's entry in the machine's device table (devices/device.h),
+ * whose dev pointer is vd: start, quiesce, save and a validated load of
+ * the transport's state, and destroy (virtio_pci_destroy, then the
+ * model's release). The kind follows the device type. */
+struct device_ops;
+const struct device_ops *virtio_pci_device_ops(const struct virtio_dev *vd);
 
 /* Puts the device on the PCI bus and creates its eventfds. */
 int virtio_pci_init(struct virtio_dev *vd, struct kvm_guest *kvm, const struct guest_mem *mem,
 		    struct pci_bus *pci);
+/* Lets the request in flight finish, stops new ones from starting, and
+ * returns with vd->lock held: the device's state and the guest memory it
+ * writes are still until virtio_pci_unquiesce(), which lets it go on
+ * (requests queued meanwhile are picked up) and releases the lock. For
+ * snapshots, with every vCPU paused. */
+void virtio_pci_quiesce(struct virtio_dev *vd);
+void virtio_pci_unquiesce(struct virtio_dev *vd);
 /* Starts the worker thread. */
 int virtio_pci_start(struct virtio_dev *vd);
 /* Stops the worker and releases KVM bindings and fds. */
@@ -138,7 +140,10 @@ void virtio_queue_interrupt(struct virtio_dev *vd, unsigned q);
  * to handle, which returns the bytes it wrote into the chain; interrupts
  * follow the ring's suppression; a broken queue marks the device as needing
  * a reset. The loop every request/response device (blk, rng, net's TX)
- * shares. */
+ * shares. Called with vd->lock held; handle runs with it released (and
+ * vd->in_flight set), so it may only touch the chain's buffers and the
+ * device's own backend, not transport or queue state. A reset or a
+ * quiesce waits for it. */
 void virtio_serve_queue(struct virtio_dev *vd, unsigned q, struct virtq_chain *chain,
 			uint32_t (*handle)(struct virtio_dev *vd, struct virtq_chain *chain));
 /* Marks the device as needing a reset (a broken queue) and tells the driver. */

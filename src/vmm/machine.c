@@ -80,7 +80,14 @@ static void set_irq(void *ctx, int irq, int level)
 	kvm_guest_irq_line(&m->kvm, (uint32_t)irq, level);
 }
 
-/* virtio devices, in PCI slot order: disks, NICs, then the RNG. */
+static int add_virtio(struct machine *m, struct virtio_dev *vd)
+{
+	return device_table_add(&m->devices, virtio_pci_device_ops(vd), vd, vd->name);
+}
+
+/* virtio devices, in PCI slot order: disks, NICs, then the RNG. Each goes
+ * into the device table once attached; one that fails on the way is
+ * released here. */
 static int create_virtio_devices(struct machine *m)
 {
 	const struct machine_config *config = &m->config;
@@ -91,10 +98,17 @@ static int create_virtio_devices(struct machine *m)
 			return -1;
 		}
 		blk->fd = -1;
-		m->disks[i] = blk;
-		if (virtio_blk_open(blk, &config->disks[i]) < 0 ||
-		    virtio_blk_attach(blk, &m->kvm, &m->mem, &m->pci) < 0)
+		if (virtio_blk_open(blk, &config->disks[i]) < 0) {
+			free(blk);
 			return -1;
+		}
+		if (virtio_blk_attach(blk, &m->kvm, &m->mem, &m->pci) < 0 || add_virtio(m, &blk->vdev) < 0) {
+			virtio_pci_destroy(&blk->vdev);
+			virtio_blk_close(blk);
+			free(blk);
+			return -1;
+		}
+		m->disks[i] = blk;
 	}
 	for (int i = 0; i < config->nnics; i++) {
 		struct virtio_net *net = calloc(1, sizeof(*net));
@@ -103,64 +117,32 @@ static int create_virtio_devices(struct machine *m)
 			return -1;
 		}
 		net->tap_fd = -1;
-		m->nics[i] = net;
-		if (virtio_net_open(net, &config->nics[i]) < 0 ||
-		    virtio_net_attach(net, &m->kvm, &m->mem, &m->pci) < 0)
+		if (virtio_net_open(net, &config->nics[i]) < 0) {
+			free(net);
 			return -1;
+		}
+		if (virtio_net_attach(net, &m->kvm, &m->mem, &m->pci) < 0 || add_virtio(m, &net->vdev) < 0) {
+			virtio_pci_destroy(&net->vdev);
+			virtio_net_close(net);
+			free(net);
+			return -1;
+		}
+		m->nics[i] = net;
 	}
 	if (config->rng) {
-		m->rng = calloc(1, sizeof(*m->rng));
-		if (!m->rng) {
+		struct virtio_rng *rng = calloc(1, sizeof(*rng));
+		if (!rng) {
 			log_error("out of memory for the RNG");
 			return -1;
 		}
-		if (virtio_rng_attach(m->rng, &m->kvm, &m->mem, &m->pci) < 0)
+		if (virtio_rng_attach(rng, &m->kvm, &m->mem, &m->pci) < 0 || add_virtio(m, &rng->vdev) < 0) {
+			virtio_pci_destroy(&rng->vdev);
+			free(rng);
 			return -1;
+		}
+		m->rng = rng;
 	}
 	return 0;
-}
-
-/* Calls fn on every virtio transport the machine has set up. */
-static void for_each_virtio(struct machine *m, void (*fn)(struct virtio_dev *))
-{
-	for (int i = 0; i < MACHINE_MAX_DISKS; i++)
-		if (m->disks[i] && m->disks[i]->vdev.ops)
-			fn(&m->disks[i]->vdev);
-	for (int i = 0; i < MACHINE_MAX_NICS; i++)
-		if (m->nics[i] && m->nics[i]->vdev.ops)
-			fn(&m->nics[i]->vdev);
-	if (m->rng && m->rng->vdev.ops)
-		fn(&m->rng->vdev);
-}
-
-static int start_virtio(struct machine *m)
-{
-	for (int i = 0; i < m->config.ndisks; i++)
-		if (virtio_pci_start(&m->disks[i]->vdev) < 0)
-			return -1;
-	for (int i = 0; i < m->config.nnics; i++)
-		if (virtio_pci_start(&m->nics[i]->vdev) < 0)
-			return -1;
-	return m->rng ? virtio_pci_start(&m->rng->vdev) : 0;
-}
-
-static void destroy_virtio(struct machine *m)
-{
-	for_each_virtio(m, virtio_pci_destroy);
-	for (int i = 0; i < MACHINE_MAX_DISKS; i++) {
-		if (m->disks[i])
-			virtio_blk_close(m->disks[i]);
-		free(m->disks[i]);
-		m->disks[i] = NULL;
-	}
-	for (int i = 0; i < MACHINE_MAX_NICS; i++) {
-		if (m->nics[i])
-			virtio_net_close(m->nics[i]);
-		free(m->nics[i]);
-		m->nics[i] = NULL;
-	}
-	free(m->rng);
-	m->rng = NULL;
 }
 
 static void set_sci(void *ctx, int level)
@@ -168,21 +150,32 @@ static void set_sci(void *ctx, int level)
 	set_irq(ctx, ACPI_SCI_IRQ, level);
 }
 
+/* The PC platform, then the virtio devices. The PCI bus comes first in the
+ * device table: its configuration spaces are restored before the devices
+ * behind them. */
 static int create_devices(struct machine *m)
 {
 	bus_init(&m->pio, "port");
 	bus_init(&m->mmio, "MMIO");
+	pci_bus_init(&m->pci);
 	serial8250_init(&m->com1, m->config.console_fd, SERIAL_COM1_IRQ, set_irq, m);
 	acpi_pm_init(&m->pm, ACPI_S5_SLP_TYP, pm_event, set_sci, m);
 	rtc_init(&m->rtc);
-	pci_bus_init(&m->pci);
+	struct device_table *t = &m->devices;
+	if (device_table_add(t, &pci_bus_device_ops, &m->pci, "PCI bus") < 0 ||
+	    device_table_add(t, &serial8250_device_ops, &m->com1, "COM1") < 0 ||
+	    device_table_add(t, &acpi_pm_device_ops, &m->pm, "ACPI PM") < 0 ||
+	    device_table_add(t, &rtc_device_ops, &m->rtc, "RTC") < 0)
+		return -1;
 	if (pci_bus_attach(&m->pci, &m->pio, &m->mmio) < 0 ||
-	    serial8250_attach(&m->com1, &m->pio, SERIAL_COM1_BASE) < 0 || acpi_pm_attach(&m->pm, &m->pio) < 0 || i8042_attach(&m->kbc, &m->pio, kbc_reset, m) < 0 ||
+	    serial8250_attach(&m->com1, &m->pio, SERIAL_COM1_BASE) < 0 ||
+	    acpi_pm_attach(&m->pm, &m->pio) < 0 || i8042_attach(&m->kbc, &m->pio, kbc_reset, m) < 0 ||
 	    rtc_attach(&m->rtc, &m->pio) < 0)
 		return -1;
 	if (m->config.test_device) {
 		testdev_init(&m->testdev, &m->mem, testdev_exit, m);
-		if (testdev_attach(&m->testdev, &m->pio, &m->mmio) < 0)
+		if (device_table_add(t, &testdev_device_ops, &m->testdev, "test device") < 0 ||
+		    testdev_attach(&m->testdev, &m->pio, &m->mmio) < 0)
 			return -1;
 	}
 	return create_virtio_devices(m);
@@ -197,6 +190,8 @@ static int create_vcpus(struct machine *m, const struct kvm_cpuid2 *supported)
 	if (!cpuid)
 		return -1;
 	nested_apply(cpuid, supported, config->nested);
+	if (kvm_host_cap(&m->host, KVM_CAP_TSC_DEADLINE_TIMER) > 0)
+		cpuid_offer_tsc_deadline(cpuid);
 	m->vcpus = calloc((size_t)config->ncpus, sizeof(*m->vcpus));
 	if (!m->vcpus) {
 		log_error("out of memory for %d vCPUs", config->ncpus);
@@ -349,7 +344,7 @@ int machine_run(struct machine *m)
 		return MACHINE_EXIT_ERROR;
 	}
 
-	if (sandbox_check() < 0 || start_virtio(m) < 0)
+	if (sandbox_check() < 0 || device_table_start(&m->devices) < 0)
 		machine_request_stop(m, MACHINE_EXIT_ERROR);
 	if (m->config.api_socket && control_open(&m->control, m->config.api_socket) < 0)
 		machine_request_stop(m, MACHINE_EXIT_ERROR);
@@ -430,13 +425,10 @@ void machine_destroy(struct machine *m)
 		m->vcpus = NULL;
 	}
 	control_close(&m->control);
-	destroy_virtio(m);
-	if (m->config.test_device)
-		testdev_destroy(&m->testdev);
-	serial8250_destroy(&m->com1);
-	acpi_pm_destroy(&m->pm);
-	rtc_destroy(&m->rtc);
-	pci_bus_destroy(&m->pci);
+	device_table_destroy(&m->devices);
+	memset(m->disks, 0, sizeof(m->disks));
+	memset(m->nics, 0, sizeof(m->nics));
+	m->rng = NULL;
 	bus_free(&m->pio);
 	bus_free(&m->mmio);
 	kvm_guest_close(&m->kvm);

@@ -11,6 +11,7 @@
 #include "boot/boot.h"
 #include "devices/acpi_pm.h"
 #include "devices/bus.h"
+#include "devices/device.h"
 #include "devices/i8042.h"
 #include "devices/pci.h"
 #include "devices/rtc.h"
@@ -75,6 +76,10 @@ struct machine {
 	struct pci_bus pci;
 	struct rtc rtc;
 	struct testdev testdev;
+	/* Every stateful device, in the order built: what starts, quiesces,
+	 * saves, loads and destroys them (devices/device.h). The pointers
+	 * below name some of the same devices for their configuration. */
+	struct device_table devices;
 	struct virtio_blk *disks[MACHINE_MAX_DISKS];
 	struct virtio_net *nics[MACHINE_MAX_NICS];
 	struct virtio_rng *rng;

@@ -17,202 +17,82 @@
 #include "util/hash.h"
 #include "util/log.h"
 #include "vmm/machine.h"
+#include "vmm/snapshot_cpu.h"
 #include "vmm/snapshot_dir.h"
+#include "vmm/snapshot_format.h"
 #include "vmm/snapshot_memory.h"
 #include "vmm/snapshot_trust.h"
 #include "util/file.h"
 
-#define STATE_MAGIC "NVMSNAP1"
+/* --- devices ------------------------------------------------------------ */
 
-enum tag {
-	T_REGS = 1, T_SREGS, T_XSAVE, T_XCRS, T_MSRS, T_LAPIC, T_EVENTS, T_MPSTATE,
-	T_DEBUGREGS, T_NESTED,
-	T_IRQCHIP = 20, T_PIT2, T_CLOCK,
-	T_SERIAL = 30, T_RTC, T_ACPI_PM, T_PCI_ADDRESS, T_PCI_CONFIG, T_VIRTIO, T_TESTDEV,
-};
-
-struct record_header {
-	uint32_t tag, index;
-	uint64_t len;
-};
-
-/* --- writing -------------------------------------------------------------- */
-
-struct writer {
-	FILE *f;
-	uint64_t hash, bytes;
-	bool failed;
-	char *why;
-	size_t whylen;
-};
-
-static void fail(struct writer *w, const char *fmt, ...)
+/* Each device of the machine's table as one record: its kind, then what
+ * its own save wrote. Devices are quiesced by the caller. */
+static void save_devices(struct state_writer *w, struct machine *m)
 {
-	if (w->failed)
-		return;
-	w->failed = true;
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(w->why, w->whylen, fmt, ap);
-	va_end(ap);
-}
-
-static void put(struct writer *w, uint32_t tag, uint32_t index, const void *data, uint64_t len)
-{
-	if (w->failed)
-		return;
-	struct record_header h = { tag, index, len };
-	if (fwrite(&h, sizeof(h), 1, w->f) != 1 || (len && fwrite(data, len, 1, w->f) != 1)) {
-		fail(w, "writing state.bin: %s", strerror(errno));
-		return;
-	}
-	w->hash = fnv1a64_update(fnv1a64_update(w->hash, &h, sizeof(h)), data, len);
-	w->bytes += sizeof(h) + len;
-}
-
-/* One vCPU, read with KVM's GET ioctls. */
-static void save_vcpu(struct writer *w, struct machine *m, struct kvm_cpu *cpu, void *buf,
-		      size_t bufsize)
-{
-	uint32_t i = (uint32_t)cpu->index;
-	struct kvm_host *host = &m->host;
-#define GET(req, tag, size) \
-	do { \
-		if (!w->failed && kvm_cpu_ioctl(cpu, req, buf, #req) < 0) \
-			fail(w, "vCPU %u: " #req " failed", i); \
-		put(w, tag, i, buf, size); \
-	} while (0)
-	GET(KVM_GET_REGS, T_REGS, sizeof(struct kvm_regs));
-	GET(KVM_GET_SREGS, T_SREGS, sizeof(struct kvm_sregs));
-	int xsave_size = kvm_host_cap(host, KVM_CAP_XSAVE2);
-	if (xsave_size < (int)sizeof(struct kvm_xsave))
-		xsave_size = sizeof(struct kvm_xsave);
-	memset(buf, 0, (size_t)xsave_size);
-	GET(kvm_host_cap(host, KVM_CAP_XSAVE2) ? KVM_GET_XSAVE2 : KVM_GET_XSAVE, T_XSAVE,
-	    (uint64_t)xsave_size);
-	if (kvm_host_cap(host, KVM_CAP_XCRS))
-		GET(KVM_GET_XCRS, T_XCRS, sizeof(struct kvm_xcrs));
-
-	/* MSRs: every one KVM lists as saveable that this vCPU can read. */
-	struct kvm_msr_list *list = kvm_host_msr_index_list(host);
-	struct kvm_msrs *msrs = list ? calloc(1, sizeof(*msrs) + list->nmsrs * sizeof(struct kvm_msr_entry))
-				     : NULL;
-	if (!msrs) {
-		fail(w, "cannot list the vCPU's MSRs");
-	} else {
-		for (uint32_t k = 0; k < list->nmsrs; k++) {
-			uint64_t value;
-			if (kvm_cpu_get_msr(cpu, list->indices[k], &value) == 0)
-				msrs->entries[msrs->nmsrs++] =
-					(struct kvm_msr_entry){ .index = list->indices[k], .data = value };
-		}
-		put(w, T_MSRS, i, msrs, sizeof(*msrs) + msrs->nmsrs * sizeof(struct kvm_msr_entry));
-	}
-	free(list);
-	free(msrs);
-
-	GET(KVM_GET_LAPIC, T_LAPIC, sizeof(struct kvm_lapic_state));
-	GET(KVM_GET_VCPU_EVENTS, T_EVENTS, sizeof(struct kvm_vcpu_events));
-	GET(KVM_GET_MP_STATE, T_MPSTATE, sizeof(struct kvm_mp_state));
-	GET(KVM_GET_DEBUGREGS, T_DEBUGREGS, sizeof(struct kvm_debugregs));
-	int nested = kvm_host_cap(host, KVM_CAP_NESTED_STATE);
-	if (nested > 0 && (size_t)nested <= bufsize) {
-		struct kvm_nested_state *ns = buf;
-		memset(ns, 0, (size_t)nested);
-		ns->size = (uint32_t)nested;
-		GET(KVM_GET_NESTED_STATE, T_NESTED, ns->size);
-	}
-#undef GET
-}
-
-static void save_vm(struct writer *w, struct machine *m)
-{
-	for (uint32_t chip = 0; chip < 3; chip++) {
-		struct kvm_irqchip ic = { .chip_id = chip };
-		if (!w->failed && kvm_guest_ioctl(&m->kvm, KVM_GET_IRQCHIP, &ic, "KVM_GET_IRQCHIP") < 0)
-			fail(w, "KVM_GET_IRQCHIP failed");
-		put(w, T_IRQCHIP, chip, &ic, sizeof(ic));
-	}
-	struct kvm_pit_state2 pit;
-	if (!w->failed && kvm_guest_ioctl(&m->kvm, KVM_GET_PIT2, &pit, "KVM_GET_PIT2") < 0)
-		fail(w, "KVM_GET_PIT2 failed");
-	put(w, T_PIT2, 0, &pit, sizeof(pit));
-	struct kvm_clock_data clock = { 0 };
-	if (!w->failed && kvm_guest_ioctl(&m->kvm, KVM_GET_CLOCK, &clock, "KVM_GET_CLOCK") < 0)
-		fail(w, "KVM_GET_CLOCK failed");
-	clock.flags = 0; /* restore the guest's clock value, not a host time */
-	put(w, T_CLOCK, 0, &clock, sizeof(clock));
-}
-
-/* Plain-data tails of the device structures: from field first to the end
- * of field last. */
-#define RANGE(obj, first, last) \
-	(const uint8_t *)&(obj)->first, \
-	(offsetof(__typeof__(*(obj)), last) + sizeof((obj)->last) - offsetof(__typeof__(*(obj)), first))
-
-static struct virtio_dev *virtio_at(struct machine *m, int k)
-{
-	if (k < m->config.ndisks)
-		return &m->disks[k]->vdev;
-	k -= m->config.ndisks;
-	if (k < m->config.nnics)
-		return &m->nics[k]->vdev;
-	k -= m->config.nnics; /* (once forgotten: with a NIC the RNG was never saved) */
-	return k == 0 && m->rng ? &m->rng->vdev : NULL;
-}
-
-static void save_devices(struct writer *w, struct machine *m)
-{
-	pthread_mutex_lock(&m->com1.lock);
-	put(w, T_SERIAL, 0, RANGE(&m->com1, ier, rx_count));
-	pthread_mutex_unlock(&m->com1.lock);
-	pthread_mutex_lock(&m->rtc.lock);
-	put(w, T_RTC, 0, RANGE(&m->rtc, index, cmos));
-	pthread_mutex_unlock(&m->rtc.lock);
-	pthread_mutex_lock(&m->pm.lock);
-	put(w, T_ACPI_PM, 0, RANGE(&m->pm, sts, sci_level));
-	pthread_mutex_unlock(&m->pm.lock);
-	if (m->config.test_device) {
-		pthread_mutex_lock(&m->testdev.lock);
-		put(w, T_TESTDEV, 0, RANGE(&m->testdev, scratch, writes));
-		pthread_mutex_unlock(&m->testdev.lock);
-	}
-	/* The PCI bus and virtio device locks are held by snapshot_save(). */
-	put(w, T_PCI_ADDRESS, 0, &m->pci.address, sizeof(m->pci.address));
-	for (uint32_t s = 1; s < PCI_SLOTS; s++)
-		if (m->pci.slots[s])
-			put(w, T_PCI_CONFIG, s, m->pci.slots[s]->config, 256);
-	struct virtio_dev *vd;
-	for (int k = 0; (vd = virtio_at(m, k)); k++) {
-		if (vd->status & VIRTIO_STATUS_NEEDS_RESET)
-			fail(w, "%s cannot be saved: its driver broke a queue and it needs a reset",
-			     vd->name);
-		struct virtio_pci_state st;
-		virtio_pci_save(vd, &st);
-		put(w, T_VIRTIO, (uint32_t)k, &st, sizeof(st));
+	for (int i = 0; i < m->devices.n && !w->failed; i++) {
+		const struct device *d = &m->devices.devices[i];
+		if (!d->ops->save)
+			continue;
+		struct state_out out = { 0 };
+		size_t kind_len = strlen(d->ops->kind);
+		state_put_u8(&out, (uint8_t)kind_len);
+		state_put_bytes(&out, d->ops->kind, kind_len);
+		if (d->ops->save(d->dev, &out, w->why, w->whylen) < 0)
+			w->failed = true;
+		else if (out.failed)
+			state_writer_fail(w, "out of memory saving %s", d->name);
+		state_put_record(w, T_DEVICE, (uint32_t)i, out.buf, out.len);
+		state_out_free(&out);
 	}
 }
 
 /* Device workers must not touch guest memory or queue state while the
- * snapshot is taken (a frame arriving on a tap would): hold the bus lock,
- * then every device's lock, as the vCPU paths do. A worker in the middle
- * of a request finishes it first. */
+ * snapshot is taken (a frame arriving on a tap would): each is quiesced,
+ * with its request in flight finished. The vCPUs are paused, so nothing
+ * else drives a device meanwhile. */
 static void quiesce_devices(struct machine *m, bool hold)
 {
-	struct virtio_dev *vd;
 	if (hold)
-		pthread_mutex_lock(&m->pci.lock);
-	for (int k = 0; (vd = virtio_at(m, k)); k++) {
-		if (hold)
-			pthread_mutex_lock(&vd->lock);
-		else
-			pthread_mutex_unlock(&vd->lock);
-	}
-	if (!hold)
-		pthread_mutex_unlock(&m->pci.lock);
+		device_table_quiesce(&m->devices);
+	else
+		device_table_unquiesce(&m->devices);
 }
 
-static json_object *config_json(struct machine *m, struct writer *w)
+/* Loads each device's record into the freshly built machine, in table
+ * order (the PCI bus before the devices behind it). */
+static int restore_devices(struct machine *m, const char *dir, const struct state_records *recs)
+{
+	for (int i = 0; i < m->devices.n; i++) {
+		const struct device *d = &m->devices.devices[i];
+		if (!d->ops->load)
+			continue;
+		const struct state_record *r = state_find(recs, T_DEVICE, (uint32_t)i);
+		if (!r) {
+			log_error("snapshot %s: state.bin is corrupted (no record for %s)", dir, d->name);
+			return -1;
+		}
+		struct state_in in;
+		state_in_init(&in, r->data, r->len);
+		uint8_t kind_len = state_get_u8(&in);
+		char kind[256] = "";
+		state_get_bytes(&in, kind, kind_len);
+		if (state_in_failed(&in) || strcmp(kind, d->ops->kind)) {
+			log_error("snapshot %s: state.bin is corrupted (device %d is not a %s, as %s is)",
+				  dir, i, d->ops->kind, d->name);
+			return -1;
+		}
+		state_in_init(&in, r->data + 1 + kind_len, r->len - 1 - kind_len);
+		if (d->ops->load(d->dev, &in) < 0) {
+			log_error("snapshot %s: state.bin is corrupted (%s: %s)", dir, d->name,
+				  in.why[0] ? in.why : "refused");
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static json_object *config_json(struct machine *m, struct state_writer *w)
 {
 	const struct machine_config *c = &m->config;
 	json_object *o = json_object_new_object();
@@ -232,9 +112,9 @@ static json_object *config_json(struct machine *m, struct writer *w)
 		/* Flush first: the fingerprint is of what the image holds, and a
 		 * snapshot is only as durable as its disks. */
 		if (!c->disks[i].readonly && fdatasync(m->disks[i]->fd) < 0)
-			fail(w, "--disk %s: flush failed: %s", p, strerror(errno));
+			state_writer_fail(w, "--disk %s: flush failed: %s", p, strerror(errno));
 		if (snapshot_disk_fingerprint(p, &size, &fp) < 0)
-			fail(w, "--disk %s: cannot read it for its fingerprint", p);
+			state_writer_fail(w, "--disk %s: cannot read it for its fingerprint", p);
 		char hex[17];
 		snprintf(hex, sizeof(hex), "%016llx", (unsigned long long)fp);
 		json_object_object_add(d, "path", json_object_new_string(p));
@@ -268,7 +148,7 @@ static json_object *hex64(uint64_t v)
 
 int snapshot_save(struct machine *m, const char *target, uint64_t *bytes, char *why, size_t whylen)
 {
-	struct writer w = { .hash = FNV1A64_SEED, .why = why, .whylen = whylen };
+	struct state_writer w = { .hash = FNV1A64_SEED, .why = why, .whylen = whylen };
 	/* Everything goes into a work directory beside target first: a failed
 	 * or interrupted save leaves the snapshot that was there untouched. */
 	char dir[PATH_MAX];
@@ -282,25 +162,21 @@ int snapshot_save(struct machine *m, const char *target, uint64_t *bytes, char *
 		snapshot_dir_abort(dir);
 		return -1;
 	}
-	char header[16] = STATE_MAGIC;
-	uint32_t version = SNAPSHOT_VERSION;
-	memcpy(header + 8, &version, 4);
-	fwrite(header, sizeof(header), 1, w.f);
-	w.hash = fnv1a64_update(w.hash, header, sizeof(header));
+	state_write_header(&w, SNAPSHOT_VERSION);
 	size_t bufsize = 1 << 20;
 	void *buf = calloc(1, bufsize);
 	if (!buf)
-		fail(&w, "out of memory");
+		state_writer_fail(&w, "out of memory");
 	quiesce_devices(m, true);
-	save_vm(&w, m);
+	snapshot_save_vm(&w, &m->kvm);
 	for (int i = 0; i < m->config.ncpus && !w.failed; i++)
-		save_vcpu(&w, m, &m->vcpus[i].cpu, buf, bufsize);
+		snapshot_save_vcpu(&w, &m->host, &m->vcpus[i].cpu, buf, bufsize);
 	save_devices(&w, m);
 	free(buf);
 	if (fflush(w.f) != 0 || fsync(fileno(w.f)) < 0)
-		fail(&w, "%s: %s", path, strerror(errno));
+		state_writer_fail(&w, "%s: %s", path, strerror(errno));
 	fclose(w.f);
-	uint64_t state_hash = w.hash, state_bytes = w.bytes + sizeof(header);
+	uint64_t state_hash = w.hash, state_bytes = w.bytes;
 
 	uint64_t mem_hash = 0, mem_bytes = 0;
 	snprintf(path, sizeof(path), "%s/memory.bin", dir);
@@ -467,6 +343,13 @@ int snapshot_read_config(const char *dir, bool force, bool trust, struct machine
 	c->ncpus = json_object_get_int(cpus);
 	json_object *v;
 	c->cores_per_socket = (v = member(mc, "cores_per_socket", json_type_int)) ? json_object_get_int(v) : 0;
+	/* The CPUID topology shifts by its bit width: bounded like --cores-per-socket. */
+	if (c->cores_per_socket < 0 || c->cores_per_socket > c->ncpus) {
+		log_error("snapshot %s: manifest.json is corrupted (cores_per_socket %d with %d vCPUs)",
+			  dir, c->cores_per_socket, c->ncpus);
+		json_object_put(man);
+		return -1;
+	}
 	c->cpu_model = (v = member(mc, "cpu_model", json_type_string)) &&
 				       !strcmp(json_object_get_string(v), "compat")
 			       ? CPU_MODEL_COMPAT : CPU_MODEL_HOST;
@@ -555,228 +438,6 @@ static int restore_memory(struct machine *m, const char *dir, json_object *memin
 	return r;
 }
 
-struct record {
-	uint32_t tag, index;
-	uint64_t len;
-	const uint8_t *data;
-};
-
-static const struct record *find(const struct record *recs, size_t n, uint32_t tag, uint32_t index)
-{
-	for (size_t i = 0; i < n; i++)
-		if (recs[i].tag == tag && recs[i].index == index)
-			return &recs[i];
-	return NULL;
-}
-
-/* Copies a record of exactly len bytes into dst; a missing or wrongly
- * sized record means a corrupted snapshot. */
-static int take(const char *dir, const struct record *r, void *dst, uint64_t len, const char *what)
-{
-	if (!r || r->len != len) {
-		log_error("snapshot %s: state.bin is corrupted (%s %s)", dir, what,
-			  r ? "has the wrong size" : "is missing");
-		return -1;
-	}
-	memcpy(dst, r->data, len);
-	return 0;
-}
-
-#ifndef MSR_IA32_TSC_DEADLINE
-#define MSR_IA32_TSC_DEADLINE 0x6e0
-#endif
-
-/* KVM_SET_MSRS stops at the first MSR it refuses and says how many it
- * set: each refused one is named and skipped, and the rest still go in
- * (a snapshot from a host whose KVM knew more MSRs restores all it can). */
-static int restore_msrs(struct kvm_cpu *cpu, const struct kvm_msr_entry *entries, uint32_t n)
-{
-	struct kvm_msrs *batch = malloc(sizeof(*batch) + (n ? n : 1) * sizeof(entries[0]));
-	if (!batch)
-		return -1;
-	int r = 0;
-	for (uint32_t done = 0; done < n;) {
-		batch->nmsrs = n - done;
-		batch->pad = 0;
-		memcpy(batch->entries, entries + done, batch->nmsrs * sizeof(entries[0]));
-		int set = kvm_cpu_ioctl(cpu, KVM_SET_MSRS, batch, "KVM_SET_MSRS");
-		if (set < 0) {
-			r = -1;
-			break;
-		}
-		done += (uint32_t)set;
-		if (done < n) {
-			log_warn("vCPU %d: this host's KVM refused MSR 0x%x from the snapshot; "
-				 "the other MSRs are restored", cpu->index, entries[done].index);
-			done++;
-		}
-	}
-	free(batch);
-	return r;
-}
-
-static int restore_vcpu(struct machine *m, const char *dir, const struct record *recs, size_t n,
-			struct kvm_cpu *cpu)
-{
-	uint32_t i = (uint32_t)cpu->index;
-	const struct record *r;
-	union {
-		struct kvm_regs regs;
-		struct kvm_sregs sregs;
-		struct kvm_xcrs xcrs;
-		struct kvm_lapic_state lapic;
-		struct kvm_vcpu_events events;
-		struct kvm_mp_state mp;
-		struct kvm_debugregs debug;
-	} u;
-	/* KVM's own selftests restore in this order; the nested state goes
-	 * last, once EFER and the rest of L1's view are in place. */
-	if (take(dir, find(recs, n, T_SREGS, i), &u.sregs, sizeof(u.sregs), "special registers") < 0 ||
-	    kvm_cpu_ioctl(cpu, KVM_SET_SREGS, &u.sregs, "KVM_SET_SREGS") < 0)
-		return -1;
-	/* Records sit at any offset in state.bin: fields are copied out, never
-	 * read through a cast pointer (that would be a misaligned access). */
-	r = find(recs, n, T_MSRS, i);
-	uint32_t nmsrs = 0;
-	if (r && r->len >= sizeof(struct kvm_msrs))
-		memcpy(&nmsrs, r->data + offsetof(struct kvm_msrs, nmsrs), sizeof(nmsrs));
-	if (!r || r->len < sizeof(struct kvm_msrs) ||
-	    r->len != sizeof(struct kvm_msrs) + (uint64_t)nmsrs * sizeof(struct kvm_msr_entry)) {
-		log_error("snapshot %s: state.bin is corrupted (MSRs)", dir);
-		return -1;
-	}
-	struct kvm_msrs *msrs = malloc(r->len);
-	if (!msrs)
-		return -1;
-	memcpy(msrs, r->data, r->len);
-	/* IA32_TSC_DEADLINE goes in after the local APIC: KVM ignores it
-	 * unless the APIC timer is already in TSC-deadline mode, and the
-	 * restored guest's armed timer would never fire (QEMU writes it last
-	 * too). It is moved to the end of the list. */
-	uint32_t deadline_at = nmsrs;
-	for (uint32_t k = 0; k < nmsrs; k++)
-		if (msrs->entries[k].index == MSR_IA32_TSC_DEADLINE) {
-			struct kvm_msr_entry e = msrs->entries[k];
-			memmove(&msrs->entries[k], &msrs->entries[k + 1],
-				(nmsrs - k - 1) * sizeof(e));
-			msrs->entries[nmsrs - 1] = e;
-			deadline_at = nmsrs - 1;
-			break;
-		}
-	int set = restore_msrs(cpu, msrs->entries, deadline_at);
-	if ((r = find(recs, n, T_XCRS, i))) {
-		if (set < 0 || take(dir, r, &u.xcrs, sizeof(u.xcrs), "XCRs") < 0 ||
-		    kvm_cpu_ioctl(cpu, KVM_SET_XCRS, &u.xcrs, "KVM_SET_XCRS") < 0)
-			set = -1;
-	}
-	if (set < 0) {
-		free(msrs);
-		return -1;
-	}
-	r = find(recs, n, T_XSAVE, i);
-	if (!r || r->len < sizeof(struct kvm_xsave)) {
-		log_error("snapshot %s: state.bin is corrupted (XSAVE area)", dir);
-		free(msrs);
-		return -1;
-	}
-	int xsave_size = kvm_host_cap(&m->host, KVM_CAP_XSAVE2);
-	if (xsave_size < (int)sizeof(struct kvm_xsave))
-		xsave_size = sizeof(struct kvm_xsave);
-	void *xsave = calloc(1, (size_t)xsave_size > r->len ? (size_t)xsave_size : r->len);
-	if (!xsave) {
-		free(msrs);
-		return -1;
-	}
-	memcpy(xsave, r->data, r->len);
-	set = kvm_cpu_ioctl(cpu, KVM_SET_XSAVE, xsave, "KVM_SET_XSAVE");
-	free(xsave);
-	if (set >= 0 &&
-	    (take(dir, find(recs, n, T_LAPIC, i), &u.lapic, sizeof(u.lapic), "local APIC") < 0 ||
-	     kvm_cpu_ioctl(cpu, KVM_SET_LAPIC, &u.lapic, "KVM_SET_LAPIC") < 0))
-		set = -1;
-	if (set >= 0 && deadline_at < nmsrs)
-		set = restore_msrs(cpu, msrs->entries + deadline_at, 1);
-	free(msrs);
-	if (set < 0 ||
-	    take(dir, find(recs, n, T_EVENTS, i), &u.events, sizeof(u.events), "events") < 0 ||
-	    kvm_cpu_ioctl(cpu, KVM_SET_VCPU_EVENTS, &u.events, "KVM_SET_VCPU_EVENTS") < 0 ||
-	    take(dir, find(recs, n, T_MPSTATE, i), &u.mp, sizeof(u.mp), "MP state") < 0 ||
-	    kvm_cpu_ioctl(cpu, KVM_SET_MP_STATE, &u.mp, "KVM_SET_MP_STATE") < 0 ||
-	    take(dir, find(recs, n, T_DEBUGREGS, i), &u.debug, sizeof(u.debug), "debug registers") < 0 ||
-	    kvm_cpu_ioctl(cpu, KVM_SET_DEBUGREGS, &u.debug, "KVM_SET_DEBUGREGS") < 0 ||
-	    take(dir, find(recs, n, T_REGS, i), &u.regs, sizeof(u.regs), "registers") < 0 ||
-	    kvm_cpu_ioctl(cpu, KVM_SET_REGS, &u.regs, "KVM_SET_REGS") < 0)
-		return -1;
-	if ((r = find(recs, n, T_NESTED, i))) {
-		struct kvm_nested_state header, *ns = &header;
-		int max = kvm_host_cap(&m->host, KVM_CAP_NESTED_STATE);
-		if (r->len >= sizeof(header))
-			memcpy(&header, r->data, sizeof(header));
-		if (r->len < sizeof(*ns) || ns->size != r->len) {
-			log_error("snapshot %s: state.bin is corrupted (nested state)", dir);
-			return -1;
-		}
-		if (max <= 0 || r->len > (uint64_t)max) {
-			if (ns->flags & KVM_STATE_NESTED_GUEST_MODE) {
-				log_error("snapshot %s: vCPU %u was running a nested guest, and this "
-					  "host's KVM cannot restore nested state", dir, i);
-				return -1;
-			}
-		} else {
-			void *copy = malloc(r->len);
-			if (!copy)
-				return -1;
-			memcpy(copy, r->data, r->len);
-			set = kvm_cpu_ioctl(cpu, KVM_SET_NESTED_STATE, copy, "KVM_SET_NESTED_STATE");
-			free(copy);
-			if (set < 0)
-				return -1;
-		}
-	}
-	return 0;
-}
-
-static int restore_devices(struct machine *m, const char *dir, const struct record *recs, size_t n)
-{
-#define TAKE_RANGE(obj, first, last, tag, what) \
-	take(dir, find(recs, n, tag, 0), (uint8_t *)&(obj)->first, \
-	     offsetof(__typeof__(*(obj)), last) + sizeof((obj)->last) - offsetof(__typeof__(*(obj)), first), what)
-	if (TAKE_RANGE(&m->com1, ier, rx_count, T_SERIAL, "serial port") < 0 ||
-	    TAKE_RANGE(&m->rtc, index, cmos, T_RTC, "RTC") < 0 ||
-	    TAKE_RANGE(&m->pm, sts, sci_level, T_ACPI_PM, "ACPI PM") < 0 ||
-	    (m->config.test_device && TAKE_RANGE(&m->testdev, scratch, writes, T_TESTDEV, "test device") < 0) ||
-	    take(dir, find(recs, n, T_PCI_ADDRESS, 0), &m->pci.address, sizeof(m->pci.address), "PCI") < 0)
-		return -1;
-#undef TAKE_RANGE
-	/* The guest's next CMOS access indexes cmos[] with it: an index past
-	 * the array would let a crafted snapshot write into nestvm's memory
-	 * (the checksums catch accidents, not intent). */
-	if (m->rtc.index >= sizeof(m->rtc.cmos)) {
-		log_error("snapshot %s: state.bin is corrupted (RTC index %u out of range)", dir,
-			  m->rtc.index);
-		return -1;
-	}
-	if (m->com1.rx_head >= SERIAL_RX_FIFO || m->com1.rx_count > SERIAL_RX_FIFO) {
-		log_error("snapshot %s: state.bin is corrupted (serial FIFO)", dir);
-		return -1;
-	}
-	if (m->pm.sci_level)
-		kvm_guest_irq_line(&m->kvm, ACPI_SCI_IRQ, 1);
-	for (uint32_t s = 1; s < PCI_SLOTS; s++) {
-		struct pci_device *dev = m->pci.slots[s];
-		if (dev && take(dir, find(recs, n, T_PCI_CONFIG, s), dev->config, 256, "PCI configuration") < 0)
-			return -1;
-	}
-	struct virtio_dev *vd;
-	for (int k = 0; (vd = virtio_at(m, k)); k++) {
-		struct virtio_pci_state st;
-		if (take(dir, find(recs, n, T_VIRTIO, (uint32_t)k), &st, sizeof(st), "virtio device") < 0 ||
-		    virtio_pci_load(vd, &st) < 0)
-			return -1;
-	}
-	return 0;
-}
-
 int snapshot_restore(struct machine *m, const char *dir)
 {
 	json_object *man = read_manifest(dir, NULL);
@@ -789,8 +450,6 @@ int snapshot_restore(struct machine *m, const char *dir)
 	snprintf(path, sizeof(path), "%s/state.bin", dir);
 	uint8_t *data = NULL;
 	size_t size = 0;
-	struct record *recs = NULL;
-	size_t nrecs = 0;
 	if (r == 0) {
 		FILE *f = fopen(path, "rbe");
 		struct stat st;
@@ -804,68 +463,28 @@ int snapshot_restore(struct machine *m, const char *dir)
 		if (f)
 			fclose(f);
 	}
-	if (r == 0) {
-		uint64_t h = fnv1a64_update(FNV1A64_SEED, data, size);
-		uint32_t version = 0;
-		if (size >= 16)
-			memcpy(&version, data + 8, 4);
-		if (size < 16 || memcmp(data, STATE_MAGIC, 8)) {
-			log_error("snapshot %s: state.bin is not nestvm state", dir);
-			r = -1;
-		} else if (version != SNAPSHOT_VERSION) {
-			log_error("snapshot %s: state.bin has version %u; this nestvm reads version %d",
-				  dir, version, SNAPSHOT_VERSION);
-			r = -1;
-		} else if (h != parse_hex(member(stinfo, "fnv1a64", json_type_string))) {
-			log_error("snapshot %s: state.bin is corrupted or truncated (checksum mismatch)", dir);
-			r = -1;
-		}
+	/* The checksum first: a file damaged anywhere is reported as such,
+	 * before its header or records are looked at. */
+	if (r == 0 && fnv1a64_update(FNV1A64_SEED, data, size) !=
+			      parse_hex(member(stinfo, "fnv1a64", json_type_string))) {
+		log_error("snapshot %s: state.bin is corrupted or truncated (checksum mismatch)", dir);
+		r = -1;
 	}
-	/* Index the records, checking every length against what is left. */
-	for (size_t off = 16; r == 0 && off < size;) {
-		struct record_header h;
-		if (size - off < sizeof(h)) {
-			log_error("snapshot %s: state.bin is truncated", dir);
-			r = -1;
-			break;
-		}
-		memcpy(&h, data + off, sizeof(h));
-		off += sizeof(h);
-		if (h.len > size - off) {
-			log_error("snapshot %s: state.bin is truncated", dir);
-			r = -1;
-			break;
-		}
-		struct record *grown = realloc(recs, (nrecs + 1) * sizeof(*recs));
-		if (!grown) {
-			r = -1;
-			break;
-		}
-		recs = grown;
-		recs[nrecs++] = (struct record){ h.tag, h.index, h.len, data + off };
-		off += h.len;
+	struct state_records recs = { 0 };
+	char why[256];
+	if (r == 0 && state_parse(data, size, SNAPSHOT_VERSION, &recs, why, sizeof(why)) < 0) {
+		log_error("snapshot %s: %s", dir, why);
+		r = -1;
 	}
-	if (r == 0) {
-		struct kvm_irqchip ic;
-		struct kvm_pit_state2 pit;
-		struct kvm_clock_data clock;
-		for (uint32_t chip = 0; chip < 3 && r == 0; chip++)
-			if (take(dir, find(recs, nrecs, T_IRQCHIP, chip), &ic, sizeof(ic), "irqchip") < 0 ||
-			    ic.chip_id != chip ||
-			    kvm_guest_ioctl(&m->kvm, KVM_SET_IRQCHIP, &ic, "KVM_SET_IRQCHIP") < 0)
-				r = -1;
-		if (r == 0 && (take(dir, find(recs, nrecs, T_PIT2, 0), &pit, sizeof(pit), "PIT") < 0 ||
-			       kvm_guest_ioctl(&m->kvm, KVM_SET_PIT2, &pit, "KVM_SET_PIT2") < 0))
-			r = -1;
-		for (int i = 0; i < m->config.ncpus && r == 0; i++)
-			r = restore_vcpu(m, dir, recs, nrecs, &m->vcpus[i].cpu);
-		if (r == 0 && (take(dir, find(recs, nrecs, T_CLOCK, 0), &clock, sizeof(clock), "clock") < 0 ||
-			       kvm_guest_ioctl(&m->kvm, KVM_SET_CLOCK, &clock, "KVM_SET_CLOCK") < 0))
-			r = -1;
-		if (r == 0)
-			r = restore_devices(m, dir, recs, nrecs);
-	}
-	free(recs);
+	if (r == 0)
+		r = snapshot_restore_chips(dir, &m->kvm, &recs);
+	for (int i = 0; i < m->config.ncpus && r == 0; i++)
+		r = snapshot_restore_vcpu(dir, &m->host, &recs, &m->vcpus[i].cpu);
+	if (r == 0)
+		r = snapshot_restore_clock(dir, &m->kvm, &recs);
+	if (r == 0)
+		r = restore_devices(m, dir, &recs);
+	state_records_free(&recs);
 	free(data);
 	json_object_put(man);
 	return r;

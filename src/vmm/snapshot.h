@@ -22,7 +22,7 @@
 struct machine;
 struct machine_config;
 
-#define SNAPSHOT_VERSION 1
+#define SNAPSHOT_VERSION 2
 
 /* Writes a snapshot of the paused machine into dir: absent, empty, or an
  * earlier snapshot. The new one is written and fsynced beside it first and

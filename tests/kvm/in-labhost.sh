@@ -2,9 +2,10 @@
 # Runs inside the lab host (tests/run-all, on a machine without /dev/kvm):
 # every tier-1 suite, its TAP output, stderr and exit status into LOGDIR as
 # run-all's own runs would leave them.
-#   in-labhost.sh LOGDIR
+#   in-labhost.sh LOGDIR [NESTVM]   (NESTVM: the binary under test, as in helpers.bash)
 cd "$(dirname "$0")/../.."
 log_dir=$1
+[ -n "${2:-}" ] && export NESTVM=$2
 for f in tests/kvm/*.bats; do
 	base=kvm-$(basename "$f" .bats)
 	bats --tap "$f" > "$log_dir/$base.tap" 2> "$log_dir/$base.stderr"

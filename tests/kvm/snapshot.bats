@@ -242,7 +242,7 @@ PY
 }
 
 @test "corrupted, truncated or wrong-version snapshots are refused with one line" {
-	start_counter "$BATS_TEST_TMPDIR/a.out"
+	start_counter "$BATS_TEST_TMPDIR/a.out" --rng
 	ctl snapshot "$BATS_TEST_TMPDIR/good"
 	kill -9 $VM
 	wait $VM || true
@@ -264,17 +264,20 @@ PY
 	restore
 	assert_one_line_error "memory.bin is truncated or the wrong size"
 	rm -rf "$s" && cp -r "$BATS_TEST_TMPDIR/good" "$s"
-	# A crafted snapshot, checksums made to match: an RTC index past the
-	# CMOS array (the guest's next access would write outside it).
-	python3 - "$s" <<'PY'
+	# Crafted snapshots, checksums made to match: each device record is its
+	# kind, then its fields; each device's load refuses what its own code
+	# could not have produced.
+	craft() { # KIND OFFSET BYTE: sets the byte at OFFSET in KIND's fields
+		python3 - "$s" "$@" <<'PY'
 import json, struct, sys
-d = sys.argv[1]
+d, kind, at, value = sys.argv[1], sys.argv[2].encode(), int(sys.argv[3], 0), int(sys.argv[4], 0)
 data = bytearray(open(d + "/state.bin", "rb").read())
 off = 16  # the file header
 while off + 16 <= len(data):
     tag, index, length = struct.unpack_from("<IIQ", data, off)
-    if tag == 31:  # T_RTC: index, then cmos[128]
-        data[off + 16] = 0xff
+    body = off + 16
+    if tag == 40 and data[body] == len(kind) and data[body + 1:body + 1 + len(kind)] == kind:
+        data[body + 1 + len(kind) + at] = value
     off += 16 + length
 h = 0xcbf29ce484222325
 for b in data:
@@ -284,12 +287,42 @@ m = json.load(open(d + "/manifest.json"))
 m["files"]["state.bin"]["fnv1a64"] = "%016x" % h
 json.dump(m, open(d + "/manifest.json", "w"))
 PY
+	}
+	# An RTC index past the CMOS array (the guest's next access would
+	# write outside it).
+	craft rtc 0 255
 	restore
-	assert_one_line_error "state.bin is corrupted (RTC index 255 out of range)"
+	assert_one_line_error "state.bin is corrupted (RTC: index 255 out of range)"
 	rm -rf "$s" && cp -r "$BATS_TEST_TMPDIR/good" "$s"
-	sed -i 's/"version":1/"version":99/' "$s/manifest.json"
+	# A flag (the UART's THR interrupt) that is neither 0 nor 1.
+	craft serial 9 2
 	restore
-	assert_one_line_error "format version 99; this nestvm reads version 1"
+	assert_one_line_error "state.bin is corrupted (COM1: a flag holds 2 (not 0 or 1))"
+	rm -rf "$s" && cp -r "$BATS_TEST_TMPDIR/good" "$s"
+	# The receive FIFO's head past its end (9 registers, a flag, 64 bytes).
+	craft serial 74 200
+	restore
+	assert_one_line_error "state.bin is corrupted (COM1: receive FIFO at 200"
+	rm -rf "$s" && cp -r "$BATS_TEST_TMPDIR/good" "$s"
+	# The RNG's PCI vendor ID changed: not this machine's device.
+	craft pci-bus 5 0x12
+	restore
+	assert_one_line_error "configuration space a guest could not have written"
+	rm -rf "$s" && cp -r "$BATS_TEST_TMPDIR/good" "$s"
+	# A virtio status bit the transport does not know.
+	craft virtio-rng 20 0x20
+	restore
+	assert_one_line_error "state.bin is corrupted (--rng: unknown status bits 0x20)"
+	rm -rf "$s" && cp -r "$BATS_TEST_TMPDIR/good" "$s"
+	# The RNG's MSI-X enable bit set in its configuration space but not in
+	# its transport state.
+	craft pci-bus 0x48 0x80
+	restore
+	assert_one_line_error "state.bin is corrupted (--rng: MSI-X state differs from the configuration space's)"
+	rm -rf "$s" && cp -r "$BATS_TEST_TMPDIR/good" "$s"
+	sed -i 's/"version":2/"version":99/' "$s/manifest.json"
+	restore
+	assert_one_line_error "format version 99; this nestvm reads version 2"
 	echo '{"format":' > "$s/manifest.json"
 	restore
 	assert_one_line_error "manifest.json is corrupted"

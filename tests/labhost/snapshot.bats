@@ -34,11 +34,11 @@ teardown_file() {
 	[ "${BASH_REMATCH[3]}" -gt "${BASH_REMATCH[2]}" ]
 }
 
-@test "a counting Linux guest, snapshotted and killed, goes on counting after restore without booting" {
+@test "a counting Linux guest on TSC-deadline timers, snapshotted and killed, goes on counting after restore without booting" {
 	local line
 	line=$(result count)
 	echo "$line"
-	[[ $line =~ ^RESULT\ count\ snap=ok\ at=([0-9]+)\ first=([0-9]+)\ last=([0-9]+)\ boots=0$ ]]
+	[[ $line =~ ^RESULT\ count\ snap=ok\ at=([0-9]+)\ first=([0-9]+)\ last=([0-9]+)\ boots=0\ clockevent=lapic-deadline$ ]]
 	local at=${BASH_REMATCH[1]} first=${BASH_REMATCH[2]} last=${BASH_REMATCH[3]}
 	[ "$first" -ge "$((at - 1))" ] && [ "$first" -le "$((at + 2))" ]
 	[ "$last" -ge "$((at + 10))" ]

@@ -10,6 +10,9 @@
 #include <cmocka.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <semaphore.h>
+#include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,7 +23,7 @@
 #include "virtio/virtqueue.h"
 #include "mem/guest_mem.h"
 
-#define RAM      (1 << 20)
+#define RAM      (4 << 20)
 #define QSIZE    16
 #define DESC_GPA 0x1000
 #define AVAIL_GPA 0x2000
@@ -472,6 +475,160 @@ static void blk_failed_flush_is_remembered(void **state)
 	unlink(path);
 }
 
+/* The limits the device advertises (seg_max 254 data buffers, size_max
+ * 1 MiB each) are enforced: a request beyond them fails with IOERR instead
+ * of running for as long as 1024 buffers of guest RAM take. */
+#define INDIRECT_GPA 0x20000
+#define SHARED_GPA   0x100000
+
+static void blk_indirect_read(struct fixture *f, struct virtio_blk *blk, unsigned segments,
+			      uint32_t seg_len, uint8_t *status, uint32_t *used)
+{
+	uint8_t hdr[16] = { 0 }; /* IN, sector 0 */
+	memcpy(gpa(f, DATA_GPA), hdr, 16);
+	put_desc_at(f, INDIRECT_GPA, 0, DATA_GPA, 16, F_NEXT, 1);
+	for (unsigned i = 1; i <= segments; i++) /* every buffer the same guest pages */
+		put_desc_at(f, INDIRECT_GPA, i, SHARED_GPA, seg_len, F_NEXT | F_WRITE,
+			    (uint16_t)(i + 1));
+	put_desc_at(f, INDIRECT_GPA, segments + 1, DATA_GPA + 0x100, 1, F_WRITE, 0);
+	put_desc(f, 0, INDIRECT_GPA, 16 * (segments + 2), F_INDIRECT, 0);
+	*gpa(f, DATA_GPA + 0x100) = 0xee;
+	offer(f, 0);
+	assert_int_equal(virtq_pop(&f->q, &f->chain), 1);
+	*used = virtio_blk_request(blk, &f->chain);
+	*status = *gpa(f, DATA_GPA + 0x100);
+}
+
+static void blk_enforces_seg_max_and_size_max(void **state)
+{
+	struct fixture *f = *state;
+	struct virtio_blk blk;
+	char path[] = "/tmp/nestvm-unit-disk.XXXXXX";
+	int fd = mkstemp(path);
+	assert_true(fd >= 0);
+	assert_int_equal(ftruncate(fd, 512 << 20), 0); /* sparse */
+	close(fd);
+	struct virtio_blk_options opt = { 0 };
+	strcpy(opt.path, path);
+	assert_int_equal(virtio_blk_open(&blk, &opt), 0);
+	uint8_t status;
+	uint32_t used;
+	blk_indirect_read(f, &blk, 254, 512, &status, &used);
+	assert_int_equal(status, 0);
+	assert_int_equal(used, 254 * 512 + 1);
+	blk_indirect_read(f, &blk, 255, 512, &status, &used);
+	assert_int_equal(status, 1);
+	assert_int_equal(used, 1);
+	blk_indirect_read(f, &blk, 1, 1 << 20, &status, &used);
+	assert_int_equal(status, 0);
+	blk_indirect_read(f, &blk, 1, (1 << 20) + 512, &status, &used);
+	assert_int_equal(status, 1);
+	/* 1000 buffers of 2 MiB: 2000 MiB asked of a 4 MiB guest. */
+	blk_indirect_read(f, &blk, 1000, 2 << 20, &status, &used);
+	assert_int_equal(status, 1);
+	virtio_blk_close(&blk);
+	unlink(path);
+}
+
+/* --- the transport's worker loop ------------------------------------- */
+
+static sem_t handler_entered, handler_release;
+
+static uint32_t blocking_handler(struct virtio_dev *vd, struct virtq_chain *chain)
+{
+	(void)vd, (void)chain;
+	sem_post(&handler_entered);
+	sem_wait(&handler_release);
+	return 7;
+}
+
+static uint32_t quick_handler(struct virtio_dev *vd, struct virtq_chain *chain)
+{
+	(void)vd, (void)chain;
+	return 3;
+}
+
+static void *serve_on_worker(void *arg)
+{
+	struct virtio_dev *vd = arg;
+	static struct virtq_chain chain;
+	pthread_mutex_lock(&vd->lock);
+	virtio_serve_queue(vd, 0, &chain, blocking_handler);
+	pthread_mutex_unlock(&vd->lock);
+	return NULL;
+}
+
+static void *quiesce_device(void *arg)
+{
+	virtio_pci_quiesce(arg);
+	return NULL;
+}
+
+static uint16_t used_index(struct fixture *f)
+{
+	uint16_t idx;
+	memcpy(&idx, gpa(f, USED_GPA + 2), 2);
+	return idx;
+}
+
+/* A request's I/O runs without the device lock (a vCPU's register access
+ * must not wait for a slow disk); a quiesce waits for it to end and keeps
+ * new ones from starting until unquiesce. */
+static void worker_releases_the_lock_during_a_request(void **state)
+{
+	struct fixture *f = *state;
+	struct virtio_dev *vd = calloc(1, sizeof(*vd));
+	assert_non_null(vd);
+	vd->name = "unit";
+	vd->num_queues = 1;
+	vd->queues[0].vq = f->q;
+	vd->queues[0].enabled = true;
+	vd->queues[0].kick_fd = -1;
+	vd->queues[0].vector = VIRTIO_NO_VECTOR;
+	pthread_mutex_init(&vd->lock, NULL);
+	pthread_cond_init(&vd->idle, NULL);
+	sem_init(&handler_entered, 0, 0);
+	sem_init(&handler_release, 0, 0);
+	put_desc(f, 0, DATA_GPA, 16, 0, 0);
+	offer(f, 0);
+
+	pthread_t worker, quiescer;
+	assert_int_equal(pthread_create(&worker, NULL, serve_on_worker, vd), 0);
+	sem_wait(&handler_entered);
+	struct timespec deadline;
+	clock_gettime(CLOCK_REALTIME, &deadline);
+	deadline.tv_sec += 2;
+	assert_int_equal(pthread_mutex_timedlock(&vd->lock, &deadline), 0);
+	assert_true(vd->in_flight);
+	pthread_mutex_unlock(&vd->lock);
+
+	assert_int_equal(pthread_create(&quiescer, NULL, quiesce_device, vd), 0);
+	usleep(200 * 1000);
+	assert_int_equal(used_index(f), 0); /* still in flight */
+	offer(f, 0); /* a second request, queued meanwhile */
+	sem_post(&handler_release);
+	pthread_join(quiescer, NULL);
+	/* The quiesce returned after the first request completed, and the
+	 * worker did not start the second. */
+	assert_false(vd->in_flight);
+	assert_int_equal(used_index(f), 1);
+	pthread_join(worker, NULL);
+	struct virtq_chain *chain = &f->chain;
+	virtio_serve_queue(vd, 0, chain, quick_handler); /* lock held by the quiesce */
+	assert_int_equal(used_index(f), 1);
+	virtio_pci_unquiesce(vd);
+	pthread_mutex_lock(&vd->lock);
+	virtio_serve_queue(vd, 0, chain, quick_handler);
+	pthread_mutex_unlock(&vd->lock);
+	assert_int_equal(used_index(f), 2);
+	uint32_t len;
+	memcpy(&len, gpa(f, USED_GPA + 4 + 8 * 1 + 4), 4);
+	assert_int_equal(len, 3);
+	pthread_mutex_destroy(&vd->lock);
+	pthread_cond_destroy(&vd->idle);
+	free(vd);
+}
+
 static void blk_options_are_parsed_and_checked(void **state)
 {
 	(void)state;
@@ -508,6 +665,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(blk_discard_punches_a_hole, setup, teardown),
 		cmocka_unit_test_setup_teardown(blk_write_through_without_flush, setup, teardown),
 		cmocka_unit_test_setup_teardown(blk_failed_flush_is_remembered, setup, teardown),
+		cmocka_unit_test_setup_teardown(blk_enforces_seg_max_and_size_max, setup, teardown),
+		cmocka_unit_test_setup_teardown(worker_releases_the_lock_during_a_request, setup,
+						teardown),
 		cmocka_unit_test(blk_options_are_parsed_and_checked),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
