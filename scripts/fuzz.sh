@@ -22,12 +22,12 @@ for bin in build/fuzz/fuzz_*; do
 	"$bin" "${limit[@]}" -print_final_stats=1 -artifact_prefix=build/fuzz/crashes/"$name"- \
 		-close_fd_mask=3 "$work" "fuzz/corpus/$name" > "build/fuzz/$name.log" 2>&1
 	st=$?
-	execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "build/fuzz/$name.log" | grep -o '[0-9]*$')
+	execs=$(grep -ao 'stat::number_of_executed_units: *[0-9]*' "build/fuzz/$name.log" | grep -o '[0-9]*$')
 	crashes=0
 	if [ $st -ne 0 ]; then
 		crashes=1
 		failed=1
-		grep -m1 -E 'ERROR|runtime error|SUMMARY' "build/fuzz/$name.log" >&2
+		grep -a -m1 -E 'ERROR|runtime error|SUMMARY' "build/fuzz/$name.log" >&2
 	fi
 	printf '%-22s %12s %8s %8s %8s\n' "$name" "${execs:-?}" "$(($(date +%s) - start))" \
 		"$(ls "$work" | wc -l)" "$crashes"

@@ -113,11 +113,18 @@ static void config_write(struct pci_device *dev, uint32_t reg, const uint8_t *da
 	if (!dev->bars_changed)
 		return; /* the host bridge has no writable registers */
 	bool changed = false;
-	if (reg == PCI_COMMAND && len >= 2) {
+	if (reg <= PCI_COMMAND + 1 && reg + len > PCI_COMMAND) {
+		/* Either byte of the command register, or both: the other
+		 * byte keeps its value. */
 		uint16_t keep = PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER | PCI_COMMAND_INTX_DISABLE;
 		uint16_t old = pci_get16(dev, PCI_COMMAND);
-		pci_put16(dev, PCI_COMMAND, (uint16_t)value & keep);
-		changed = (old ^ (uint16_t)value) & PCI_COMMAND_MEMORY;
+		uint8_t bytes[2] = { (uint8_t)old, (uint8_t)(old >> 8) };
+		for (uint32_t i = 0; i < len; i++)
+			if (reg + i >= PCI_COMMAND && reg + i < PCI_COMMAND + 2)
+				bytes[reg + i - PCI_COMMAND] = data[i];
+		uint16_t now = (uint16_t)((bytes[0] | bytes[1] << 8) & keep);
+		pci_put16(dev, PCI_COMMAND, now);
+		changed = (old ^ now) & PCI_COMMAND_MEMORY;
 	} else if (reg >= PCI_BAR0 && reg < PCI_BAR0 + 4 * PCI_BARS && len == 4) {
 		write_bar(dev, reg, value);
 		changed = true;

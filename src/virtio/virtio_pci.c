@@ -92,6 +92,12 @@ static void update_vectors(struct virtio_dev *vd)
 static void msix_table_access(struct virtio_dev *vd, uint64_t off, uint8_t *data, uint32_t len,
 			      bool is_write)
 {
+	/* An aligned QWORD access is two DWORD ones (PCI 3.0, 6.8.2). */
+	if (len == 8 && off % 8 == 0) {
+		msix_table_access(vd, off, data, 4, is_write);
+		msix_table_access(vd, off + 4, data + 4, 4, is_write);
+		return;
+	}
 	unsigned index = (unsigned)(off / 16), field = (unsigned)(off % 16);
 	if (index >= vd->num_vectors || len != 4 || field % 4) {
 		if (!is_write)
@@ -508,28 +514,35 @@ static void *worker(void *arg)
 			return NULL;
 		}
 		for (int i = 0; i < n; i++) {
-			uint64_t what = ev[i].data.u64, count;
+			uint64_t what = ev[i].data.u64;
 			if (what == WORKER_STOP)
 				return NULL;
-			pthread_mutex_lock(&vd->lock);
-			/* FEATURES_OK too: the features a request depends on
-			 * are fixed from then on. */
-			uint8_t up = VIRTIO_STATUS_FEATURES_OK | VIRTIO_STATUS_DRIVER_OK;
-			bool live = (vd->status & up) == up &&
-				    !(vd->status & VIRTIO_STATUS_NEEDS_RESET) && !vd->quiesced;
-			if (what == WORKER_POLL) {
-				if (live && vd->ops->poll_ready)
-					vd->ops->poll_ready(vd);
-			} else if (what < vd->num_queues) {
-				if (read(vd->queues[what].kick_fd, &count, sizeof(count)) < 0) {
-					/* spurious wakeup: nothing to clear */
-				}
-				if (live && vd->queues[what].enabled)
-					vd->ops->queue_notify(vd, (unsigned)what);
-			}
-			pthread_mutex_unlock(&vd->lock);
+			virtio_pci_serve_event(vd, what == WORKER_POLL ? VIRTIO_EVENT_POLL : (int)what);
 		}
 	}
+}
+
+void virtio_pci_serve_event(struct virtio_dev *vd, int source)
+{
+	pthread_mutex_lock(&vd->lock);
+	/* FEATURES_OK too: the features a request depends on are fixed from
+	 * then on. */
+	uint8_t up = VIRTIO_STATUS_FEATURES_OK | VIRTIO_STATUS_DRIVER_OK;
+	bool live = (vd->status & up) == up && !(vd->status & VIRTIO_STATUS_NEEDS_RESET) &&
+		    !vd->quiesced;
+	if (source == VIRTIO_EVENT_POLL) {
+		if (live && vd->ops->poll_ready)
+			vd->ops->poll_ready(vd);
+	} else if (source >= 0 && (unsigned)source < vd->num_queues) {
+		uint64_t count;
+		if (vd->queues[source].kick_fd >= 0 &&
+		    read(vd->queues[source].kick_fd, &count, sizeof(count)) < 0) {
+			/* spurious wakeup: nothing to clear */
+		}
+		if (live && vd->queues[source].enabled)
+			vd->ops->queue_notify(vd, (unsigned)source);
+	}
+	pthread_mutex_unlock(&vd->lock);
 }
 
 void virtio_set_poll_fd(struct virtio_dev *vd, int fd, bool armed)

@@ -127,6 +127,12 @@ int virtio_pci_init(struct virtio_dev *vd, struct kvm_guest *kvm, const struct g
  * snapshots, with every vCPU paused. */
 void virtio_pci_quiesce(struct virtio_dev *vd);
 void virtio_pci_unquiesce(struct virtio_dev *vd);
+/* The worker's body for one event, callable directly (tests, fuzzers):
+ * source is a queue whose notification arrived, or VIRTIO_EVENT_POLL for
+ * the device's poll fd. Takes vd->lock; does nothing unless the driver
+ * has the device live. */
+#define VIRTIO_EVENT_POLL (-1)
+void virtio_pci_serve_event(struct virtio_dev *vd, int source);
 /* Starts the worker thread. */
 int virtio_pci_start(struct virtio_dev *vd);
 /* Stops the worker and releases KVM bindings and fds. */

@@ -12,6 +12,8 @@
  *   {"command": "snapshot", "dir": PATH}
  *        -> {"ok": true, "dir": PATH, "bytes": N, "seconds": T}
  *   errors: {"ok": false, "error": "one line"}
+ * Replies are valid UTF-8: a byte that is not (in an echoed request, a
+ * path) comes back as U+FFFD.
  *
  * Everything runs on the VM's main thread, between its other events. */
 #ifndef NESTVM_VMM_CONTROL_H
@@ -23,7 +25,8 @@
 #include <stdint.h>
 
 #define CONTROL_MAX_CLIENTS 8
-#define CONTROL_LINE_MAX 8192
+#define CONTROL_LINE_MAX 8192 /* a request line and its '\n' */
+#define CONTROL_MAX_DISKS 16  /* at least MACHINE_MAX_DISKS (checked in control.c) */
 
 struct machine;
 
@@ -40,6 +43,37 @@ struct control {
 	int shutdown_fd;            /* client waiting for the shutdown result */
 	int64_t shutdown_deadline;  /* monotonic ms; 0: no shutdown pending */
 	bool forced;                /* the deadline passed: stopped hard */
+};
+
+/* What "status" reports about the VM besides its state. */
+struct control_vm_facts {
+	int vcpus;
+	uint64_t memory_bytes;
+	bool nested;
+	bool restored;  /* resumed from a snapshot instead of booted */
+	int ndisks;
+	const char *disks[CONTROL_MAX_DISKS]; /* image paths */
+};
+
+/* Everything the protocol asks of the VM, so that it can be run (by unit
+ * tests, by the fuzzer) against a fake with no KVM and no struct machine
+ * behind it. Each callback gets back the vm pointer given to
+ * control_execute(). The table control_handle() uses drives a struct
+ * machine: machine_pause(), machine_resume(), acpi_pm_power_button(),
+ * snapshot_save(), m->paused, m->config. */
+struct control_ops {
+	bool (*is_paused)(void *vm);
+	void (*describe)(void *vm, struct control_vm_facts *facts);
+	/* 0 once every vCPU is parked (also when they already were); -1 if one
+	 * did not stop in time, the VM running on. */
+	int (*pause)(void *vm);
+	void (*resume)(void *vm);
+	void (*press_power_button)(void *vm);
+	/* Saves the paused VM into dir: 0 with *bytes written, or -1 with a
+	 * one-line reason in why. */
+	int (*snapshot_save)(void *vm, const char *dir, uint64_t *bytes, char *why, size_t whylen);
+	/* Monotonic milliseconds: the shutdown deadline, a snapshot's duration. */
+	int64_t (*now_ms)(void *vm);
 };
 
 /* No socket, no clients: what control_close() may always be called on. A
@@ -59,5 +93,19 @@ int control_timeout(const struct control *c);
 void control_tick(struct control *c, struct machine *m);
 /* The VM has ended: answers a pending shutdown. */
 void control_vm_ended(struct control *c);
+
+/* The protocol without the socket: runs one request line, given as len
+ * bytes without its '\n' (not necessarily NUL-terminated, and possibly
+ * anything at all: NULs, invalid UTF-8, broken JSON), on c (which need
+ * only have been through control_init()) and vm through ops.
+ *
+ * Returns the reply: one line of JSON, valid UTF-8, ending in '\n' and
+ * NUL-terminated; malloc'd, the caller frees it. Returns NULL when there is
+ * no reply yet: a shutdown began, c->shutdown_fd is now client_fd, and
+ * control_vm_ended() will answer. (NULL with c->shutdown_fd != client_fd:
+ * out of memory.) client_fd (>= 0: -1 means nobody waits) only names the
+ * asking client; nothing is read from or written to it here. */
+char *control_execute(struct control *c, const struct control_ops *ops, void *vm,
+		      int client_fd, const char *line, size_t len);
 
 #endif
