@@ -26,7 +26,7 @@ SANITIZE := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-om
 
 # The layers the unit tests link against; the lab host (a module of its own,
 # with its init script assembled in) and the subcommands only go into nestvm.
-CORE_SRCS := $(wildcard src/util/*.c src/mem/*.c src/kvm/*.c src/boot/*.c src/devices/*.c \
+CORE_SRCS := $(wildcard src/util/*.c src/mem/*.c src/kvm/*.c src/boot/*.c src/devices/*.c src/net/*.c \
                         src/virtio/*.c src/vmm/*.c src/nested/*.c)
 LABHOST_SRCS := $(wildcard src/labhost/*.c src/labhost/*.S)
 CLI_SRCS  := $(wildcard src/cli/*.c)

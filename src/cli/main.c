@@ -15,7 +15,8 @@ static const struct {
 } commands[] = {
 	{ "run", cmd_run, "boot a VM" },
 	{ "restore", cmd_restore, "resume a VM from a snapshot" },
-	{ "ctl", cmd_ctl, "control a running VM through its API socket" },
+	{ "ctl", cmd_ctl, "control a running VM or switch through its API socket" },
+	{ "switch", cmd_switch, "run a userspace Ethernet switch for VMs (no root needed)" },
 	{ "doctor", cmd_doctor, "check this host for running and nesting VMs" },
 	{ "labhost", cmd_labhost, "run a command inside an emulated AMD-V host (QEMU TCG)" },
 };

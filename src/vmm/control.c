@@ -13,6 +13,7 @@
 
 #include "util/clock.h"
 #include "util/log.h"
+#include "util/unix_socket.h"
 #include "vmm/machine.h"
 #include "vmm/snapshot.h"
 
@@ -28,39 +29,10 @@ void control_init(struct control *c)
 
 int control_open(struct control *c, const char *path)
 {
-	struct sockaddr_un addr = { .sun_family = AF_UNIX };
-	if (strlen(path) >= sizeof(addr.sun_path)) {
-		log_error("--api-socket %s: path longer than %zu bytes", path, sizeof(addr.sun_path) - 1);
+	int fd = unix_listen("--api-socket", path);
+	if (fd < 0)
 		return -1;
-	}
-	strcpy(addr.sun_path, path);
-	strcpy(c->path, path);
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (fd < 0) {
-		log_error("--api-socket %s: socket: %s", path, strerror(errno));
-		return -1;
-	}
-	struct stat st;
-	if (lstat(path, &st) == 0) {
-		/* A socket nobody answers on is left over from a dead VM. */
-		int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		bool live = probe >= 0 && S_ISSOCK(st.st_mode) &&
-			    connect(probe, (struct sockaddr *)&addr, sizeof(addr)) == 0;
-		if (probe >= 0)
-			close(probe);
-		if (live || !S_ISSOCK(st.st_mode)) {
-			log_error("--api-socket %s: %s", path,
-				  live ? "another VM is listening there" : "exists and is not a socket");
-			close(fd);
-			return -1;
-		}
-		unlink(path);
-	}
-	if (bind(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0 || listen(fd, 4) < 0) {
-		log_error("--api-socket %s: %s", path, strerror(errno));
-		close(fd);
-		return -1;
-	}
+	snprintf(c->path, sizeof(c->path), "%s", path);
 	c->listen_fd = fd;
 	return 0;
 }

@@ -1,0 +1,570 @@
+/* nestvm switch: a userspace Ethernet switch for lab networks, without
+ * root. Ports are UNIX stream sockets speaking QEMU's -netdev stream
+ * framing (net/stream.h), so QEMU VMs and passt join beside nestvm VMs:
+ *   --socket PATH            anonymous ports: every client connecting here
+ *                            gets a port of its own (default policy)
+ *   --port NAME[,OPTS]       a named port, listening on PATH.NAME, with its
+ *                            own policy, MAC and VLANs (one client at a time)
+ * The forwarding is net/switch_core.c; this file moves bytes, never
+ * blocks on a client (a client that does not read loses frames, counted),
+ * and answers `nestvm ctl API-SOCKET status` with the ports, their
+ * counters and the MAC table. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <json-c/json.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+#include "net/stream.h"
+#include "net/switch_core.h"
+#include "util/clock.h"
+#include "util/log.h"
+#include "util/parse.h"
+#include "util/unix_socket.h"
+
+#define MAX_NAMED 32
+#define API_CLIENTS 4
+#define API_LINE 4096
+
+struct named_port {
+	struct switch_port_config cfg;
+	char path[108];
+	int listen_fd;
+	int port; /* the connected client's switch port, or -1 */
+};
+
+struct client {
+	int fd;           /* -1: free */
+	int named;        /* index into named ports, or -1 */
+	struct stream *stream;
+};
+
+struct api_client {
+	int fd;
+	size_t len;
+	char buf[API_LINE];
+};
+
+struct sw_state {
+	struct switch_core core;
+	struct switch_port_config anon;  /* what an anonymous port gets */
+	int listen_fd, api_fd, sig_fd;
+	struct named_port named[MAX_NAMED];
+	int nnamed;
+	struct client clients[SWITCH_MAX_PORTS]; /* indexed by switch port */
+	struct api_client api[API_CLIENTS];
+	uint8_t frame[SWITCH_MAX_FRAME];
+	struct switch_egress egress;
+};
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"usage: nestvm switch --socket PATH [OPTIONS]\n"
+		"A userspace Ethernet switch; ports are UNIX sockets with QEMU's stream framing\n"
+		"(QEMU: -netdev stream,id=n,server=off,addr.type=unix,addr.path=PATH).\n"
+		"  --socket PATH        every client connecting here gets a port of its own\n"
+		"  --policy P           policy of those ports: learn (default), strict, promisc\n"
+		"  --mac-limit N        MACs a learn/promisc port may use (default %d)\n"
+		"  --port NAME[,policy=P][,mac=MAC][,mac-limit=N][,vlan=N][,trunk=LO-HI]\n"
+		"                       a named port listening on PATH.NAME: strict ports send\n"
+		"                       only from MAC (or the first MAC they use); vlan= is the\n"
+		"                       access VLAN (default 1) or a trunk's native VLAN (0: none)\n"
+		"  --aging SECONDS      forget a MAC not heard from for this long (default 300)\n"
+		"  --forward-control    pass link-local control frames (STP, LACP, LLDP);\n"
+		"                       pause frames never pass\n"
+		"  --api-socket PATH    control API: nestvm ctl PATH status\n",
+		SWITCH_DEFAULT_MAC_LIMIT);
+}
+
+static int parse_mac(const char *text, uint8_t mac[6])
+{
+	unsigned b[6];
+	char end;
+	if (sscanf(text, "%2x:%2x:%2x:%2x:%2x:%2x%c", &b[0], &b[1], &b[2], &b[3], &b[4], &b[5],
+		   &end) != 6)
+		return -1;
+	for (int i = 0; i < 6; i++)
+		mac[i] = (uint8_t)b[i];
+	return (mac[0] & 1) ? -1 : 0; /* a port's MAC is unicast */
+}
+
+/* NAME[,policy=P][,mac=MAC][,mac-limit=N][,vlan=N][,trunk=LO-HI] */
+static int parse_port(const char *spec, struct switch_port_config *cfg, const struct switch_port_config *defaults)
+{
+	*cfg = *defaults;
+	char copy[256];
+	if (snprintf(copy, sizeof(copy), "%s", spec) >= (int)sizeof(copy)) {
+		log_error("--port %s: too long", spec);
+		return -1;
+	}
+	char *save = NULL, *name = strtok_r(copy, ",", &save);
+	if (!name || spec[0] == ',' || strlen(name) >= sizeof(cfg->name) || strchr(name, '/')) {
+		log_error("--port %s: expected NAME[,OPTIONS] with a NAME of 1 to %zu characters, no '/'",
+			  spec, sizeof(cfg->name) - 1);
+		return -1;
+	}
+	strcpy(cfg->name, name);
+	for (char *o; (o = strtok_r(NULL, ",", &save));) {
+		uint64_t v, hi;
+		char *dash;
+		if (!strncmp(o, "policy=", 7) && switch_policy_parse(o + 7) >= 0) {
+			cfg->policy = (enum switch_policy)switch_policy_parse(o + 7);
+		} else if (!strncmp(o, "mac=", 4) && parse_mac(o + 4, cfg->mac) == 0) {
+			cfg->has_mac = true;
+		} else if (!strncmp(o, "mac-limit=", 10) && parse_uint(o + 10, 1, 4096, &v) == 0) {
+			cfg->mac_limit = (unsigned)v;
+		} else if (!strncmp(o, "vlan=", 5) && parse_uint(o + 5, 0, 4094, &v) == 0) {
+			cfg->vlan = (uint16_t)v;
+		} else if (!strncmp(o, "trunk=", 6) && (dash = strchr(o + 6, '-')) &&
+			   (*dash = 0, parse_uint(o + 6, 1, 4094, &v) == 0) &&
+			   parse_uint(dash + 1, v, 4094, &hi) == 0) {
+			cfg->trunk = true;
+			switch_allow_vlans(cfg, (unsigned)v, (unsigned)hi);
+		} else {
+			log_error("--port %s: bad option '%s' (policy=strict|learn|promisc, mac=MAC, "
+				  "mac-limit=1..4096, vlan=0..4094, trunk=LO-HI)", spec, o);
+			return -1;
+		}
+	}
+	if (!cfg->trunk && cfg->vlan == 0)
+		cfg->vlan = 1;
+	return 0;
+}
+
+/* --- ports ---------------------------------------------------------------- */
+
+static void close_client(struct sw_state *s, int port)
+{
+	struct client *c = &s->clients[port];
+	if (c->fd < 0)
+		return;
+	close(c->fd);
+	free(c->stream);
+	if (c->named >= 0)
+		s->named[c->named].port = -1;
+	c->fd = -1;
+	c->named = -1;
+	c->stream = NULL;
+	switch_port_remove(&s->core, port);
+}
+
+static void accept_client(struct sw_state *s, int listen_fd, int named)
+{
+	int fd = accept4(listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	if (fd < 0)
+		return;
+	if (named >= 0 && s->named[named].port >= 0) {
+		log_warn("port %s: a second client refused (one at a time)", s->named[named].cfg.name);
+		close(fd);
+		return;
+	}
+	struct switch_port_config cfg = named >= 0 ? s->named[named].cfg : s->anon;
+	struct stream *st = malloc(sizeof(*st));
+	int port = st ? switch_port_add(&s->core, &cfg) : -1;
+	if (port < 0) {
+		log_warn("switch: a client refused: %s", st ? "no free port" : "out of memory");
+		free(st);
+		close(fd);
+		return;
+	}
+	stream_init(st);
+	s->clients[port] = (struct client){ .fd = fd, .named = named, .stream = st };
+	if (named >= 0)
+		s->named[named].port = port;
+	if (named < 0) /* the name says which port it is in the table */
+		snprintf(s->core.ports[port].name, sizeof(s->core.ports[port].name), "port%d", port);
+}
+
+static void flush_client(struct sw_state *s, int port)
+{
+	struct client *c = &s->clients[port];
+	size_t len;
+	const uint8_t *p = stream_tx_pending(c->stream, &len);
+	if (!len)
+		return;
+	ssize_t w = send(c->fd, p, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+	if (w > 0)
+		stream_tx_done(c->stream, (size_t)w);
+	else if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+		close_client(s, port);
+}
+
+static void forward(struct sw_state *s, int in, const uint8_t *frame, size_t len)
+{
+	struct switch_egress *e = &s->egress;
+	if (switch_input(&s->core, in, frame, len, monotonic_ms(), e) <= 0)
+		return;
+	for (int i = 0; i < e->n; i++) {
+		int p = e->out[i].port;
+		size_t n = switch_egress_frame(e, i, s->frame);
+		struct switch_counters *c = &s->core.counters[p];
+		if (n && s->clients[p].fd >= 0 && stream_queue_frame(s->clients[p].stream, s->frame, n)) {
+			c->tx_frames++;
+			c->tx_bytes += n;
+		} else {
+			c->drops[DROP_EGRESS]++;
+		}
+	}
+}
+
+static void read_client(struct sw_state *s, int port)
+{
+	struct client *c = &s->clients[port];
+	size_t room;
+	uint8_t *space = stream_rx_space(c->stream, &room);
+	ssize_t r = room ? recv(c->fd, space, room, MSG_DONTWAIT) : 0;
+	if (r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+		close_client(s, port);
+		return;
+	}
+	if (r < 0)
+		return;
+	stream_rx_added(c->stream, (size_t)r);
+	const uint8_t *frame;
+	size_t len;
+	while ((frame = stream_next_frame(c->stream, &len))) {
+		forward(s, port, frame, len);
+		stream_frame_done(c->stream);
+		if (s->clients[port].fd < 0)
+			return;
+	}
+	if (c->stream->broken) {
+		s->core.counters[port].drops[DROP_MALFORMED]++;
+		log_warn("port %s: a frame length no frame can have; disconnected",
+			 s->core.ports[port].name);
+		close_client(s, port);
+	}
+}
+
+/* --- control API ---------------------------------------------------------- */
+
+static const char *drop_names[DROP_REASONS] = {
+	[DROP_MALFORMED] = "malformed", [DROP_SPOOFED] = "spoofed", [DROP_MAC_LIMIT] = "mac_limit",
+	[DROP_VLAN] = "vlan", [DROP_CONTROL] = "control", [DROP_SOURCE] = "bad_source",
+	[DROP_EGRESS] = "egress_full",
+};
+
+static json_object *mac_string(const uint8_t *m)
+{
+	char text[18];
+	snprintf(text, sizeof(text), "%02x:%02x:%02x:%02x:%02x:%02x", m[0], m[1], m[2], m[3], m[4], m[5]);
+	return json_object_new_string(text);
+}
+
+static json_object *status(struct sw_state *s)
+{
+	json_object *o = json_object_new_object();
+	json_object_object_add(o, "ok", json_object_new_boolean(1));
+	json_object_object_add(o, "kind", json_object_new_string("switch"));
+	json_object *ports = json_object_new_array();
+	for (int p = 0; p < SWITCH_MAX_PORTS; p++) {
+		if (!s->core.used[p])
+			continue;
+		const struct switch_port_config *cfg = &s->core.ports[p];
+		const struct switch_counters *c = &s->core.counters[p];
+		json_object *j = json_object_new_object();
+		json_object_object_add(j, "name", json_object_new_string(cfg->name));
+		json_object_object_add(j, "policy", json_object_new_string(switch_policy_name(cfg->policy)));
+		if (cfg->has_mac)
+			json_object_object_add(j, "mac", mac_string(cfg->mac));
+		json_object_object_add(j, "vlan", json_object_new_int(cfg->vlan));
+		json_object_object_add(j, "trunk", json_object_new_boolean(cfg->trunk));
+		json_object_object_add(j, "rx_frames", json_object_new_int64((int64_t)c->rx_frames));
+		json_object_object_add(j, "tx_frames", json_object_new_int64((int64_t)c->tx_frames));
+		json_object_object_add(j, "rx_bytes", json_object_new_int64((int64_t)c->rx_bytes));
+		json_object_object_add(j, "tx_bytes", json_object_new_int64((int64_t)c->tx_bytes));
+		json_object_object_add(j, "flaps", json_object_new_int64((int64_t)c->flaps));
+		json_object_object_add(j, "learned", json_object_new_int64((int64_t)c->learned));
+		json_object *drops = json_object_new_object();
+		for (int r = 0; r < DROP_REASONS; r++)
+			json_object_object_add(drops, drop_names[r], json_object_new_int64((int64_t)c->drops[r]));
+		json_object_object_add(j, "drops", drops);
+		json_object_array_add(ports, j);
+	}
+	json_object_object_add(o, "ports", ports);
+	json_object *macs = json_object_new_array();
+	int64_t now = monotonic_ms();
+	for (int i = 0; i < SWITCH_FDB_SIZE; i++) {
+		const struct switch_fdb_entry *e = &s->core.fdb[i];
+		if (e->port == SWITCH_NO_PORT)
+			continue;
+		json_object *j = json_object_new_object();
+		json_object_object_add(j, "mac", mac_string(e->mac));
+		json_object_object_add(j, "vlan", json_object_new_int(e->vlan));
+		json_object_object_add(j, "port", json_object_new_string(s->core.ports[e->port].name));
+		json_object_object_add(j, "age_ms", json_object_new_int64(now - e->seen_ms));
+		json_object_array_add(macs, j);
+	}
+	json_object_object_add(o, "macs", macs);
+	return o;
+}
+
+static void api_answer(struct sw_state *s, struct api_client *a, const char *line)
+{
+	json_object *req = json_tokener_parse(line), *cmd;
+	json_object *reply;
+	if (req && json_object_is_type(req, json_type_object) &&
+	    json_object_object_get_ex(req, "command", &cmd) && json_object_is_type(cmd, json_type_string) &&
+	    !strcmp(json_object_get_string(cmd), "status")) {
+		reply = status(s);
+	} else {
+		reply = json_object_new_object();
+		json_object_object_add(reply, "ok", json_object_new_boolean(0));
+		json_object_object_add(reply, "error",
+				       json_object_new_string("expected {\"command\": \"status\"} "
+							      "(a switch answers status only)"));
+	}
+	json_object_put(req);
+	const char *text = json_object_to_json_string_ext(reply, JSON_C_TO_STRING_PLAIN);
+	size_t len = strlen(text);
+	/* A reply that does not fit the socket at once drops the client: the
+	 * switch never waits for one. */
+	if (send(a->fd, text, len, MSG_DONTWAIT | MSG_NOSIGNAL) != (ssize_t)len ||
+	    send(a->fd, "\n", 1, MSG_DONTWAIT | MSG_NOSIGNAL) != 1) {
+		close(a->fd);
+		a->fd = -1;
+	}
+	json_object_put(reply);
+}
+
+static void api_input(struct sw_state *s, struct api_client *a)
+{
+	ssize_t r = recv(a->fd, a->buf + a->len, sizeof(a->buf) - 1 - a->len, MSG_DONTWAIT);
+	if (r <= 0) {
+		if (r == 0 || (errno != EAGAIN && errno != EINTR)) {
+			close(a->fd);
+			a->fd = -1;
+		}
+		return;
+	}
+	a->len += (size_t)r;
+	char *nl;
+	while (a->fd >= 0 && (nl = memchr(a->buf, '\n', a->len))) {
+		*nl = 0;
+		api_answer(s, a, a->buf);
+		size_t used = (size_t)(nl + 1 - a->buf);
+		memmove(a->buf, nl + 1, a->len - used);
+		a->len -= used;
+	}
+	if (a->fd >= 0 && a->len == sizeof(a->buf) - 1) {
+		close(a->fd); /* a line longer than any request */
+		a->fd = -1;
+	}
+}
+
+/* --- main loop ------------------------------------------------------------ */
+
+static int run(struct sw_state *s)
+{
+	int64_t next_age = monotonic_ms() + 1000;
+	for (;;) {
+		struct pollfd fds[3 + MAX_NAMED + API_CLIENTS + SWITCH_MAX_PORTS];
+		int kind[sizeof(fds) / sizeof(fds[0])], index[sizeof(fds) / sizeof(fds[0])];
+		int n = 0;
+#define WATCH(f, ev, k, i) (fds[n] = (struct pollfd){ .fd = (f), .events = (ev) }, kind[n] = (k), index[n] = (i), n++)
+		WATCH(s->sig_fd, POLLIN, 0, 0);
+		WATCH(s->listen_fd, POLLIN, 1, -1);
+		if (s->api_fd >= 0)
+			WATCH(s->api_fd, POLLIN, 2, 0);
+		for (int i = 0; i < s->nnamed; i++)
+			WATCH(s->named[i].listen_fd, POLLIN, 1, i);
+		for (int i = 0; i < API_CLIENTS; i++)
+			if (s->api[i].fd >= 0)
+				WATCH(s->api[i].fd, POLLIN, 3, i);
+		for (int p = 0; p < SWITCH_MAX_PORTS; p++) {
+			if (s->clients[p].fd < 0)
+				continue;
+			size_t pending;
+			stream_tx_pending(s->clients[p].stream, &pending);
+			WATCH(s->clients[p].fd, POLLIN | (pending ? POLLOUT : 0), 4, p);
+		}
+#undef WATCH
+		int64_t now = monotonic_ms();
+		if (poll(fds, (nfds_t)n, (int)(next_age > now ? next_age - now : 0)) < 0 && errno != EINTR) {
+			log_error("switch: poll: %s", strerror(errno));
+			return 1;
+		}
+		for (int i = 0; i < n; i++) {
+			if (!fds[i].revents)
+				continue;
+			switch (kind[i]) {
+			case 0:
+				log_info("switch: stopping");
+				return 0;
+			case 1:
+				accept_client(s, fds[i].fd, index[i]);
+				break;
+			case 2:
+				for (int k = 0; k < API_CLIENTS; k++)
+					if (s->api[k].fd < 0) {
+						s->api[k].fd = accept4(s->api_fd, NULL, NULL,
+								       SOCK_NONBLOCK | SOCK_CLOEXEC);
+						s->api[k].len = 0;
+						break;
+					}
+				break;
+			case 3:
+				api_input(s, &s->api[index[i]]);
+				break;
+			case 4:
+				/* a port closed earlier in this round may be reused: check it is the same fd */
+				if (s->clients[index[i]].fd != fds[i].fd)
+					break;
+				if (fds[i].revents & (POLLIN | POLLHUP | POLLERR))
+					read_client(s, index[i]);
+				if (s->clients[index[i]].fd == fds[i].fd && (fds[i].revents & POLLOUT))
+					flush_client(s, index[i]);
+				break;
+			}
+		}
+		/* Frames queued this round go out now where the socket takes them. */
+		for (int p = 0; p < SWITCH_MAX_PORTS; p++)
+			if (s->clients[p].fd >= 0)
+				flush_client(s, p);
+		if (monotonic_ms() >= next_age) {
+			switch_age(&s->core, monotonic_ms());
+			next_age = monotonic_ms() + 1000;
+		}
+	}
+}
+
+int cmd_switch(int argc, char **argv)
+{
+	struct sw_state *s = calloc(1, sizeof(*s));
+	if (!s) {
+		log_error("switch: out of memory");
+		return 1;
+	}
+	switch_core_init(&s->core);
+	s->anon.policy = SWITCH_LEARN;
+	s->anon.vlan = 1;
+	s->listen_fd = s->api_fd = s->sig_fd = -1;
+	for (int p = 0; p < SWITCH_MAX_PORTS; p++)
+		s->clients[p] = (struct client){ .fd = -1, .named = -1 };
+	for (int i = 0; i < API_CLIENTS; i++)
+		s->api[i].fd = -1;
+	const char *path = NULL, *api = NULL;
+	const char *port_specs[MAX_NAMED];
+	int status = CLI_EXIT_USAGE;
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+		uint64_t n;
+		if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+			usage(stdout);
+			status = 0;
+			goto out;
+		} else if (!strcmp(a, "--forward-control")) {
+			s->core.forward_control = true;
+			continue;
+		} else if (!v) {
+			log_error("switch: %s: %s", a, a[0] == '-' ? "needs a value" : "unexpected argument");
+			goto out;
+		}
+		i++;
+		if (!strcmp(a, "--socket")) {
+			path = v;
+		} else if (!strcmp(a, "--api-socket")) {
+			api = v;
+		} else if (!strcmp(a, "--policy")) {
+			if (switch_policy_parse(v) < 0) {
+				log_error("--policy %s: expected learn, strict or promisc", v);
+				goto out;
+			}
+			s->anon.policy = (enum switch_policy)switch_policy_parse(v);
+		} else if (!strcmp(a, "--mac-limit")) {
+			if (parse_uint(v, 1, 4096, &n) < 0) {
+				log_error("--mac-limit %s: expected 1 to 4096", v);
+				goto out;
+			}
+			s->anon.mac_limit = (unsigned)n;
+		} else if (!strcmp(a, "--aging")) {
+			if (parse_uint(v, 1, 86400, &n) < 0) {
+				log_error("--aging %s: expected seconds from 1 to 86400", v);
+				goto out;
+			}
+			s->core.aging_ms = (int64_t)n * 1000;
+		} else if (!strcmp(a, "--port")) {
+			if (s->nnamed == MAX_NAMED) {
+				log_error("--port %s: at most %d named ports", v, MAX_NAMED);
+				goto out;
+			}
+			port_specs[s->nnamed++] = v;
+		} else {
+			log_error("switch: unknown option '%s' (see nestvm switch --help)", a);
+			goto out;
+		}
+	}
+	if (!path) {
+		log_error("switch: --socket PATH is required");
+		goto out;
+	}
+	for (int i = 0; i < s->nnamed; i++) {
+		struct named_port *np = &s->named[i];
+		np->listen_fd = -1;
+		np->port = -1;
+		if (parse_port(port_specs[i], &np->cfg, &s->anon) < 0)
+			goto out;
+		for (int k = 0; k < i; k++)
+			if (!strcmp(s->named[k].cfg.name, np->cfg.name)) {
+				log_error("--port %s: the name is already used", port_specs[i]);
+				goto out;
+			}
+		char name[sizeof(np->cfg.name)];
+		memcpy(name, np->cfg.name, sizeof(name));
+		if (snprintf(np->path, sizeof(np->path), "%s.%s", path, name) >= (int)sizeof(np->path)) {
+			log_error("--port %s: %s.%s is too long for a socket path", port_specs[i], path,
+				  np->cfg.name);
+			goto out;
+		}
+	}
+	status = 1;
+	if ((s->listen_fd = unix_listen("--socket", path)) < 0)
+		goto out;
+	for (int i = 0; i < s->nnamed; i++)
+		if ((s->named[i].listen_fd = unix_listen("--port", s->named[i].path)) < 0)
+			goto out;
+	if (api && (s->api_fd = unix_listen("--api-socket", api)) < 0)
+		goto out;
+	sigset_t term;
+	sigemptyset(&term);
+	sigaddset(&term, SIGINT);
+	sigaddset(&term, SIGTERM);
+	sigaddset(&term, SIGHUP);
+	sigprocmask(SIG_BLOCK, &term, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	s->sig_fd = signalfd(-1, &term, SFD_CLOEXEC);
+	log_info("switch: listening on %s (%s ports)%s", path, switch_policy_name(s->anon.policy),
+		 s->nnamed ? ", and named ports beside it" : "");
+	status = s->sig_fd < 0 ? 1 : run(s);
+out:
+	for (int p = 0; p < SWITCH_MAX_PORTS; p++)
+		close_client(s, p);
+	for (int i = 0; i < API_CLIENTS; i++)
+		if (s->api[i].fd >= 0)
+			close(s->api[i].fd);
+	for (int i = 0; i < s->nnamed; i++)
+		if (s->named[i].listen_fd >= 0) {
+			close(s->named[i].listen_fd);
+			unlink(s->named[i].path);
+		}
+	if (s->listen_fd >= 0) {
+		close(s->listen_fd);
+		unlink(path);
+	}
+	if (s->api_fd >= 0) {
+		close(s->api_fd);
+		unlink(api);
+	}
+	if (s->sig_fd >= 0)
+		close(s->sig_fd);
+	free(s);
+	return status;
+}
