@@ -177,10 +177,11 @@ kernels: deps
 	@scripts/fetch-kernel.sh cloud
 
 # make tsan: the unit tests and tier 1 (tests/kvm) with ThreadSanitizer
-# builds; any data race report fails them.
+# builds; a report stops the process (halt_on_error), which fails its test.
 tsan: deps
 	@$(MAKE) --no-print-directory -j2 all build/tsan/nestvm $(TSAN_UNIT)
-	@NESTVM_UNIT_DIR=build/tsan/unit NESTVM=build/tsan/nestvm tests/run-all unit kvm
+	@TSAN_OPTIONS=halt_on_error=1 NESTVM_UNIT_DIR=build/tsan/unit NESTVM=build/tsan/nestvm \
+		tests/run-all unit kvm
 
 check: deps
 	@$(MAKE) --no-print-directory -j2 all build/asan/nestvm $(UNIT_BINS) $(FUZZ_BINS)

@@ -64,5 +64,6 @@ int check(int ok, const char *what);
 /* guest/virtio.c: a minimal virtio-pci driver, polled, at CPL3. */
 __attribute__((noreturn)) void test_virtio_blk(void);
 __attribute__((noreturn)) void test_virtio_rng(void);
+__attribute__((noreturn)) void test_virtio_net(void);
 
 #endif

@@ -359,6 +359,8 @@ void guest_main(uint64_t index, const struct direct64_bootinfo *info)
 		test_virtio_blk();
 	if (word_is(test, "virtio-rng"))
 		test_virtio_rng();
+	if (word_is(test, "virtio-net"))
+		test_virtio_net();
 	if (word_is(test, "reboot")) {
 		/* Every boot reboots through the keyboard controller's reset. */
 		puts_serial("rebooting\n");

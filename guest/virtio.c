@@ -61,22 +61,29 @@ struct desc {
 struct device {
 	unsigned slot;
 	volatile uint8_t *common, *device;
-	volatile uint16_t *notify;
+	uint64_t notify_base;
+	uint32_t notify_mult;
 };
 
-/* Queue 0's rings, in guest RAM (identity-mapped: virtual = physical). */
-static struct desc ring_desc[QSIZE] __attribute__((aligned(16)));
-static struct {
-	uint16_t flags, idx, ring[QSIZE], used_event;
-} avail __attribute__((aligned(2)));
-static struct {
-	uint16_t flags, idx;
+/* Each queue's rings, in guest RAM (identity-mapped: virtual = physical). */
+struct queue {
+	struct desc desc[QSIZE] __attribute__((aligned(16)));
 	struct {
-		uint32_t id, len;
-	} ring[QSIZE];
-	uint16_t avail_event;
-} used __attribute__((aligned(4)));
-static uint16_t next_avail;
+		uint16_t flags, idx, ring[QSIZE], used_event;
+	} avail __attribute__((aligned(2)));
+	struct {
+		uint16_t flags, idx;
+		struct {
+			uint32_t id, len;
+		} ring[QSIZE];
+		uint16_t avail_event;
+	} used __attribute__((aligned(4)));
+	uint16_t next_avail, next_used;
+	volatile uint16_t *notify;
+};
+static struct queue queues[2];
+/* Queue 0, which blk and rng use alone. */
+#define ring_desc queues[0].desc
 
 /* --- PCI configuration space ------------------------------------------ */
 
@@ -139,10 +146,8 @@ static int probe(struct device *d, unsigned type)
 	}
 	if (check(d->common && notify, "common and notify capabilities"))
 		return -1;
-	volatile uint16_t *qselect = (volatile uint16_t *)(d->common + C_QSELECT);
-	*qselect = 0;
-	uint16_t off = *(volatile uint16_t *)(d->common + C_QNOTIFY);
-	d->notify = (volatile uint16_t *)(notify + (uint64_t)off * notify_mult);
+	d->notify_base = notify;
+	d->notify_mult = notify_mult;
 	return 0;
 }
 
@@ -158,7 +163,7 @@ static void set_status(struct device *d, uint8_t s)
 
 /* Reset, feature negotiation (3.1.1) and queue 0; returns the features
  * accepted, or 0 on failure. */
-static uint32_t init(struct device *d, uint32_t want)
+static uint32_t init(struct device *d, uint32_t want, unsigned nqueues)
 {
 	set_status(d, 0);
 	if (check(status(d) == 0, "reset reads back 0"))
@@ -182,41 +187,65 @@ static uint32_t init(struct device *d, uint32_t want)
 	if (check(status(d) & S_FEATURES_OK, "FEATURES_OK accepted"))
 		return 0;
 
-	*(volatile uint16_t *)(d->common + C_QSELECT) = 0;
-	uint16_t max = *(volatile uint16_t *)(d->common + C_QSIZE);
-	if (check(max >= QSIZE, "queue 0 offers enough entries"))
-		return 0;
-	*(volatile uint16_t *)(d->common + C_QSIZE) = QSIZE;
-	*(volatile uint64_t *)(d->common + C_QDESC) = (uint64_t)ring_desc;
-	*(volatile uint64_t *)(d->common + C_QDRIVER) = (uint64_t)&avail;
-	*(volatile uint64_t *)(d->common + C_QDEVICE) = (uint64_t)&used;
-	next_avail = 0;
-	avail.idx = 0;
-	*(volatile uint16_t *)(d->common + C_QENABLE) = 1;
+	for (unsigned qi = 0; qi < nqueues; qi++) {
+		struct queue *q = &queues[qi];
+		*(volatile uint16_t *)(d->common + C_QSELECT) = (uint16_t)qi;
+		uint16_t max = *(volatile uint16_t *)(d->common + C_QSIZE);
+		if (check(max >= QSIZE, "queue offers enough entries"))
+			return 0;
+		*(volatile uint16_t *)(d->common + C_QSIZE) = QSIZE;
+		*(volatile uint64_t *)(d->common + C_QDESC) = (uint64_t)q->desc;
+		*(volatile uint64_t *)(d->common + C_QDRIVER) = (uint64_t)&q->avail;
+		*(volatile uint64_t *)(d->common + C_QDEVICE) = (uint64_t)&q->used;
+		uint16_t off = *(volatile uint16_t *)(d->common + C_QNOTIFY);
+		q->notify = (volatile uint16_t *)(d->notify_base + (uint64_t)off * d->notify_mult);
+		q->next_avail = q->next_used = 0;
+		q->avail.idx = 0;
+		*(volatile uint16_t *)(d->common + C_QENABLE) = 1;
+	}
 	set_status(d, S_ACKNOWLEDGE | S_DRIVER | S_FEATURES_OK | S_DRIVER_OK);
 	if (check((status(d) & (S_DRIVER_OK | S_NEEDS_RESET)) == S_DRIVER_OK, "DRIVER_OK, queue live"))
 		return 0;
 	return features | 0x80000000u; /* nonzero even with no feature bits */
 }
 
-/* Makes the chain starting at descriptor 0 available, notifies, and polls
- * for its completion. Returns the used length, or -1 on timeout. */
-static int64_t submit(struct device *d)
+/* Makes the chain starting at descriptor head of queue qi available and
+ * notifies the device. */
+static void offer(unsigned qi, uint16_t head)
 {
-	avail.ring[next_avail % QSIZE] = 0;
+	struct queue *q = &queues[qi];
+	q->avail.ring[q->next_avail % QSIZE] = head;
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
-	next_avail++;
-	*(volatile uint16_t *)&avail.idx = next_avail;
+	q->next_avail++;
+	*(volatile uint16_t *)&q->avail.idx = q->next_avail;
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
-	*d->notify = 0;
+	*q->notify = (uint16_t)qi;
+}
+
+/* Polls queue qi for the next used chain; its length, or -1 after about
+ * seconds of TSC ticks (billions). */
+static int64_t wait_used(unsigned qi, uint64_t billions, uint16_t *id)
+{
+	struct queue *q = &queues[qi];
 	uint64_t t0 = rdtsc();
-	while (*(volatile uint16_t *)&used.idx != next_avail) {
-		if (rdtsc() - t0 > 20ULL * 1000 * 1000 * 1000)
+	while (*(volatile uint16_t *)&q->used.idx == q->next_used) {
+		if (rdtsc() - t0 > billions * 1000 * 1000 * 1000)
 			return -1;
 		__asm__ volatile("pause");
 	}
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
-	return used.ring[(uint16_t)(next_avail - 1) % QSIZE].len;
+	uint16_t at = q->next_used++ % QSIZE;
+	if (id)
+		*id = (uint16_t)q->used.ring[at].id;
+	return q->used.ring[at].len;
+}
+
+/* Submits the chain at descriptor 0 of queue 0 and waits for it. */
+static int64_t submit(struct device *d)
+{
+	(void)d;
+	offer(0, 0);
+	return wait_used(0, 20, 0);
 }
 
 /* --- virtio-rng ------------------------------------------------------- */
@@ -227,7 +256,7 @@ void test_virtio_rng(void)
 {
 	struct device d;
 	int fails = 0;
-	if (probe(&d, VIRTIO_TYPE_RNG) < 0 || !init(&d, 0))
+	if (probe(&d, VIRTIO_TYPE_RNG) < 0 || !init(&d, 0, 1))
 		guest_exit(1);
 	for (int i = 0; i < 2; i++) {
 		ring_desc[0] = (struct desc){ (uint64_t)entropy[i], sizeof(entropy[i]), D_WRITE, 0 };
@@ -301,7 +330,7 @@ void test_virtio_blk(void)
 	struct device d;
 	int fails = 0;
 	uint32_t features;
-	if (probe(&d, VIRTIO_TYPE_BLK) < 0 || !(features = init(&d, F_INDIRECT_DESC | F_BLK_FLUSH)))
+	if (probe(&d, VIRTIO_TYPE_BLK) < 0 || !(features = init(&d, F_INDIRECT_DESC | F_BLK_FLUSH, 1)))
 		guest_exit(1);
 	uint64_t capacity = *(volatile uint64_t *)d.device;
 	uint32_t seg_max = *(volatile uint32_t *)(d.device + 12);
@@ -345,5 +374,74 @@ void test_virtio_blk(void)
 	}
 	fails += check(!(status(&d) & S_NEEDS_RESET), "device still live");
 	puts_serial(fails ? "virtio-blk: FAILED\n" : "virtio-blk: done\n");
+	guest_exit(fails ? 1 : 0);
+}
+
+/* --- virtio-net --------------------------------------------------------- */
+
+#define VIRTIO_TYPE_NET 1
+#define F_NET_MAC (1u << 5)
+#define NET_HDR 12
+#define ETHERTYPE_TEST 0x88b5 /* IEEE local experimental */
+
+static uint8_t rx_buf[2][NET_HDR + 1514];
+static uint8_t tx_buf[NET_HDR + 64];
+
+/* Sends a broadcast frame from the NIC's MAC carrying "nestvm tier-1
+ * hello", then waits for a frame of the same ethertype and prints its
+ * payload: the host side of the test (a raw client of the switch) sees
+ * the one and sends the other. */
+void test_virtio_net(void)
+{
+	struct device d;
+	int fails = 0;
+	if (probe(&d, VIRTIO_TYPE_NET) < 0 || !init(&d, F_NET_MAC, 2))
+		guest_exit(1);
+	uint8_t mac[6];
+	for (int i = 0; i < 6; i++)
+		mac[i] = d.device[i];
+	puts_serial("mac");
+	for (int i = 0; i < 6; i++) {
+		putc_serial(i ? ':' : ' ');
+		putc_serial("0123456789abcdef"[mac[i] >> 4]);
+		putc_serial("0123456789abcdef"[mac[i] & 15]);
+	}
+	putc_serial('\n');
+	/* Two receive buffers on queue 0. */
+	for (uint16_t i = 0; i < 2; i++) {
+		queues[0].desc[i] = (struct desc){ (uint64_t)rx_buf[i], sizeof(rx_buf[i]), D_WRITE, 0 };
+		offer(0, i);
+	}
+	/* The frame: a zeroed virtio-net header, then Ethernet. */
+	uint8_t *f = tx_buf + NET_HDR;
+	for (int i = 0; i < 6; i++)
+		f[i] = 0xff, f[6 + i] = mac[i];
+	f[12] = ETHERTYPE_TEST >> 8, f[13] = ETHERTYPE_TEST & 0xff;
+	const char hello[] = "nestvm tier-1 hello";
+	for (unsigned i = 0; i < sizeof(hello); i++)
+		f[14 + i] = (uint8_t)hello[i];
+	queues[1].desc[0] = (struct desc){ (uint64_t)tx_buf, sizeof(tx_buf), 0, 0 };
+	offer(1, 0);
+	fails += check(wait_used(1, 20, 0) >= 0, "frame sent");
+	puts_serial("sent hello\n");
+	/* Frames until ours (the switch may pass others, IPv6 or ARP). */
+	int got = 0;
+	for (int tries = 0; tries < 8 && !got; tries++) {
+		uint16_t slot;
+		int64_t len = wait_used(0, 30, &slot);
+		if (len < 0)
+			break;
+		const uint8_t *r = rx_buf[slot % 2] + NET_HDR;
+		if (len >= NET_HDR + 14 && r[12] == (ETHERTYPE_TEST >> 8) && r[13] == (ETHERTYPE_TEST & 0xff)) {
+			puts_serial("received '");
+			for (int64_t i = 14; i < len - NET_HDR && r[i]; i++)
+				putc_serial((char)r[i]);
+			puts_serial("'\n");
+			got = 1;
+		}
+		offer(0, slot % 2); /* the buffer goes back */
+	}
+	fails += check(got, "a frame of ours came back");
+	puts_serial(fails ? "virtio-net: FAILED\n" : "virtio-net: done\n");
 	guest_exit(fails ? 1 : 0);
 }

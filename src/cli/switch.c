@@ -27,6 +27,7 @@
 #include "util/clock.h"
 #include "util/log.h"
 #include "util/parse.h"
+#include "util/sandbox.h"
 #include "util/unix_socket.h"
 
 #define MAX_NAMED 32
@@ -541,6 +542,11 @@ int cmd_switch(int argc, char **argv)
 	sigprocmask(SIG_BLOCK, &term, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	s->sig_fd = signalfd(-1, &term, SFD_CLOEXEC);
+	/* Frames from any client are parsed here: from now on only the calls
+	 * a switch makes (util/sandbox.c). */
+	if (sandbox_check() < 0)
+		goto out;
+	sandbox_enter(SANDBOX_SWITCH);
 	log_info("switch: listening on %s (%s ports)%s", path, switch_policy_name(s->anon.policy),
 		 s->nnamed ? ", and named ports beside it" : "");
 	status = s->sig_fd < 0 ? 1 : run(s);

@@ -42,3 +42,10 @@ void device_table_destroy(struct device_table *t)
 			t->devices[i].ops->destroy(t->devices[i].dev);
 	t->n = 0;
 }
+
+void device_table_tick(struct device_table *t, int64_t now_ms)
+{
+	for (int i = 0; i < t->n; i++)
+		if (t->devices[i].ops->tick)
+			t->devices[i].ops->tick(t->devices[i].dev, now_ms);
+}

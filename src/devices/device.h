@@ -32,6 +32,10 @@ struct device_ops {
 	int (*load)(void *dev, struct state_in *in);
 	/* Releases everything the device holds. Optional. */
 	void (*destroy)(void *dev);
+	/* Called about once a second on the main thread, for work that may
+	 * not happen on the device's own thread (connecting a socket again:
+	 * workers may not create sockets). Optional. */
+	void (*tick)(void *dev, int64_t now_ms);
 };
 
 struct device {
@@ -54,6 +58,7 @@ int device_table_add(struct device_table *t, const struct device_ops *ops, void 
 int device_table_start(struct device_table *t);
 void device_table_quiesce(struct device_table *t);
 void device_table_unquiesce(struct device_table *t);
+void device_table_tick(struct device_table *t, int64_t now_ms);
 /* Destroys every device, last attached first, and empties the table. */
 void device_table_destroy(struct device_table *t);
 

@@ -37,11 +37,20 @@ static const int common_calls[] = {
 };
 
 /* A device worker: its queues' eventfds, its image (reads, writes, flushes,
- * holes) or tap, random numbers for virtio-rng. */
+ * holes), tap or switch socket (send and receive on it: never a new
+ * socket, which the main thread connects), random numbers for virtio-rng. */
 static const int worker_calls[] = {
-	ALLOW(epoll_wait), ALLOW(epoll_pwait), ALLOW(epoll_ctl), ALLOW(readv),
+	ALLOW(epoll_wait), ALLOW(epoll_pwait), ALLOW(epoll_ctl), ALLOW(readv), ALLOW(sendto),
+	ALLOW(recvfrom),
 	ALLOW(preadv), ALLOW(pwritev), ALLOW(pread64), ALLOW(pwrite64),
 	ALLOW(fdatasync), ALLOW(fsync), ALLOW(fallocate),
+};
+
+/* nestvm switch, once it listens: clients come and go, frames move, the
+ * control API answers, its sockets are removed at the end. */
+static const int switch_calls[] = {
+	ALLOW(poll), ALLOW(ppoll), ALLOW(accept4), ALLOW(recvfrom), ALLOW(sendto),
+	ALLOW(unlink), ALLOW(rt_sigaction),
 };
 
 /* The main thread: everything a reboot needs to build the machine again,
@@ -128,7 +137,8 @@ void sandbox_enter(enum sandbox_class cls)
 {
 	if (!sandbox_enabled())
 		return;
-	static const char *names[] = { "a vCPU thread", "a device worker thread", "the main thread" };
+	static const char *names[] = { "a vCPU thread", "a device worker thread", "the main thread",
+				       "the switch" };
 	thread_class = names[cls];
 	struct sigaction sa = { .sa_sigaction = forbidden, .sa_flags = SA_SIGINFO };
 	sigaction(SIGSYS, &sa, NULL);
@@ -164,6 +174,10 @@ void sandbox_enter(enum sandbox_class cls)
 	case SANDBOX_WORKER:
 		if (r == 0)
 			r = add_all(ctx, worker_calls, N(worker_calls));
+		break;
+	case SANDBOX_SWITCH:
+		if (r == 0)
+			r = add_all(ctx, switch_calls, N(switch_calls));
 		break;
 	case SANDBOX_MAIN:
 		if (r == 0)

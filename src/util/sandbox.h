@@ -11,6 +11,7 @@ enum sandbox_class {
 	SANDBOX_VCPU,   /* KVM_RUN and the exits it dispatches (device registers) */
 	SANDBOX_WORKER, /* a device's worker: its queues, image or tap */
 	SANDBOX_MAIN,   /* console, control API, snapshots, a reboot's rebuild */
+	SANDBOX_SWITCH, /* nestvm switch: its sockets, nothing else */
 };
 
 /* Confines the calling thread (and threads it starts later) for good. A

@@ -57,7 +57,23 @@ int virtio_net_parse(const char *spec, struct virtio_net_options *opt)
 	int r = 0;
 	char *save = NULL;
 	for (char *o = strtok_r(copy, ",", &save); o && r == 0; o = strtok_r(NULL, ",", &save)) {
-		if (!strncmp(o, "tap=", 4)) {
+		if (!strncmp(o, "switch=", 7)) {
+			if (!o[7] || strlen(o + 7) >= sizeof(opt->switch_path)) {
+				log_error("--net %s: the switch's socket path must be 1 to %zu characters",
+					  spec, sizeof(opt->switch_path) - 1);
+				r = -1;
+			} else {
+				strcpy(opt->switch_path, o + 7);
+			}
+		} else if (!strncmp(o, "port=", 5)) {
+			if (!o[5] || strlen(o + 5) >= sizeof(opt->port) || strchr(o + 5, '/')) {
+				log_error("--net %s: port name must be 1 to %zu characters without '/'", spec,
+					  sizeof(opt->port) - 1);
+				r = -1;
+			} else {
+				strcpy(opt->port, o + 5);
+			}
+		} else if (!strncmp(o, "tap=", 4)) {
 			if (!o[4] || strlen(o + 4) >= IFNAMSIZ || strchr(o + 4, '/')) {
 				log_error("--net %s: tap name must be 1 to %d characters without '/'",
 					  spec, IFNAMSIZ - 1);
@@ -76,24 +92,29 @@ int virtio_net_parse(const char *spec, struct virtio_net_options *opt)
 				opt->mac_given = true;
 			}
 		} else {
-			log_error("--net %s: unknown option '%s' (expected tap=IFNAME or mac=MAC)",
-				  spec, o);
+			log_error("--net %s: unknown option '%s' (expected tap=IFNAME, switch=PATH, "
+				  "port=NAME or mac=MAC)", spec, o);
 			r = -1;
 		}
 	}
-	if (r == 0 && !opt->ifname[0]) {
-		log_error("--net %s: expected tap=IFNAME[,mac=MAC]", spec);
+	if (r == 0 && !opt->ifname[0] == !opt->switch_path[0]) {
+		log_error("--net %s: expected tap=IFNAME[,mac=MAC] or switch=PATH[,port=NAME][,mac=MAC]",
+			  spec);
+		r = -1;
+	} else if (r == 0 && opt->port[0] && !opt->switch_path[0]) {
+		log_error("--net %s: port= names a switch's port; it needs switch=PATH", spec);
 		r = -1;
 	}
 	free(copy);
 	return r;
 }
 
-/* A MAC the same on every run of the VM attached to this tap: locally
- * administered (0x02 set), unicast, from an FNV-1a hash of the name. */
-static void default_mac(const char *ifname, uint8_t mac[6])
+/* A MAC the same on every run of the VM attached to this tap or switch
+ * port: locally administered (0x02 set), unicast, from an FNV-1a hash of
+ * its name. */
+static void default_mac(const char *key, uint8_t mac[6])
 {
-	uint64_t h = fnv1a64_update(fnv1a64("nestvm:", 7), ifname, strlen(ifname));
+	uint64_t h = fnv1a64_update(fnv1a64("nestvm:", 7), key, strlen(key));
 	mac[0] = 0x02;
 	for (int i = 1; i < 6; i++)
 		mac[i] = (uint8_t)(h >> (8 * i));
@@ -114,9 +135,35 @@ static void bring_up(const char *ifname)
 	close(s);
 }
 
+/* The switch's port: PATH, or PATH.NAME for a named one. */
+static int open_switch(struct virtio_net *net, const struct virtio_net_options *opt)
+{
+	char path[sizeof(opt->switch_path) + sizeof(opt->port) + 1], why[160];
+	snprintf(path, sizeof(path), opt->port[0] ? "%s.%s" : "%s", opt->switch_path, opt->port);
+	snprintf(net->name, sizeof(net->name), "--net switch=%s", path);
+	if (!opt->mac_given)
+		default_mac(path, net->opt.mac);
+	net->link = malloc(sizeof(*net->link));
+	if (!net->link) {
+		log_error("%s: out of memory", net->name);
+		return -1;
+	}
+	if (switch_link_open(net->link, path, why, sizeof(why)) < 0) {
+		log_error("%s: %s", net->name, why);
+		free(net->link);
+		net->link = NULL;
+		return -1;
+	}
+	return 0;
+}
+
 int virtio_net_open(struct virtio_net *net, const struct virtio_net_options *opt)
 {
 	net->opt = *opt;
+	net->tap_fd = -1;
+	net->link = NULL;
+	if (opt->switch_path[0])
+		return open_switch(net, opt);
 	snprintf(net->name, sizeof(net->name), "--net tap=%s", opt->ifname);
 	if (!opt->mac_given)
 		default_mac(opt->ifname, net->opt.mac);
@@ -162,12 +209,94 @@ void virtio_net_close(struct virtio_net *net)
 	if (net->tap_fd >= 0)
 		close(net->tap_fd);
 	net->tap_fd = -1;
+	if (net->link) {
+		switch_link_close(net->link);
+		free(net->link);
+		net->link = NULL;
+	}
+}
+
+/* --- on a switch --------------------------------------------------------- */
+
+/* After the worker used the link: a failed connection is closed (its fd
+ * unwatched first), and the fd is watched for output while some waits.
+ * vd->lock held. */
+static void link_settle(struct virtio_dev *vd)
+{
+	struct virtio_net *net = vd->opaque;
+	struct switch_link *l = net->link;
+	if (l->dead) {
+		log_warn("%s: the switch went away; connecting again every second", net->name);
+		virtio_set_poll_fd(vd, -1, false);
+		switch_link_close(l);
+		return;
+	}
+	size_t pending;
+	stream_tx_pending(&l->stream, &pending);
+	virtio_set_poll_out(vd, pending != 0);
+}
+
+/* Frames from the switch into receive buffers, until either runs out. A
+ * frame waits in the link while the guest has no buffer for it. */
+static void receive_from_switch(struct virtio_dev *vd)
+{
+	struct virtio_net *net = vd->opaque;
+	struct virtq *q = &vd->queues[RXQ].vq;
+	const uint8_t *frame;
+	size_t len;
+	while ((frame = switch_link_next_frame(net->link, &len))) {
+		int r = virtq_pop(q, &net->chain);
+		if (r < 0) {
+			virtio_needs_reset(vd);
+			break;
+		}
+		if (r == 0) {
+			if (virtq_arm_notify(q))
+				continue;
+			virtio_set_poll_fd(vd, net->link->fd, false);
+			break;
+		}
+		struct virtq_chain *c = &net->chain;
+		if (c->n_out || c->in_len < NET_HDR_LEN + len) {
+			/* Too small for this frame (a jumbo frame to a guest with
+			 * 1500-byte buffers): the frame is dropped, the buffer
+			 * kept for the next. */
+			virtq_unpop(q);
+			net->link->rx_dropped++;
+			switch_link_frame_done(net->link);
+			continue;
+		}
+		uint8_t hdr[NET_HDR_LEN] = { 0 }; /* no offloads; num_buffers 1 */
+		hdr[NUM_BUFFERS_OFFSET] = 1;
+		buf_to_iov(c->iov, c->n_in, 0, hdr, sizeof(hdr));
+		buf_to_iov(c->iov, c->n_in, sizeof(hdr), frame, len);
+		virtq_push(q, c->head, (uint32_t)(sizeof(hdr) + len));
+		switch_link_frame_done(net->link);
+	}
+	virtio_queue_interrupt(vd, RXQ);
+	link_settle(vd);
+}
+
+/* Main thread, about once a second: connects again to a switch that went
+ * away (a worker may not create sockets). vd->lock held. */
+static void tick(struct virtio_dev *vd, int64_t now_ms)
+{
+	struct virtio_net *net = vd->opaque;
+	if (!net->link || !switch_link_reconnect(net->link, now_ms))
+		return;
+	log_info("%s: connected to the switch again", net->name);
+	bool live = vd->status & VIRTIO_STATUS_DRIVER_OK;
+	virtio_set_poll_fd(vd, net->link->fd, live);
 }
 
 /* Frames from the tap into receive buffers, until either runs out. */
 static void receive(struct virtio_dev *vd)
 {
 	struct virtio_net *net = vd->opaque;
+	if (net->link) {
+		receive_from_switch(vd);
+		return;
+	}
 	struct virtq *q = &vd->queues[RXQ].vq;
 	for (;;) {
 		int r = virtq_pop(q, &net->chain);
@@ -210,6 +339,8 @@ static uint32_t transmit(struct virtio_dev *vd, struct virtq_chain *c)
 	 * checks sizes and the offload header. */
 	if (c->n_in || c->out_len < NET_HDR_LEN)
 		log_debug("%s: dropped a malformed frame", net->name);
+	else if (net->link)
+		switch_link_send(net->link, c->iov, c->n_out, NET_HDR_LEN); /* a drop is counted */
 	else if (writev(net->tap_fd, c->iov, (int)c->n_out) < 0)
 		log_debug("%s: tap write of %llu bytes: %s", net->name,
 			  (unsigned long long)c->out_len, strerror(errno));
@@ -221,14 +352,19 @@ static void queue_notify(struct virtio_dev *vd, unsigned q)
 	struct virtio_net *net = vd->opaque;
 	if (q == TXQ) {
 		virtio_serve_queue(vd, TXQ, &net->chain, transmit);
+		if (net->link)
+			link_settle(vd);
 	} else if (q == RXQ) {
-		virtio_set_poll_fd(vd, net->tap_fd, true);
+		virtio_set_poll_fd(vd, net->link ? net->link->fd : net->tap_fd, true);
 		receive(vd);
 	}
 }
 
 static void poll_ready(struct virtio_dev *vd)
 {
+	struct virtio_net *net = vd->opaque;
+	if (net->link)
+		switch_link_flush(net->link);
 	receive(vd);
 }
 
@@ -236,6 +372,10 @@ static void poll_ready(struct virtio_dev *vd)
 static void driver_ok(struct virtio_dev *vd)
 {
 	struct virtio_net *net = vd->opaque;
+	if (net->link) {
+		virtio_set_poll_fd(vd, net->link->fd, true);
+		return;
+	}
 	unsigned offload = 0;
 	if (virtio_negotiated(vd, VIRTIO_NET_F_GUEST_CSUM)) {
 		offload |= TUN_F_CSUM;
@@ -255,6 +395,10 @@ static void driver_ok(struct virtio_dev *vd)
 static void reset(struct virtio_dev *vd)
 {
 	struct virtio_net *net = vd->opaque;
+	if (net->link) {
+		virtio_set_poll_fd(vd, net->link->fd, false);
+		return;
+	}
 	virtio_set_poll_fd(vd, net->tap_fd, false);
 	if (ioctl(net->tap_fd, TUNSETOFFLOAD, 0) < 0) {
 		/* only fails on a dead tap: nothing to undo */
@@ -284,6 +428,7 @@ static const struct virtio_dev_ops net_ops = {
 	.reset = reset,
 	.poll_ready = poll_ready,
 	.release = release,
+	.tick = tick,
 };
 
 int virtio_net_attach(struct virtio_net *net, struct kvm_guest *kvm, const struct guest_mem *mem,
@@ -294,9 +439,12 @@ int virtio_net_attach(struct virtio_net *net, struct kvm_guest *kvm, const struc
 	vd->device_type = VIRTIO_ID_NET;
 	vd->pci_class = 0x020000; /* Ethernet controller */
 	vd->features = VIRTIO_F_VERSION_1 | VIRTIO_F_RING_INDIRECT_DESC | VIRTIO_F_RING_EVENT_IDX |
-		       VIRTIO_NET_F_MAC | VIRTIO_NET_F_CSUM | VIRTIO_NET_F_HOST_TSO4 |
-		       VIRTIO_NET_F_HOST_TSO6 | VIRTIO_NET_F_HOST_ECN | VIRTIO_NET_F_GUEST_CSUM |
-		       VIRTIO_NET_F_GUEST_TSO4 | VIRTIO_NET_F_GUEST_TSO6 | VIRTIO_NET_F_GUEST_ECN;
+		       VIRTIO_NET_F_MAC;
+	/* Offloads only where a kernel on the other side completes them. */
+	if (!net->link)
+		vd->features |= VIRTIO_NET_F_CSUM | VIRTIO_NET_F_HOST_TSO4 | VIRTIO_NET_F_HOST_TSO6 |
+				VIRTIO_NET_F_HOST_ECN | VIRTIO_NET_F_GUEST_CSUM | VIRTIO_NET_F_GUEST_TSO4 |
+				VIRTIO_NET_F_GUEST_TSO6 | VIRTIO_NET_F_GUEST_ECN;
 	vd->config_len = 8;
 	vd->num_queues = 2;
 	vd->queue_max = VIRTQ_MAX_SIZE;

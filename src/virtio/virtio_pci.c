@@ -545,22 +545,36 @@ void virtio_pci_serve_event(struct virtio_dev *vd, int source)
 	pthread_mutex_unlock(&vd->lock);
 }
 
+static void update_poll_events(struct virtio_dev *vd)
+{
+	uint32_t events = (vd->poll_armed ? EPOLLIN : 0) | (vd->poll_out ? EPOLLOUT : 0);
+	struct epoll_event ev = { .events = events, .data.u64 = WORKER_POLL };
+	epoll_ctl(vd->epoll_fd, EPOLL_CTL_MOD, vd->poll_fd, &ev);
+}
+
 void virtio_set_poll_fd(struct virtio_dev *vd, int fd, bool armed)
 {
 	if (vd->poll_fd != fd) {
 		if (vd->poll_fd >= 0)
 			epoll_ctl(vd->epoll_fd, EPOLL_CTL_DEL, vd->poll_fd, NULL);
 		vd->poll_fd = fd;
-		vd->poll_armed = false;
+		vd->poll_armed = vd->poll_out = false;
 		struct epoll_event ev = { .events = 0, .data.u64 = WORKER_POLL };
 		if (fd >= 0)
 			epoll_ctl(vd->epoll_fd, EPOLL_CTL_ADD, fd, &ev);
 	}
 	if (fd < 0 || vd->poll_armed == armed)
 		return;
-	struct epoll_event ev = { .events = armed ? EPOLLIN : 0, .data.u64 = WORKER_POLL };
-	epoll_ctl(vd->epoll_fd, EPOLL_CTL_MOD, fd, &ev);
 	vd->poll_armed = armed;
+	update_poll_events(vd);
+}
+
+void virtio_set_poll_out(struct virtio_dev *vd, bool out)
+{
+	if (vd->poll_fd < 0 || vd->poll_out == out)
+		return;
+	vd->poll_out = out;
+	update_poll_events(vd);
 }
 
 static int watch(struct virtio_dev *vd, int fd, uint64_t what)
@@ -847,9 +861,19 @@ static void destroy_device(void *dev)
 		vd->ops->release(vd);
 }
 
+static void tick_device(void *dev, int64_t now_ms)
+{
+	struct virtio_dev *vd = dev;
+	if (!vd->ops->tick)
+		return;
+	pthread_mutex_lock(&vd->lock);
+	vd->ops->tick(vd, now_ms);
+	pthread_mutex_unlock(&vd->lock);
+}
+
 #define VIRTIO_DEVICE_OPS(name) { .kind = name, .start = start_device, \
 	.quiesce = quiesce_device, .unquiesce = unquiesce_device, .save = save_device, \
-	.load = load_device, .destroy = destroy_device }
+	.load = load_device, .destroy = destroy_device, .tick = tick_device }
 
 static const struct device_ops blk_device = VIRTIO_DEVICE_OPS("virtio-blk");
 static const struct device_ops net_device = VIRTIO_DEVICE_OPS("virtio-net");

@@ -50,6 +50,8 @@ struct virtio_dev_ops {
 	void (*poll_ready)(struct virtio_dev *vd);
 	/* The transport is gone: close the backend and free the model. */
 	void (*release)(struct virtio_dev *vd);
+	/* About once a second, main thread, vd->lock held (devices/device.h). */
+	void (*tick)(struct virtio_dev *vd, int64_t now_ms);
 };
 
 struct virtio_queue {
@@ -107,7 +109,8 @@ struct virtio_dev {
 	bool thread_started;
 	int epoll_fd, stop_fd;
 	int poll_fd;      /* device's own fd (tap), -1 if none */
-	bool poll_armed;
+	bool poll_armed;  /* watched for input */
+	bool poll_out;    /* watched for room to write */
 };
 
 /* The device's entry in the machine's device table (devices/device.h),
@@ -154,7 +157,12 @@ void virtio_serve_queue(struct virtio_dev *vd, unsigned q, struct virtq_chain *c
 			uint32_t (*handle)(struct virtio_dev *vd, struct virtq_chain *chain));
 /* Marks the device as needing a reset (a broken queue) and tells the driver. */
 void virtio_needs_reset(struct virtio_dev *vd);
-/* Watches fd for input on the worker (poll_ready), or stops watching it. */
+/* Watches fd for input on the worker (poll_ready), or stops watching it.
+ * Before closing the fd a device sets it to -1 here: the number may come
+ * back for another file. */
 void virtio_set_poll_fd(struct virtio_dev *vd, int fd, bool armed);
+/* Also calls poll_ready when the poll fd has room to write (output the
+ * device queued), or stops doing so. */
+void virtio_set_poll_out(struct virtio_dev *vd, bool out);
 
 #endif

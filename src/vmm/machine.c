@@ -369,6 +369,7 @@ int machine_run(struct machine *m)
 
 	console_open(&m->console, m->config.console_in_fd);
 	bool input_open = m->config.console_in_fd >= 0;
+	int64_t next_tick = monotonic_ms() + 1000;
 	while (!atomic_load(&m->stopping)) {
 		/* Input the UART could not take yet is retried every 10 ms; while
 		 * nestvm holds as much as it can, the terminal is not polled (it
@@ -384,6 +385,14 @@ int machine_run(struct machine *m)
 		int timeout = control_timeout(&m->control);
 		if (held && (timeout < 0 || timeout > 10))
 			timeout = 10;
+		/* Devices' periodic work (devices/device.h: tick) at least once a second. */
+		int64_t now = monotonic_ms();
+		if (now >= next_tick) {
+			device_table_tick(&m->devices, now);
+			next_tick = now + 1000;
+		}
+		if (timeout < 0 || timeout > next_tick - now)
+			timeout = (int)(next_tick - now);
 		if (poll(fds, (nfds_t)(3 + nctl), timeout) < 0 && errno != EINTR)
 			break;
 		if (fds[1].revents & POLLIN) {

@@ -131,7 +131,13 @@ static json_object *config_json(struct machine *m, struct state_writer *w)
 		char mac[18];
 		const uint8_t *a = m->nics[i]->opt.mac;
 		snprintf(mac, sizeof(mac), "%02x:%02x:%02x:%02x:%02x:%02x", a[0], a[1], a[2], a[3], a[4], a[5]);
-		json_object_object_add(n, "tap", json_object_new_string(c->nics[i].ifname));
+		if (c->nics[i].switch_path[0]) {
+			json_object_object_add(n, "switch", json_object_new_string(c->nics[i].switch_path));
+			if (c->nics[i].port[0])
+				json_object_object_add(n, "port", json_object_new_string(c->nics[i].port));
+		} else {
+			json_object_object_add(n, "tap", json_object_new_string(c->nics[i].ifname));
+		}
 		json_object_object_add(n, "mac", json_object_new_string(mac));
 		json_object_array_add(nics, n);
 	}
@@ -395,11 +401,18 @@ int snapshot_read_config(const char *dir, bool force, bool trust, struct machine
 	for (int i = 0; i < c->nnics && r == 0; i++) {
 		json_object *n = json_object_array_get_idx(nics, (size_t)i);
 		json_object *tap = member(n, "tap", json_type_string);
+		json_object *sw = member(n, "switch", json_type_string);
+		json_object *port = member(n, "port", json_type_string);
 		json_object *mac = member(n, "mac", json_type_string);
-		char spec[128];
-		snprintf(spec, sizeof(spec), "tap=%s,mac=%s", tap ? json_object_get_string(tap) : "",
-			 mac ? json_object_get_string(mac) : "");
-		if (!tap || !mac || virtio_net_parse(spec, &c->nics[i]) < 0) {
+		char spec[512];
+		if (sw)
+			snprintf(spec, sizeof(spec), "switch=%s%s%s,mac=%s", json_object_get_string(sw),
+				 port ? ",port=" : "", port ? json_object_get_string(port) : "",
+				 mac ? json_object_get_string(mac) : "");
+		else
+			snprintf(spec, sizeof(spec), "tap=%s,mac=%s", tap ? json_object_get_string(tap) : "",
+				 mac ? json_object_get_string(mac) : "");
+		if ((!tap && !sw) || !mac || virtio_net_parse(spec, &c->nics[i]) < 0) {
 			log_error("snapshot %s: manifest.json is corrupted (NIC %d)", dir, i);
 			r = -1;
 		}

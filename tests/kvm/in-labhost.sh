@@ -6,6 +6,9 @@
 cd "$(dirname "$0")/../.."
 log_dir=$1
 [ -n "${2:-}" ] && export NESTVM=$2
+# A ThreadSanitizer build stops at its first report (make tsan): the
+# environment does not cross into the lab host, so it is set here.
+export TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=1}
 for f in tests/kvm/*.bats; do
 	base=kvm-$(basename "$f" .bats)
 	bats --tap "$f" > "$log_dir/$base.tap" 2> "$log_dir/$base.stderr"

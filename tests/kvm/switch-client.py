@@ -140,7 +140,27 @@ def hostile(path):
     status(API)
 
 
+def reply(path):
+    """Waits for the test guest's hello (ethertype 0x88b5), answers it."""
+    s = conn(path)
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        f = recv(s, 5)
+        if f is None or len(f) < 14 or f[12:14] != b"\x88\xb5":
+            continue
+        text = f[14:].split(b"\0")[0].decode()
+        src = ":".join("%02x" % b for b in f[6:12])
+        print("client got '%s' from %s" % (text, src), flush=True)
+        answer = f[6:12] + mac("52:54:00:00:00:99") + b"\x88\xb5" + b"nestvm tier-1 reply".ljust(46, b"\0")
+        send(s, answer)
+        time.sleep(1)
+        return
+    print("client got nothing")
+
+
 scenario, API = sys.argv[1], sys.argv[2]
+if scenario == "reply":
+    reply(sys.argv[3])
 if scenario == "forwarding":
     forwarding(sys.argv[3])
 elif scenario == "strict":

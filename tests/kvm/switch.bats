@@ -48,6 +48,8 @@ print(eval(sys.argv[1]))' "$1"
 	[ "$(status_field 'len({m["port"] for m in s["macs"]})')" -eq 3 ]
 	[ "$(status_field 'sorted(m["mac"][-2:] for m in s["macs"])')" = "['0a', '0b', '0c']" ]
 	[ "$(status_field 'sum(sum(p["drops"].values()) for p in s["ports"])')" -eq 0 ]
+	# The switch parses frames from anyone: it runs confined by seccomp.
+	grep -q "^Seccomp:[[:space:]]*2" "/proc/$SWITCH/status"
 	# nestvm ctl speaks to a switch too; the clients are gone by now.
 	run "$NESTVM" ctl "$API" status
 	[ "$status" -eq 0 ]
@@ -76,6 +78,35 @@ print(eval(sys.argv[1]))' "$1"
 	[ "$(status_field 'max(p["drops"]["egress_full"] for p in s["ports"])')" -gt 0 ]
 	grep -q "a frame length no frame can have; disconnected" "$BATS_TEST_TMPDIR/switch.err"
 	kill -0 "$SWITCH"
+}
+
+@test "a guest's NIC on a switch port: the guest's frame reaches a client, the client's reaches the guest" {
+	require_kvm
+	start_switch
+	python3 "$CLIENT" reply "$API" "$SW" > "$BATS_TEST_TMPDIR/client.out" &
+	local client=$!
+	sleep 0.5
+	run_guest --net "switch=$SW,mac=52:54:00:12:34:56" --cmdline "test=virtio-net"
+	echo "$output"
+	echo "$stderr"
+	wait $client
+	cat "$BATS_TEST_TMPDIR/client.out"
+	[ "$status" -eq 0 ]
+	[[ $output == *"mac 52:54:00:12:34:56"* ]]
+	[[ $output == *"received 'nestvm tier-1 reply'"* ]]
+	grep -q "client got 'nestvm tier-1 hello' from 52:54:00:12:34:56" "$BATS_TEST_TMPDIR/client.out"
+}
+
+@test "--net switch=: no switch listening, port without switch, bad names" {
+	require_kvm
+	run_guest --net "switch=$BATS_TEST_TMPDIR/none" --cmdline "test=hello"
+	assert_one_line_error "--net switch=$BATS_TEST_TMPDIR/none: no switch is listening there"
+	run_guest --net "tap=t0,port=a" --cmdline "test=hello"
+	assert_one_line_error "port= names a switch's port; it needs switch=PATH"
+	run_guest --net "switch=$BATS_TEST_TMPDIR/s,tap=t0" --cmdline "test=hello"
+	assert_one_line_error "] or switch=PATH"
+	run_guest --net "switch=$BATS_TEST_TMPDIR/s,port=a/b" --cmdline "test=hello"
+	assert_one_line_error "port name must be 1 to 31 characters without '/'"
 }
 
 @test "switch: bad options are refused with one line" {

@@ -113,3 +113,32 @@ a_status=$?
 wait $b
 b_status=$?
 echo "RESULT net-peers status=$a_status,$b_status a=$(v net-a ping) b=$(v net-b ping)"
+
+# Two guests on a nestvm switch (no tap, no bridge): they ping each other;
+# while they run, the switch has learned both MACs, one per port.
+./nestvm switch --socket /tmp/nvsw --api-socket /tmp/nvsw.api 2> "$dir/switch.err" &
+sw=$!
+sleep 1
+vm sw-a "case=net addr=169.254.2.2 peer=169.254.2.3 linger=15" \
+	--net switch=/tmp/nvsw,mac=52:54:00:00:02:02 &
+a=$!
+vm sw-b "case=net addr=169.254.2.3 peer=169.254.2.2 linger=15" \
+	--net switch=/tmp/nvsw,mac=52:54:00:00:02:03 &
+b=$!
+i=0
+until [ "$(v sw-a ping)" = ok ] && [ "$(v sw-b ping)" = ok ] || [ $i -ge 200 ]; do
+	sleep 1
+	i=$((i + 1))
+done
+./nestvm ctl /tmp/nvsw.api status > "$dir/switch.status"
+wait $a
+a_status=$?
+wait $b
+b_status=$?
+kill $sw
+wait $sw 2> /dev/null
+macs=$(python3 -c '
+import json, sys
+s = json.load(open(sys.argv[1]))
+print(",".join(sorted(m["mac"] + "@" + m["port"] for m in s["macs"] if m["mac"].startswith("52:54:00:00:02"))))' "$dir/switch.status")
+echo "RESULT switch-peers status=$a_status,$b_status a=$(v sw-a ping) b=$(v sw-b ping) macs=$macs"

@@ -12,7 +12,7 @@ setup_file() {
 	RUN_DIR=$(mktemp -d "$PWD/build/virtio.XXXXXX")
 	scripts/mkinitramfs-modules.sh "$RUN_DIR/initrd.cpio" tests/guests/virtio-init.sh \
 		"virtio_pci virtio_blk virtio_net virtio_rng"
-	labhost_results 300 tests/labhost/virtio-run.sh
+	labhost_results 420 tests/labhost/virtio-run.sh
 }
 
 teardown_file() {
@@ -103,4 +103,12 @@ field() { # field LINE NAME: the value of NAME=VALUE in a RESULT line
 	line=$(result net-peers)
 	echo "$line"
 	[ "$line" = "RESULT net-peers status=0,0 a=ok b=ok" ]
+}
+
+@test "two guests on a nestvm switch reach each other; the switch learned both MACs" {
+	local line
+	line=$(result switch-peers)
+	echo "$line"
+	[[ $line =~ ^RESULT\ switch-peers\ status=0,0\ a=ok\ b=ok\ macs=52:54:00:00:02:02@(port[0-9]+),52:54:00:00:02:03@(port[0-9]+)$ ]]
+	[ "${BASH_REMATCH[1]}" != "${BASH_REMATCH[2]}" ]
 }

@@ -558,9 +558,20 @@ static void *serve_on_worker(void *arg)
 	return NULL;
 }
 
-static void *quiesce_device(void *arg)
+/* Lets the blocked request finish a while later, after queueing a second
+ * request behind it. */
+static struct fixture *releaser_fixture;
+static uint16_t used_when_released;
+
+static uint16_t used_index(struct fixture *f);
+
+static void *release_later(void *arg)
 {
-	virtio_pci_quiesce(arg);
+	(void)arg;
+	usleep(200 * 1000);
+	used_when_released = used_index(releaser_fixture); /* still in flight: 0 */
+	offer(releaser_fixture, 0);
+	sem_post(&handler_release);
 	return NULL;
 }
 
@@ -592,7 +603,7 @@ static void worker_releases_the_lock_during_a_request(void **state)
 	put_desc(f, 0, DATA_GPA, 16, 0, 0);
 	offer(f, 0);
 
-	pthread_t worker, quiescer;
+	pthread_t worker, releaser;
 	assert_int_equal(pthread_create(&worker, NULL, serve_on_worker, vd), 0);
 	sem_wait(&handler_entered);
 	struct timespec deadline;
@@ -602,12 +613,11 @@ static void worker_releases_the_lock_during_a_request(void **state)
 	assert_true(vd->in_flight);
 	pthread_mutex_unlock(&vd->lock);
 
-	assert_int_equal(pthread_create(&quiescer, NULL, quiesce_device, vd), 0);
-	usleep(200 * 1000);
-	assert_int_equal(used_index(f), 0); /* still in flight */
-	offer(f, 0); /* a second request, queued meanwhile */
-	sem_post(&handler_release);
-	pthread_join(quiescer, NULL);
+	releaser_fixture = f;
+	assert_int_equal(pthread_create(&releaser, NULL, release_later, NULL), 0);
+	virtio_pci_quiesce(vd); /* returns once the request in flight is done */
+	pthread_join(releaser, NULL);
+	assert_int_equal(used_when_released, 0);
 	/* The quiesce returned after the first request completed, and the
 	 * worker did not start the second. */
 	assert_false(vd->in_flight);
