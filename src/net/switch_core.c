@@ -27,6 +27,8 @@ void switch_core_init(struct switch_core *sw)
 	sw->aging_ms = SWITCH_DEFAULT_AGING_MS;
 	for (int i = 0; i < SWITCH_FDB_SIZE; i++)
 		sw->fdb[i].port = SWITCH_NO_PORT;
+	for (int b = 0; b < SWITCH_FDB_BUCKETS; b++)
+		sw->bucket[b] = -1;
 }
 
 int switch_policy_parse(const char *s)
@@ -73,24 +75,35 @@ int switch_port_add(struct switch_core *sw, const struct switch_port_config *cfg
 	return -1;
 }
 
+static void forget(struct switch_core *sw, struct switch_fdb_entry *e);
+
 void switch_port_remove(struct switch_core *sw, int port)
 {
 	if (port < 0 || port >= SWITCH_MAX_PORTS)
 		return;
 	for (int i = 0; i < SWITCH_FDB_SIZE; i++)
 		if (sw->fdb[i].port == port)
-			sw->fdb[i].port = SWITCH_NO_PORT;
+			forget(sw, &sw->fdb[i]);
 	sw->used[port] = false;
 }
 
-/* The table is small and scanned: 4096 entries are a few microseconds,
- * and a client flooding random source MACs can only fill it (oldest
- * entries go first), never grow it. */
+/* The table: SWITCH_FDB_SIZE entries, found through hash chains. A
+ * client flooding random source MACs can only fill it (the entry seen
+ * longest ago goes first), never grow it. */
+static unsigned bucket_of(const uint8_t mac[6], uint16_t vlan)
+{
+	uint32_t h = 2166136261u;
+	for (int i = 0; i < 6; i++)
+		h = (h ^ mac[i]) * 16777619u;
+	h = (h ^ vlan) * 16777619u;
+	return (h ^ (h >> 16)) % SWITCH_FDB_BUCKETS;
+}
+
 static struct switch_fdb_entry *find(struct switch_core *sw, const uint8_t mac[6], uint16_t vlan)
 {
-	for (int i = 0; i < SWITCH_FDB_SIZE; i++) {
+	for (int i = sw->bucket[bucket_of(mac, vlan)]; i >= 0; i = sw->fdb[i].next) {
 		struct switch_fdb_entry *e = &sw->fdb[i];
-		if (e->port != SWITCH_NO_PORT && e->vlan == vlan && !memcmp(e->mac, mac, 6))
+		if (e->vlan == vlan && !memcmp(e->mac, mac, 6))
 			return e;
 	}
 	return NULL;
@@ -104,9 +117,17 @@ int switch_lookup(const struct switch_core *sw, const uint8_t mac[6], uint16_t v
 
 static void forget(struct switch_core *sw, struct switch_fdb_entry *e)
 {
-	if (e->port != SWITCH_NO_PORT && sw->counters[e->port].learned)
+	if (e->port == SWITCH_NO_PORT)
+		return;
+	if (sw->counters[e->port].learned)
 		sw->counters[e->port].learned--;
+	int16_t self = (int16_t)(e - sw->fdb);
+	int16_t *link = &sw->bucket[bucket_of(e->mac, e->vlan)];
+	while (*link != self)
+		link = &sw->fdb[*link].next;
+	*link = e->next;
 	e->port = SWITCH_NO_PORT;
+	sw->nfdb--;
 }
 
 void switch_age(struct switch_core *sw, int64_t now_ms)
@@ -132,24 +153,28 @@ static bool learn(struct switch_core *sw, int port, const uint8_t src[6], uint16
 		sw->counters[e->port].flaps++;
 		sw->counters[port].flaps++;
 		forget(sw, e);
-	} else {
-		/* A free entry, or else the one seen longest ago. */
-		struct switch_fdb_entry *oldest = &sw->fdb[0];
-		for (int i = 0; i < SWITCH_FDB_SIZE && !e; i++) {
-			if (sw->fdb[i].port == SWITCH_NO_PORT)
+	} else if (sw->nfdb == SWITCH_FDB_SIZE) {
+		/* Full: the entry seen longest ago makes room. */
+		e = &sw->fdb[0];
+		for (int i = 1; i < SWITCH_FDB_SIZE; i++)
+			if (sw->fdb[i].seen_ms < e->seen_ms)
 				e = &sw->fdb[i];
-			else if (sw->fdb[i].seen_ms < oldest->seen_ms)
-				oldest = &sw->fdb[i];
-		}
-		if (!e) {
-			e = oldest;
-			forget(sw, e);
-		}
+		forget(sw, e);
 	}
+	if (!e || e->port != SWITCH_NO_PORT)
+		for (int i = 0; i < SWITCH_FDB_SIZE; i++)
+			if (sw->fdb[i].port == SWITCH_NO_PORT) {
+				e = &sw->fdb[i];
+				break;
+			}
 	memcpy(e->mac, src, 6);
 	e->vlan = vlan;
 	e->port = port;
 	e->seen_ms = now_ms;
+	unsigned b = bucket_of(src, vlan);
+	e->next = sw->bucket[b];
+	sw->bucket[b] = (int16_t)(e - sw->fdb);
+	sw->nfdb++;
 	sw->counters[port].learned++;
 	return true;
 }

@@ -70,7 +70,10 @@ struct switch_fdb_entry {
 	uint16_t vlan;
 	int port;            /* SWITCH_NO_PORT: free */
 	int64_t seen_ms;
+	int16_t next;        /* the next entry in its hash bucket, or -1 */
 };
+
+#define SWITCH_FDB_BUCKETS 1024
 
 struct switch_core {
 	int64_t aging_ms;
@@ -79,6 +82,8 @@ struct switch_core {
 	struct switch_port_config ports[SWITCH_MAX_PORTS];
 	struct switch_counters counters[SWITCH_MAX_PORTS];
 	struct switch_fdb_entry fdb[SWITCH_FDB_SIZE];
+	int16_t bucket[SWITCH_FDB_BUCKETS]; /* first entry of each hash chain, or -1 */
+	int nfdb;                           /* entries in use */
 };
 
 /* What to send where: the same frame, either as it came without its tag
