@@ -29,6 +29,7 @@
  * input does): build/fuzz/fuzz_virtio_pci CRASH-FILE. */
 #define _GNU_SOURCE
 #include <poll.h>
+#include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -253,7 +254,13 @@ static void check(bool irqs)
 	for (unsigned i = 0; i < NDEVS; i++)
 		for (unsigned v = 0; v < M.devs[i]->num_vectors; v++, n++)
 			pfd[n] = (struct pollfd){ .fd = M.devs[i]->vectors[v].irq_fd, .events = POLLIN };
-	if (irqs && poll(pfd, n, 0) < 0)
+	/* libFuzzer's timeout alarm (SIGALRM every timeout/2 seconds) may
+	 * interrupt even a poll that does not wait. */
+	int r;
+	do
+		r = irqs ? poll(pfd, n, 0) : 0;
+	while (r < 0 && errno == EINTR);
+	if (r < 0)
 		fail("poll on the vectors' eventfds");
 	for (unsigned i = 0, at = 0; i < NDEVS; at += M.devs[i]->num_vectors, i++)
 		check_device(M.devs[i], &M.caps[i], irqs ? &pfd[at] : NULL);

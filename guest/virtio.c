@@ -421,26 +421,29 @@ void test_virtio_net(void)
 	for (unsigned i = 0; i < sizeof(hello); i++)
 		f[14 + i] = (uint8_t)hello[i];
 	queues[1].desc[0] = (struct desc){ (uint64_t)tx_buf, sizeof(tx_buf), 0, 0 };
-	offer(1, 0);
-	fails += check(wait_used(1, 20, 0) >= 0, "frame sent");
-	puts_serial("sent hello\n");
-	/* Frames until ours (the switch may pass others, IPv6 or ARP). */
-	int got = 0;
-	for (int tries = 0; tries < 8 && !got; tries++) {
+	/* Hello again about every second until an answer comes (the switch
+	 * may be restarting): frames until ours, the switch may pass others. */
+	int got = 0, sent = 0;
+	for (int round = 0; round < 60 && !got; round++) {
+		offer(1, 0);
+		if (wait_used(1, 20, 0) >= 0 && !sent++)
+			puts_serial("sent hello\n");
 		uint16_t slot;
-		int64_t len = wait_used(0, 30, &slot);
-		if (len < 0)
-			break;
-		const uint8_t *r = rx_buf[slot % 2] + NET_HDR;
-		if (len >= NET_HDR + 14 && r[12] == (ETHERTYPE_TEST >> 8) && r[13] == (ETHERTYPE_TEST & 0xff)) {
-			puts_serial("received '");
-			for (int64_t i = 14; i < len - NET_HDR && r[i]; i++)
-				putc_serial((char)r[i]);
-			puts_serial("'\n");
-			got = 1;
+		int64_t len;
+		while (!got && (len = wait_used(0, 1, &slot)) >= 0) {
+			const uint8_t *r = rx_buf[slot % 2] + NET_HDR;
+			if (len >= NET_HDR + 14 && r[12] == (ETHERTYPE_TEST >> 8) &&
+			    r[13] == (ETHERTYPE_TEST & 0xff)) {
+				puts_serial("received '");
+				for (int64_t i = 14; i < len - NET_HDR && r[i]; i++)
+					putc_serial((char)r[i]);
+				puts_serial("'\n");
+				got = 1;
+			}
+			offer(0, slot % 2); /* the buffer goes back */
 		}
-		offer(0, slot % 2); /* the buffer goes back */
 	}
+	fails += check(sent > 0, "frame sent");
 	fails += check(got, "a frame of ours came back");
 	puts_serial(fails ? "virtio-net: FAILED\n" : "virtio-net: done\n");
 	guest_exit(fails ? 1 : 0);

@@ -14,6 +14,7 @@ packages=(
 	busybox-static              # init of the lab host and of test guests
 	lz4 xz-utils python3        # unpacking vmlinux from Debian's bzImage; test and bench helpers
 	iproute2                    # taps and bridges in the virtio tests and benchmarks
+	tcpdump                     # reading the switch's pcap captures in its tests
 	ca-certificates             # apt-get download over https mirrors
 )
 

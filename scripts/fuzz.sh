@@ -20,7 +20,7 @@ for bin in build/fuzz/fuzz_*; do
 	[ -n "$runs" ] && limit=(-runs="$runs")
 	start=$(date +%s)
 	"$bin" "${limit[@]}" -print_final_stats=1 -artifact_prefix=build/fuzz/crashes/"$name"- \
-		-close_fd_mask=3 "$work" "fuzz/corpus/$name" > "build/fuzz/$name.log" 2>&1
+		-close_fd_mask=1 "$work" "fuzz/corpus/$name" > "build/fuzz/$name.log" 2>&1
 	st=$?
 	execs=$(grep -ao 'stat::number_of_executed_units: *[0-9]*' "build/fuzz/$name.log" | grep -o '[0-9]*$')
 	crashes=0

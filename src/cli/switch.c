@@ -23,7 +23,9 @@
 
 #include "cli/cli.h"
 #include "net/stream.h"
+#include "net/pcap.h"
 #include "net/switch_core.h"
+#include "net/vxlan.h"
 #include "util/clock.h"
 #include "util/log.h"
 #include "util/parse.h"
@@ -31,6 +33,8 @@
 #include "util/unix_socket.h"
 
 #define MAX_NAMED 32
+#define MAX_VXLAN 8
+#define MAX_CAPTURES 4
 #define API_CLIENTS 4
 #define API_LINE 4096
 
@@ -44,7 +48,8 @@ struct named_port {
 struct client {
 	int fd;           /* -1: free */
 	int named;        /* index into named ports, or -1 */
-	struct stream *stream;
+	struct stream *stream;  /* a socket client's framing */
+	struct vxlan *vxlan;    /* or a VXLAN uplink's */
 };
 
 struct api_client {
@@ -59,6 +64,14 @@ struct sw_state {
 	int listen_fd, api_fd, sig_fd;
 	struct named_port named[MAX_NAMED];
 	int nnamed;
+	struct vxlan vxlans[MAX_VXLAN];
+	int nvxlan;
+	struct {
+		struct pcap pcap;
+		char port[32]; /* empty: every frame coming into the switch */
+	} captures[MAX_CAPTURES];
+	int ncaptures;
+	uint8_t packet[VXLAN_HEADER + SWITCH_MAX_FRAME];
 	struct client clients[SWITCH_MAX_PORTS]; /* indexed by switch port */
 	struct api_client api[API_CLIENTS];
 	uint8_t frame[SWITCH_MAX_FRAME];
@@ -79,10 +92,16 @@ static void usage(FILE *out)
 		"                       only from MAC (or the first MAC they use); vlan= is the\n"
 		"                       access VLAN (default 1) or a trunk's native VLAN (0: none)\n"
 		"  --aging SECONDS      forget a MAC not heard from for this long (default 300)\n"
+		"  --capture FILE[,port=NAME]\n"
+		"                       write a pcap file (tcpdump -r FILE) of every frame\n"
+		"                       into the switch, or of what one port sends and gets\n"
+		"  --vxlan REMOTE:PORT,vni=N[,local=ADDR:PORT]\n"
+		"                       an uplink to another switch (or a Linux vxlan device)\n"
+		"                       over VXLAN (RFC 7348); local defaults to port %d\n"
 		"  --forward-control    pass link-local control frames (STP, LACP, LLDP);\n"
 		"                       pause frames never pass\n"
 		"  --api-socket PATH    control API: nestvm ctl PATH status\n",
-		SWITCH_DEFAULT_MAC_LIMIT);
+		SWITCH_DEFAULT_MAC_LIMIT, VXLAN_DEFAULT_PORT);
 }
 
 static int parse_mac(const char *text, uint8_t mac[6])
@@ -147,7 +166,11 @@ static void close_client(struct sw_state *s, int port)
 	struct client *c = &s->clients[port];
 	if (c->fd < 0)
 		return;
-	close(c->fd);
+	if (c->vxlan)
+		vxlan_close(c->vxlan);
+	else
+		close(c->fd);
+	c->vxlan = NULL;
 	free(c->stream);
 	if (c->named >= 0)
 		s->named[c->named].port = -1;
@@ -198,15 +221,52 @@ static void flush_client(struct sw_state *s, int port)
 		close_client(s, port);
 }
 
+static uint64_t wall_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+/* A frame into port `in` (to_port -1), or out of port to_port. */
+static void capture(struct sw_state *s, int in, int to_port, const uint8_t *frame, size_t len)
+{
+	for (int i = 0; i < s->ncaptures; i++) {
+		const char *want = s->captures[i].port;
+		bool all = !want[0];
+		if (all ? to_port < 0 : !strcmp(s->core.ports[to_port >= 0 ? to_port : in].name, want))
+			pcap_write(&s->captures[i].pcap, frame, len, wall_us());
+	}
+}
+
 static void forward(struct sw_state *s, int in, const uint8_t *frame, size_t len)
 {
 	struct switch_egress *e = &s->egress;
+	if (s->ncaptures)
+		capture(s, in, -1, frame, len);
 	if (switch_input(&s->core, in, frame, len, monotonic_ms(), e) <= 0)
 		return;
 	for (int i = 0; i < e->n; i++) {
 		int p = e->out[i].port;
-		size_t n = switch_egress_frame(e, i, s->frame);
+		if (s->ncaptures) {
+			size_t n = switch_egress_frame(e, i, s->frame);
+			capture(s, in, p, s->frame, n);
+		}
 		struct switch_counters *c = &s->core.counters[p];
+		struct vxlan *vx = s->clients[p].vxlan;
+		if (vx) {
+			size_t n = switch_egress_frame(e, i, s->packet + VXLAN_HEADER);
+			vxlan_header(vx, s->packet);
+			if (n && sendto(vx->fd, s->packet, VXLAN_HEADER + n, MSG_DONTWAIT,
+					(struct sockaddr *)&vx->remote, vx->remote_len) > 0) {
+				c->tx_frames++;
+				c->tx_bytes += n;
+			} else {
+				c->drops[DROP_EGRESS]++;
+			}
+			continue;
+		}
+		size_t n = switch_egress_frame(e, i, s->frame);
 		if (n && s->clients[p].fd >= 0 && stream_queue_frame(s->clients[p].stream, s->frame, n)) {
 			c->tx_frames++;
 			c->tx_bytes += n;
@@ -242,6 +302,29 @@ static void read_client(struct sw_state *s, int port)
 		log_warn("port %s: a frame length no frame can have; disconnected",
 			 s->core.ports[port].name);
 		close_client(s, port);
+	}
+}
+
+/* Packets from a VXLAN uplink, as many as are waiting (at most a batch,
+ * so that the other ports are served too). */
+static void read_vxlan(struct sw_state *s, int port)
+{
+	struct vxlan *vx = s->clients[port].vxlan;
+	for (int k = 0; k < 64; k++) {
+		struct sockaddr_storage from;
+		socklen_t from_len = sizeof(from);
+		ssize_t r = recvfrom(vx->fd, s->packet, sizeof(s->packet), MSG_DONTWAIT,
+				     (struct sockaddr *)&from, &from_len);
+		if (r < 0)
+			return;
+		size_t len;
+		const uint8_t *frame = vxlan_from_remote(vx, &from)
+					       ? vxlan_frame(vx, s->packet, (size_t)r, &len) : NULL;
+		if (!frame) {
+			vx->bad_packets++;
+			continue;
+		}
+		forward(s, port, frame, len);
 	}
 }
 
@@ -288,6 +371,9 @@ static json_object *status(struct sw_state *s)
 		for (int r = 0; r < DROP_REASONS; r++)
 			json_object_object_add(drops, drop_names[r], json_object_new_int64((int64_t)c->drops[r]));
 		json_object_object_add(j, "drops", drops);
+		if (s->clients[p].vxlan)
+			json_object_object_add(j, "vxlan_bad_packets",
+					       json_object_new_int64((int64_t)s->clients[p].vxlan->bad_packets));
 		json_object_array_add(ports, j);
 	}
 	json_object_object_add(o, "ports", ports);
@@ -383,6 +469,10 @@ static int run(struct sw_state *s)
 		for (int p = 0; p < SWITCH_MAX_PORTS; p++) {
 			if (s->clients[p].fd < 0)
 				continue;
+			if (s->clients[p].vxlan) {
+				WATCH(s->clients[p].fd, POLLIN, 5, p);
+				continue;
+			}
 			size_t pending;
 			stream_tx_pending(s->clients[p].stream, &pending);
 			WATCH(s->clients[p].fd, POLLIN | (pending ? POLLOUT : 0), 4, p);
@@ -424,13 +514,19 @@ static int run(struct sw_state *s)
 				if (s->clients[index[i]].fd == fds[i].fd && (fds[i].revents & POLLOUT))
 					flush_client(s, index[i]);
 				break;
+			case 5:
+				read_vxlan(s, index[i]);
+				break;
 			}
 		}
 		/* Frames queued this round go out now where the socket takes them. */
 		for (int p = 0; p < SWITCH_MAX_PORTS; p++)
-			if (s->clients[p].fd >= 0)
+			if (s->clients[p].fd >= 0 && s->clients[p].stream)
 				flush_client(s, p);
 		if (monotonic_ms() >= next_age) {
+			for (int i = 0; i < s->ncaptures; i++) /* readable while it runs */
+				if (s->captures[i].pcap.f)
+					fflush(s->captures[i].pcap.f);
 			switch_age(&s->core, monotonic_ms());
 			next_age = monotonic_ms() + 1000;
 		}
@@ -454,6 +550,7 @@ int cmd_switch(int argc, char **argv)
 		s->api[i].fd = -1;
 	const char *path = NULL, *api = NULL;
 	const char *port_specs[MAX_NAMED];
+	const char *vxlan_specs[MAX_VXLAN];
 	int status = CLI_EXIT_USAGE;
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -492,6 +589,35 @@ int cmd_switch(int argc, char **argv)
 				goto out;
 			}
 			s->core.aging_ms = (int64_t)n * 1000;
+		} else if (!strcmp(a, "--capture")) {
+			if (s->ncaptures == MAX_CAPTURES) {
+				log_error("--capture %s: at most %d captures", v, MAX_CAPTURES);
+				goto out;
+			}
+			char file[4096];
+			snprintf(file, sizeof(file), "%s", v);
+			char *comma = strchr(file, ',');
+			char *port = s->captures[s->ncaptures].port;
+			if (comma) {
+				*comma = 0;
+				if (strncmp(comma + 1, "port=", 5) || !comma[6] ||
+				    strlen(comma + 6) >= sizeof(s->captures[0].port)) {
+					log_error("--capture %s: expected FILE[,port=NAME]", v);
+					goto out;
+				}
+				strcpy(port, comma + 6);
+			}
+			if (pcap_open(&s->captures[s->ncaptures].pcap, file) < 0) {
+				log_error("--capture %s: %s", file, strerror(errno));
+				goto out;
+			}
+			s->ncaptures++;
+		} else if (!strcmp(a, "--vxlan")) {
+			if (s->nvxlan == MAX_VXLAN) {
+				log_error("--vxlan %s: at most %d VXLAN uplinks", v, MAX_VXLAN);
+				goto out;
+			}
+			vxlan_specs[s->nvxlan++] = v;
 		} else if (!strcmp(a, "--port")) {
 			if (s->nnamed == MAX_NAMED) {
 				log_error("--port %s: at most %d named ports", v, MAX_NAMED);
@@ -534,6 +660,22 @@ int cmd_switch(int argc, char **argv)
 			goto out;
 	if (api && (s->api_fd = unix_listen("--api-socket", api)) < 0)
 		goto out;
+	for (int i = 0; i < s->nvxlan; i++) {
+		/* An uplink carries a whole remote segment: learn, with room for
+		 * every MAC the table holds. */
+		struct switch_port_config cfg = { .policy = SWITCH_LEARN, .mac_limit = SWITCH_FDB_SIZE,
+						  .vlan = 1 };
+		snprintf(cfg.name, sizeof(cfg.name), "vxlan%d", i);
+		if (vxlan_open(&s->vxlans[i], vxlan_specs[i]) < 0)
+			goto out;
+		int port = switch_port_add(&s->core, &cfg);
+		if (port < 0) {
+			vxlan_close(&s->vxlans[i]);
+			goto out;
+		}
+		s->clients[port] = (struct client){ .fd = s->vxlans[i].fd, .named = -1,
+						    .vxlan = &s->vxlans[i] };
+	}
 	sigset_t term;
 	sigemptyset(&term);
 	sigaddset(&term, SIGINT);
@@ -571,6 +713,8 @@ out:
 	}
 	if (s->sig_fd >= 0)
 		close(s->sig_fd);
+	for (int i = 0; i < s->ncaptures; i++)
+		pcap_close(&s->captures[i].pcap);
 	free(s);
 	return status;
 }

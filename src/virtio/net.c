@@ -284,7 +284,7 @@ static void tick(struct virtio_dev *vd, int64_t now_ms)
 	struct virtio_net *net = vd->opaque;
 	if (!net->link || !switch_link_reconnect(net->link, now_ms))
 		return;
-	log_info("%s: connected to the switch again", net->name);
+	log_warn("%s: connected to the switch again", net->name); /* after the warning it went away */
 	bool live = vd->status & VIRTIO_STATUS_DRIVER_OK;
 	virtio_set_poll_fd(vd, net->link->fd, live);
 }

@@ -158,7 +158,29 @@ def reply(path):
     print("client got nothing")
 
 
+def vxlan(path_a, path_b, vxlan_port_b):
+    """Clients on two switches joined over VXLAN exchange frames; a packet
+    of another VNI sent to switch B is not delivered."""
+    a, b = conn(path_a), conn(path_b)
+    time.sleep(0.3)
+    send(a, frame(BCAST, A, b"over-vxlan"))
+    got = recv(b)
+    print("broadcast crossed:", got is not None and b"over-vxlan" in got)
+    send(b, frame(A, B, b"back"))
+    got = recv(a)
+    print("unicast came back:", got is not None and b"back" in got)
+    # another segment's packet, straight to switch B's VXLAN socket
+    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    hdr = bytes([0x08, 0, 0, 0, 0, 0, 7, 0])  # VNI 7
+    u.sendto(hdr + frame(BCAST, C, b"wrong-vni"), ("127.0.0.1", int(vxlan_port_b)))
+    print("other VNI delivered:", recv(b, 1) is not None)
+
+
 scenario, API = sys.argv[1], sys.argv[2]
+if scenario == "vxlan":
+    vxlan(sys.argv[3], sys.argv[4], sys.argv[5])
+    status(API)
+    sys.exit(0)
 if scenario == "reply":
     reply(sys.argv[3])
 if scenario == "forwarding":

@@ -56,6 +56,27 @@ print(eval(sys.argv[1]))' "$1"
 	[[ $output == '{"ok":true,"kind":"switch","ports":[],'* ]]
 }
 
+@test "switch: --capture writes pcap files that tcpdump reads, of all frames or of one port" {
+	start_switch --capture "$BATS_TEST_TMPDIR/all.pcap" --capture "$BATS_TEST_TMPDIR/b.pcap,port=port1"
+	run timeout 60 python3 "$CLIENT" forwarding "$API" "$SW"
+	[ "$status" -eq 0 ]
+	kill "$SWITCH"
+	wait "$SWITCH" || true
+	SWITCH=
+	run tcpdump -r "$BATS_TEST_TMPDIR/all.pcap" -nn -e
+	echo "$output"
+	[ "$status" -eq 0 ]
+	# Four frames came in: a's broadcast, b to a, c to b, a's 9000-byte frame.
+	[ "$(grep -c '^[0-9]' <<< "$output")" -eq 4 ]
+	[[ $output == *"52:54:00:00:00:0a > ff:ff:ff:ff:ff:ff"* ]]
+	[[ $output == *"length 9014"* ]]
+	# Port 1 (b): what it sent, and the three frames it got.
+	run tcpdump -r "$BATS_TEST_TMPDIR/b.pcap" -nn -e
+	echo "$output"
+	[ "$(grep -c '^[0-9]' <<< "$output")" -eq 4 ]
+	[[ $output == *"52:54:00:00:00:0c > 52:54:00:00:00:0b"* ]]
+}
+
 @test "switch: a strict port sends only from its own MAC; the spoofed frames are counted" {
 	start_switch --port vm1,policy=strict,mac=52:54:00:00:00:0a
 	run timeout 60 python3 "$CLIENT" strict "$API" "$SW" "$SW.vm1"
@@ -97,6 +118,27 @@ print(eval(sys.argv[1]))' "$1"
 	grep -q "client got 'nestvm tier-1 hello' from 52:54:00:12:34:56" "$BATS_TEST_TMPDIR/client.out"
 }
 
+@test "a NIC whose switch was restarted connects to it again, and frames flow" {
+	require_kvm
+	start_switch
+	"$NESTVM" run --kernel "$GUEST" --test-device --net "switch=$SW" --cmdline "test=virtio-net" \
+		> "$BATS_TEST_TMPDIR/vm.out" 2> "$BATS_TEST_TMPDIR/vm.err" &
+	local vm=$!
+	sleep 1
+	kill "$SWITCH"
+	wait "$SWITCH" || true
+	sleep 2 # the guest's hellos meanwhile are lost
+	start_switch
+	timeout 90 python3 "$CLIENT" reply "$API" "$SW" > "$BATS_TEST_TMPDIR/client.out"
+	local st=0
+	wait $vm || st=$?
+	cat "$BATS_TEST_TMPDIR/vm.out" "$BATS_TEST_TMPDIR/vm.err" "$BATS_TEST_TMPDIR/client.out"
+	[ "$st" -eq 0 ]
+	grep -q "received 'nestvm tier-1 reply'" "$BATS_TEST_TMPDIR/vm.out"
+	grep -q "the switch went away; connecting again every second" "$BATS_TEST_TMPDIR/vm.err"
+	grep -q "connected to the switch again" "$BATS_TEST_TMPDIR/vm.err"
+}
+
 @test "--net switch=: no switch listening, port without switch, bad names" {
 	require_kvm
 	run_guest --net "switch=$BATS_TEST_TMPDIR/none" --cmdline "test=hello"
@@ -107,6 +149,27 @@ print(eval(sys.argv[1]))' "$1"
 	assert_one_line_error "] or switch=PATH"
 	run_guest --net "switch=$BATS_TEST_TMPDIR/s,port=a/b" --cmdline "test=hello"
 	assert_one_line_error "port name must be 1 to 31 characters without '/'"
+}
+
+@test "switch: two switches joined over VXLAN on loopback form one segment" {
+	# Switch A here, switch B beside it; their uplinks point at each other.
+	local pa=$((40000 + RANDOM % 10000)) pb
+	pb=$((pa + 1))
+	"$NESTVM" switch --socket "$BATS_TEST_TMPDIR/swb" \
+		--vxlan "127.0.0.1:$pa,vni=42,local=127.0.0.1:$pb" 2> "$BATS_TEST_TMPDIR/swb.err" &
+	local b=$!
+	start_switch --vxlan "127.0.0.1:$pb,vni=42,local=127.0.0.1:$pa"
+	for _ in $(seq 50); do [ -S "$BATS_TEST_TMPDIR/swb" ] && break; sleep 0.1; done
+	run timeout 60 python3 "$CLIENT" vxlan "$API" "$SW" "$BATS_TEST_TMPDIR/swb" "$pb"
+	kill $b
+	wait $b || true
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[[ $output == *"broadcast crossed: True"* ]]
+	[[ $output == *"unicast came back: True"* ]]
+	[[ $output == *"other VNI delivered: False"* ]]
+	# Switch A learned B's client behind its uplink.
+	[ "$(status_field '[m["port"] for m in s["macs"] if m["mac"] == "52:54:00:00:00:0b"]')" = "['vxlan0']" ]
 }
 
 @test "switch: bad options are refused with one line" {
@@ -120,6 +183,10 @@ print(eval(sys.argv[1]))' "$1"
 	assert_one_line_error "--port a: the name is already used"
 	run --separate-stderr "$NESTVM" switch --socket /nonexistent/dir/s
 	assert_one_line_error "--socket /nonexistent/dir/s: No such file or directory"
+	run --separate-stderr "$NESTVM" switch --socket "$BATS_TEST_TMPDIR/s" --vxlan 127.0.0.1:4789
+	assert_one_line_error "--vxlan 127.0.0.1:4789: vni=N is required"
+	run --separate-stderr "$NESTVM" switch --socket "$BATS_TEST_TMPDIR/s" --vxlan host.example:4789,vni=1
+	assert_one_line_error "expected REMOTE:PORT,vni=N"
 	run --separate-stderr "$NESTVM" switch --socket "$BATS_TEST_TMPDIR/s" --bogus 1
 	assert_one_line_error "switch: unknown option '--bogus'"
 }
