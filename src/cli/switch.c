@@ -56,6 +56,8 @@ struct api_client {
 	int fd;
 	size_t len;
 	char buf[API_LINE];
+	char *out;           /* reply bytes the socket has not taken yet */
+	size_t out_len, out_sent;
 };
 
 struct sw_state {
@@ -313,10 +315,14 @@ static void read_vxlan(struct sw_state *s, int port)
 	for (int k = 0; k < 64; k++) {
 		struct sockaddr_storage from;
 		socklen_t from_len = sizeof(from);
-		ssize_t r = recvfrom(vx->fd, s->packet, sizeof(s->packet), MSG_DONTWAIT,
+		ssize_t r = recvfrom(vx->fd, s->packet, sizeof(s->packet), MSG_DONTWAIT | MSG_TRUNC,
 				     (struct sockaddr *)&from, &from_len);
 		if (r < 0)
 			return;
+		if ((size_t)r > sizeof(s->packet)) { /* cut short: not forwarded */
+			vx->bad_packets++;
+			continue;
+		}
 		size_t len;
 		const uint8_t *frame = vxlan_from_remote(vx, &from)
 					       ? vxlan_frame(vx, s->packet, (size_t)r, &len) : NULL;
@@ -394,6 +400,33 @@ static json_object *status(struct sw_state *s)
 	return o;
 }
 
+static void api_drop(struct api_client *a)
+{
+	close(a->fd);
+	a->fd = -1;
+	free(a->out);
+	a->out = NULL;
+	a->len = a->out_len = a->out_sent = 0;
+}
+
+static void api_flush(struct api_client *a)
+{
+	if (!a->out)
+		return;
+	ssize_t w = send(a->fd, a->out + a->out_sent, a->out_len - a->out_sent,
+			 MSG_DONTWAIT | MSG_NOSIGNAL);
+	if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+		api_drop(a);
+		return;
+	}
+	if (w > 0)
+		a->out_sent += (size_t)w;
+	if (a->out_sent == a->out_len) {
+		free(a->out);
+		a->out = NULL;
+	}
+}
+
 static void api_answer(struct sw_state *s, struct api_client *a, const char *line)
 {
 	json_object *req = json_tokener_parse(line), *cmd;
@@ -412,39 +445,41 @@ static void api_answer(struct sw_state *s, struct api_client *a, const char *lin
 	json_object_put(req);
 	const char *text = json_object_to_json_string_ext(reply, JSON_C_TO_STRING_PLAIN);
 	size_t len = strlen(text);
-	/* A reply that does not fit the socket at once drops the client: the
-	 * switch never waits for one. */
-	if (send(a->fd, text, len, MSG_DONTWAIT | MSG_NOSIGNAL) != (ssize_t)len ||
-	    send(a->fd, "\n", 1, MSG_DONTWAIT | MSG_NOSIGNAL) != 1) {
-		close(a->fd);
-		a->fd = -1;
+	/* What the socket does not take at once waits here (a large MAC
+	 * table); one reply at a time, so a client cannot pile them up. */
+	free(a->out);
+	a->out = malloc(len + 1);
+	if (a->out) {
+		memcpy(a->out, text, len);
+		a->out[len] = '\n';
+		a->out_len = len + 1;
+		a->out_sent = 0;
 	}
 	json_object_put(reply);
+	api_flush(a);
 }
 
 static void api_input(struct sw_state *s, struct api_client *a)
 {
+	if (a->out) /* answer the last request before reading the next */
+		return;
 	ssize_t r = recv(a->fd, a->buf + a->len, sizeof(a->buf) - 1 - a->len, MSG_DONTWAIT);
 	if (r <= 0) {
-		if (r == 0 || (errno != EAGAIN && errno != EINTR)) {
-			close(a->fd);
-			a->fd = -1;
-		}
+		if (r == 0 || (errno != EAGAIN && errno != EINTR))
+			api_drop(a);
 		return;
 	}
 	a->len += (size_t)r;
 	char *nl;
-	while (a->fd >= 0 && (nl = memchr(a->buf, '\n', a->len))) {
+	while (a->fd >= 0 && !a->out && (nl = memchr(a->buf, '\n', a->len))) {
 		*nl = 0;
 		api_answer(s, a, a->buf);
 		size_t used = (size_t)(nl + 1 - a->buf);
 		memmove(a->buf, nl + 1, a->len - used);
 		a->len -= used;
 	}
-	if (a->fd >= 0 && a->len == sizeof(a->buf) - 1) {
-		close(a->fd); /* a line longer than any request */
-		a->fd = -1;
-	}
+	if (a->fd >= 0 && a->len == sizeof(a->buf) - 1)
+		api_drop(a); /* a line longer than any request */
 }
 
 /* --- main loop ------------------------------------------------------------ */
@@ -465,7 +500,7 @@ static int run(struct sw_state *s)
 			WATCH(s->named[i].listen_fd, POLLIN, 1, i);
 		for (int i = 0; i < API_CLIENTS; i++)
 			if (s->api[i].fd >= 0)
-				WATCH(s->api[i].fd, POLLIN, 3, i);
+				WATCH(s->api[i].fd, s->api[i].out ? POLLOUT : POLLIN, 3, i);
 		for (int p = 0; p < SWITCH_MAX_PORTS; p++) {
 			if (s->clients[p].fd < 0)
 				continue;
@@ -493,17 +528,25 @@ static int run(struct sw_state *s)
 			case 1:
 				accept_client(s, fds[i].fd, index[i]);
 				break;
-			case 2:
-				for (int k = 0; k < API_CLIENTS; k++)
-					if (s->api[k].fd < 0) {
-						s->api[k].fd = accept4(s->api_fd, NULL, NULL,
-								       SOCK_NONBLOCK | SOCK_CLOEXEC);
-						s->api[k].len = 0;
-						break;
-					}
+			case 2: {
+				/* Taken even when every slot is busy (then closed at
+				 * once): a pending connection left in the backlog
+				 * would wake poll for ever. */
+				int fd = accept4(s->api_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+				int k = 0;
+				while (k < API_CLIENTS && s->api[k].fd >= 0)
+					k++;
+				if (fd >= 0 && k == API_CLIENTS)
+					close(fd);
+				else if (fd >= 0)
+					s->api[k] = (struct api_client){ .fd = fd };
 				break;
+			}
 			case 3:
-				api_input(s, &s->api[index[i]]);
+				if (fds[i].revents & POLLOUT)
+					api_flush(&s->api[index[i]]);
+				else
+					api_input(s, &s->api[index[i]]);
 				break;
 			case 4:
 				/* a port closed earlier in this round may be reused: check it is the same fd */
@@ -697,7 +740,7 @@ out:
 		close_client(s, p);
 	for (int i = 0; i < API_CLIENTS; i++)
 		if (s->api[i].fd >= 0)
-			close(s->api[i].fd);
+			api_drop(&s->api[i]);
 	for (int i = 0; i < s->nnamed; i++)
 		if (s->named[i].listen_fd >= 0) {
 			close(s->named[i].listen_fd);

@@ -194,20 +194,31 @@ int pci_bus_attach(struct pci_bus *pci, struct bus *pio, struct bus *mmio)
 
 /* --- device interface ------------------------------------------------- */
 
+/* Quiesced, the bus holds its lock: it is first in the device table, so
+ * a snapshot takes it before any device's lock, in the order the vCPU
+ * paths take them (a configuration write reaches the device under it). */
+static void bus_quiesce(void *opaque)
+{
+	pthread_mutex_lock(&((struct pci_bus *)opaque)->lock);
+}
+
+static void bus_unquiesce(void *opaque)
+{
+	pthread_mutex_unlock(&((struct pci_bus *)opaque)->lock);
+}
+
 /* The bus's state is the address register and every device's
- * configuration space. */
+ * configuration space. Quiesced (or single-threaded) by the caller. */
 static int bus_save(void *opaque, struct state_out *out, char *why, size_t whylen)
 {
 	(void)why, (void)whylen;
 	struct pci_bus *pci = opaque;
-	pthread_mutex_lock(&pci->lock);
 	state_put_u32(out, pci->address);
 	for (uint32_t s = 1; s < PCI_SLOTS; s++)
 		if (pci->slots[s]) {
 			state_put_u8(out, (uint8_t)s);
 			state_put_bytes(out, pci->slots[s]->config, sizeof(pci->slots[s]->config));
 		}
-	pthread_mutex_unlock(&pci->lock);
 	return 0;
 }
 
@@ -265,6 +276,8 @@ static void bus_destroy(void *opaque)
 
 const struct device_ops pci_bus_device_ops = {
 	.kind = "pci-bus",
+	.quiesce = bus_quiesce,
+	.unquiesce = bus_unquiesce,
 	.save = bus_save,
 	.load = bus_load,
 	.destroy = bus_destroy,

@@ -50,6 +50,15 @@ ln -sf /proc/self/fd /root/dev/fd
 ln -sf /proc/self/fd/0 /root/dev/stdin
 ln -sf /proc/self/fd/1 /root/dev/stdout
 ln -sf /proc/self/fd/2 /root/dev/stderr
+# What udev and a distribution's network setup do: /dev/kvm for the kvm
+# group (0660, as Debian's udev rule has it: an unprivileged user of that
+# group runs VMs), and the loopback interface up.
+if [ -c /root/dev/kvm ]; then
+	kvm_gid=$(grep '^kvm:' /root/etc/group | cut -d: -f3)
+	[ -n "$kvm_gid" ] && chgrp "$kvm_gid" /root/dev/kvm
+	chmod 0660 /root/dev/kvm
+fi
+ip link set lo up 2> /dev/null || ifconfig lo 127.0.0.1 up
 mount -t devpts devpts /root/dev/pts
 mount -t tmpfs shm /root/dev/shm
 # The root is read-only: give programs a writable /tmp and /run. This hides

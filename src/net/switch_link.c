@@ -2,7 +2,6 @@
 #include "net/switch_link.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -17,13 +16,13 @@ static int connect_to(const char *path)
 		return -1;
 	}
 	strcpy(addr.sun_path, path);
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	/* Non-blocking from the start: a UNIX connect blocks while the
+	 * listener's backlog is full (a stopped process at the path), and
+	 * the caller holds a device lock. EAGAIN is "not now". */
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0)
 		return -1;
-	/* A connect to a local socket does not wait for the peer to accept;
-	 * from then on the socket never blocks. */
-	if (connect(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0 ||
-	    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) < 0) {
+	if (connect(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0) {
 		int e = errno;
 		close(fd);
 		errno = e;
@@ -148,4 +147,16 @@ const uint8_t *switch_link_next_frame(struct switch_link *l, size_t *len)
 void switch_link_frame_done(struct switch_link *l)
 {
 	stream_frame_done(&l->stream);
+	l->reported_down = false; /* frames flow: the next loss is news */
+}
+
+bool switch_link_check_hangup(struct switch_link *l)
+{
+	if (l->fd < 0 || l->dead)
+		return l->dead;
+	uint8_t byte;
+	ssize_t r = recv(l->fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+	if (r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
+		fail(l);
+	return l->dead;
 }

@@ -23,6 +23,7 @@ struct switch_link {
 	int64_t retry_ms;    /* when to try connecting again */
 	struct stream stream;
 	uint64_t tx_dropped, rx_dropped, reconnects;
+	bool reported_down; /* the loss was logged; no frame came since */
 };
 
 /* Connects to path now; -1 with the reason in why if it cannot. */
@@ -40,5 +41,8 @@ bool switch_link_flush(struct switch_link *l);
  * delivered, switch_link_frame_done(). */
 const uint8_t *switch_link_next_frame(struct switch_link *l, size_t *len);
 void switch_link_frame_done(struct switch_link *l);
+/* Marks the link dead if the switch hung up; for an owner that stops
+ * reading (no guest buffers) while the fd stays watched. */
+bool switch_link_check_hangup(struct switch_link *l);
 
 #endif

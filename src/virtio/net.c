@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -141,8 +142,16 @@ static int open_switch(struct virtio_net *net, const struct virtio_net_options *
 	char path[sizeof(opt->switch_path) + sizeof(opt->port) + 1], why[160];
 	snprintf(path, sizeof(path), opt->port[0] ? "%s.%s" : "%s", opt->switch_path, opt->port);
 	snprintf(net->name, sizeof(net->name), "--net switch=%s", path);
-	if (!opt->mac_given)
-		default_mac(path, net->opt.mac);
+	if (!opt->mac_given && opt->port[0]) {
+		default_mac(path, net->opt.mac); /* a named port is one VM's: stable */
+	} else if (!opt->mac_given) {
+		/* Every VM on the switch's shared socket has the same path: a
+		 * MAC from it would collide. A random one (locally administered,
+		 * unicast) per run; mac= or port= give a stable one. */
+		if (getrandom(net->opt.mac, 6, 0) != 6)
+			default_mac(path, net->opt.mac);
+		net->opt.mac[0] = (uint8_t)((net->opt.mac[0] & 0xfc) | 0x02);
+	}
 	net->link = malloc(sizeof(*net->link));
 	if (!net->link) {
 		log_error("%s: out of memory", net->name);
@@ -226,7 +235,9 @@ static void link_settle(struct virtio_dev *vd)
 	struct virtio_net *net = vd->opaque;
 	struct switch_link *l = net->link;
 	if (l->dead) {
-		log_warn("%s: the switch went away; connecting again every second", net->name);
+		if (!l->reported_down) /* once per outage, not per failed attempt */
+			log_warn("%s: the switch went away; connecting again every second", net->name);
+		l->reported_down = true;
 		virtio_set_poll_fd(vd, -1, false);
 		switch_link_close(l);
 		return;
@@ -253,11 +264,18 @@ static void receive_from_switch(struct virtio_dev *vd)
 		if (r == 0) {
 			if (virtq_arm_notify(q))
 				continue;
-			virtio_set_poll_fd(vd, net->link->fd, false);
+			/* Wait for buffers; a hang-up meanwhile would keep the
+			 * unarmed fd reporting (epoll's HUP), so look now. */
+			if (!switch_link_check_hangup(net->link))
+				virtio_set_poll_fd(vd, net->link->fd, false);
 			break;
 		}
 		struct virtq_chain *c = &net->chain;
-		if (c->n_out || c->in_len < NET_HDR_LEN + len) {
+		if (c->n_out || c->in_len < NET_HDR_LEN) {
+			virtq_push(q, c->head, 0); /* unusable buffer: returned empty */
+			continue;
+		}
+		if (c->in_len < NET_HDR_LEN + len) {
 			/* Too small for this frame (a jumbo frame to a guest with
 			 * 1500-byte buffers): the frame is dropped, the buffer
 			 * kept for the next. */
@@ -284,9 +302,12 @@ static void tick(struct virtio_dev *vd, int64_t now_ms)
 	struct virtio_net *net = vd->opaque;
 	if (!net->link || !switch_link_reconnect(net->link, now_ms))
 		return;
-	log_warn("%s: connected to the switch again", net->name); /* after the warning it went away */
-	bool live = vd->status & VIRTIO_STATUS_DRIVER_OK;
-	virtio_set_poll_fd(vd, net->link->fd, live);
+	if (net->link->reconnects == 1 || !net->link->reported_down)
+		log_warn("%s: connected to the switch again", net->name);
+	uint8_t up = VIRTIO_STATUS_FEATURES_OK | VIRTIO_STATUS_DRIVER_OK;
+	bool live = (vd->status & up) == up && !(vd->status & VIRTIO_STATUS_NEEDS_RESET);
+	/* Watched only while the driver is there to take frames. */
+	virtio_set_poll_fd(vd, live ? net->link->fd : -1, live);
 }
 
 /* Frames from the tap into receive buffers, until either runs out. */

@@ -141,7 +141,7 @@ void virtio_serve_queue(struct virtio_dev *vd, unsigned q, struct virtq_chain *c
 {
 	struct virtq *vq = &vd->queues[q].vq;
 	do {
-		while (!vd->quiesced && !(vd->status & VIRTIO_STATUS_NEEDS_RESET) &&
+		while (!vd->quiesced && !vd->resetting && !(vd->status & VIRTIO_STATUS_NEEDS_RESET) &&
 		       virtq_pop(vq, chain) == 1) {
 			vd->in_flight = true;
 			pthread_mutex_unlock(&vd->lock);
@@ -152,8 +152,8 @@ void virtio_serve_queue(struct virtio_dev *vd, unsigned q, struct virtq_chain *c
 			pthread_cond_broadcast(&vd->idle);
 		}
 		virtio_queue_interrupt(vd, q);
-		if (vd->quiesced)
-			return; /* virtio_pci_unquiesce() kicks the queue again */
+		if (vd->quiesced || vd->resetting)
+			return; /* virtio_pci_unquiesce() kicks the queue again; a reset empties it */
 		if (vq->broken) {
 			virtio_needs_reset(vd);
 			return;
@@ -233,7 +233,11 @@ static void kick(struct virtio_dev *vd, unsigned q)
 
 static void reset(struct virtio_dev *vd)
 {
+	/* The request in flight ends; no other starts (the worker checks
+	 * resetting before each), so this waits for one request at most. */
+	vd->resetting = true;
 	wait_idle(vd);
+	vd->resetting = false;
 	if (vd->status && vd->ops->reset)
 		vd->ops->reset(vd);
 	for (unsigned q = 0; q < vd->num_queues; q++) {
@@ -311,9 +315,14 @@ static void set_status(struct virtio_dev *vd, uint8_t value)
 	/* Only a reset clears status bits (a driver must not, 2.1.1): so the
 	 * features, fixed at FEATURES_OK, stay fixed while requests run. */
 	vd->status = (uint8_t)(value | old);
-	if ((value & VIRTIO_STATUS_DRIVER_OK) && !(old & VIRTIO_STATUS_DRIVER_OK)) {
+	/* The features are fixed once FEATURES_OK is set, and queues are
+	 * served once DRIVER_OK is too: the event index is chosen then (a
+	 * driver may set DRIVER_OK first and its features after). */
+	uint8_t up = VIRTIO_STATUS_FEATURES_OK | VIRTIO_STATUS_DRIVER_OK;
+	if ((vd->status & up) == up && (old & up) != up)
 		for (unsigned q = 0; q < vd->num_queues; q++)
 			vd->queues[q].vq.event_idx = virtio_negotiated(vd, VIRTIO_F_RING_EVENT_IDX);
+	if ((value & VIRTIO_STATUS_DRIVER_OK) && !(old & VIRTIO_STATUS_DRIVER_OK)) {
 		if (vd->ops->driver_ok)
 			vd->ops->driver_ok(vd);
 		/* Buffers the driver queued before DRIVER_OK are looked at now. */
@@ -533,6 +542,12 @@ void virtio_pci_serve_event(struct virtio_dev *vd, int source)
 	if (source == VIRTIO_EVENT_POLL) {
 		if (live && vd->ops->poll_ready)
 			vd->ops->poll_ready(vd);
+		else if (!live && !vd->quiesced)
+			/* Nobody to take it: stop watching, or a hung-up socket
+			 * (epoll reports HUP whatever the mask) would wake the
+			 * worker for ever. The device watches it again when the
+			 * driver is back (driver_ok, a receive kick). */
+			virtio_set_poll_fd(vd, -1, false);
 	} else if (source >= 0 && (unsigned)source < vd->num_queues) {
 		uint64_t count;
 		if (vd->queues[source].kick_fd >= 0 &&
@@ -812,7 +827,8 @@ static int load_device(void *dev, struct state_in *in)
 			state_in_fail(in, "queue %u: size %u or ring addresses not usable", q, vq->vq.size);
 			break;
 		}
-		if ((status & VIRTIO_STATUS_DRIVER_OK) && q_event_idx != event_idx) {
+		uint8_t up = VIRTIO_STATUS_FEATURES_OK | VIRTIO_STATUS_DRIVER_OK;
+		if ((status & up) == up && q_event_idx != event_idx) {
 			state_in_fail(in, "queue %u: event index use differs from the features", q);
 			break;
 		}
@@ -867,7 +883,10 @@ static void tick_device(void *dev, int64_t now_ms)
 	if (!vd->ops->tick)
 		return;
 	pthread_mutex_lock(&vd->lock);
-	vd->ops->tick(vd, now_ms);
+	/* A request's handler runs without the lock and may use what tick
+	 * changes (a NIC's connection): next second then. */
+	if (!vd->in_flight)
+		vd->ops->tick(vd, now_ms);
 	pthread_mutex_unlock(&vd->lock);
 }
 

@@ -92,6 +92,7 @@ struct virtio_dev {
 	pthread_mutex_t lock;
 	bool in_flight;      /* the worker runs a request's handler, unlocked */
 	bool quiesced;       /* no new request may start (virtio_pci_quiesce) */
+	bool resetting;      /* a reset waits for the request in flight */
 	pthread_cond_t idle; /* in_flight went false */
 	uint32_t device_feature_select, driver_feature_select;
 	uint64_t driver_features;

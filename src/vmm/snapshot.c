@@ -48,9 +48,10 @@ static void save_devices(struct state_writer *w, struct machine *m)
 }
 
 /* Device workers must not touch guest memory or queue state while the
- * snapshot is taken (a frame arriving on a tap would): each is quiesced,
- * with its request in flight finished. The vCPUs are paused, so nothing
- * else drives a device meanwhile. */
+ * snapshot is taken (a frame arriving on a tap would): the table quiesces
+ * each device in order, the PCI bus (its lock) first and then every
+ * device, which lets its request in flight finish and holds its lock;
+ * the order the vCPU paths take those locks in. */
 static void quiesce_devices(struct machine *m, bool hold)
 {
 	if (hold)

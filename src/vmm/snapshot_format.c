@@ -74,6 +74,13 @@ int state_parse(const uint8_t *data, size_t size, uint32_t version, struct state
 			return -1;
 		}
 		off += sizeof(h);
+		/* Bounded: lookups scan the index, and a file of millions of
+		 * empty records would make restore crawl. */
+		if (out->n == STATE_MAX_RECORDS) {
+			snprintf(why, whylen, "state.bin has more than %d records", STATE_MAX_RECORDS);
+			state_records_free(out);
+			return -1;
+		}
 		struct state_record *grown = realloc(out->recs, (out->n + 1) * sizeof(*grown));
 		if (!grown) {
 			snprintf(why, whylen, "out of memory");

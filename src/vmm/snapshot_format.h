@@ -14,6 +14,8 @@
 
 #define STATE_MAGIC "NVMSNAP1"
 #define STATE_HEADER_BYTES 16
+/* More than a machine of 1024 vCPUs and every device writes. */
+#define STATE_MAX_RECORDS 16384
 
 enum state_tag {
 	/* per vCPU (index: the vCPU), KVM's own structures */

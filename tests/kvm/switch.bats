@@ -139,6 +139,38 @@ print(eval(sys.argv[1]))' "$1"
 	grep -q "connected to the switch again" "$BATS_TEST_TMPDIR/vm.err"
 }
 
+@test "an unprivileged user runs a switch and two guests on it, which exchange frames" {
+	require_kvm
+	command -v setpriv > /dev/null || skip "no setpriv (util-linux) to drop privileges"
+	# Run as nobody, in /dev/kvm's group: no root, no tap, no capability.
+	local gid as=()
+	gid=$(stat -c %g /dev/kvm)
+	as=(setpriv --reuid=65534 --regid="$gid" --clear-groups --inh-caps=-all --)
+	"${as[@]}" test -r /dev/kvm -a -w /dev/kvm || skip "/dev/kvm is not read-write for its group here"
+	local dir
+	dir=$(mktemp -d /tmp/nestvm-nobody.XXXXXX)
+	chmod 777 "$dir"
+	"${as[@]}" "$NESTVM" switch --socket "$dir/sw" --api-socket "$dir/api" 2> "$dir/switch.err" &
+	SWITCH=$!
+	for _ in $(seq 50); do [ -S "$dir/api" ] && break; sleep 0.1; done
+	"${as[@]}" "$NESTVM" run --kernel "$GUEST" --test-device --net "switch=$dir/sw" \
+		--cmdline "test=virtio-net answer=1" > "$dir/b.out" 2>&1 &
+	local b=$!
+	sleep 0.5
+	run "${as[@]}" timeout 60 "$NESTVM" run --kernel "$GUEST" --test-device --net "switch=$dir/sw" \
+		--cmdline "test=virtio-net"
+	local st=0
+	wait $b || st=$?
+	echo "$output"
+	cat "$dir/b.out"
+	[ "$status" -eq 0 ]
+	[ "$st" -eq 0 ]
+	[[ $output == *"received 'nestvm tier-1 reply'"* ]]
+	grep -q "virtio-net: done" "$dir/b.out"
+	[ "$(stat -c %u "$dir/sw")" -eq 65534 ] # the switch's socket is nobody's
+	rm -rf "$dir"
+}
+
 @test "--net switch=: no switch listening, port without switch, bad names" {
 	require_kvm
 	run_guest --net "switch=$BATS_TEST_TMPDIR/none" --cmdline "test=hello"

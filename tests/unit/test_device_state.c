@@ -240,6 +240,18 @@ static void state_records_are_parsed_with_every_length_checked(void **state)
 	assert_null(recs.recs);
 	assert_int_equal(state_parse(file, 10, 7, &recs, why, sizeof(why)), -1);
 	assert_string_equal(why, "state.bin is not nestvm state");
+	/* Millions of empty records would make every lookup crawl: bounded. */
+	size_t n = STATE_MAX_RECORDS + 1, size = 16 + 16 * n;
+	uint8_t *many = calloc(1, size);
+	assert_non_null(many);
+	memcpy(many, "NVMSNAP1", 8);
+	memcpy(many + 8, &version, 4);
+	assert_int_equal(state_parse(many, size - 16, 7, &recs, why, sizeof(why)), 0);
+	assert_int_equal(recs.n, STATE_MAX_RECORDS);
+	state_records_free(&recs);
+	assert_int_equal(state_parse(many, size, 7, &recs, why, sizeof(why)), -1);
+	assert_string_equal(why, "state.bin has more than 16384 records");
+	free(many);
 }
 
 int main(void)
