@@ -414,6 +414,34 @@ void test_virtio_net(void)
 	}
 	/* The frame: a zeroed virtio-net header, then Ethernet. */
 	uint8_t *f = tx_buf + NET_HDR;
+	if (cmdline_arg("answer")) {
+		/* The other side: wait for a hello, answer its sender. */
+		for (int round = 0; round < 60; round++) {
+			uint16_t slot;
+			int64_t len = wait_used(0, 1, &slot);
+			if (len < 0)
+				continue;
+			const uint8_t *r = rx_buf[slot % 2] + NET_HDR;
+			int ours = len >= NET_HDR + 14 && r[12] == (ETHERTYPE_TEST >> 8) &&
+				   r[13] == (ETHERTYPE_TEST & 0xff);
+			for (int i = 0; ours && i < 6; i++)
+				f[i] = r[6 + i], f[6 + i] = mac[i];
+			offer(0, slot % 2);
+			if (!ours)
+				continue;
+			f[12] = ETHERTYPE_TEST >> 8, f[13] = ETHERTYPE_TEST & 0xff;
+			const char reply[] = "nestvm tier-1 reply";
+			for (unsigned i = 0; i < sizeof(reply); i++)
+				f[14 + i] = (uint8_t)reply[i];
+			queues[1].desc[0] = (struct desc){ (uint64_t)tx_buf, sizeof(tx_buf), 0, 0 };
+			offer(1, 0);
+			fails += check(wait_used(1, 20, 0) >= 0, "answered a hello");
+			puts_serial(fails ? "virtio-net: FAILED\n" : "virtio-net: done\n");
+			guest_exit(fails ? 1 : 0);
+		}
+		check(0, "a hello came");
+		guest_exit(1);
+	}
 	for (int i = 0; i < 6; i++)
 		f[i] = 0xff, f[6 + i] = mac[i];
 	f[12] = ETHERTYPE_TEST >> 8, f[13] = ETHERTYPE_TEST & 0xff;
