@@ -109,13 +109,9 @@ static void restore(struct devices *d, const uint8_t *data, size_t size)
 	for (int i = 0; i < d->table.n; i++) {
 		const struct device *dev = &d->table.devices[i];
 		const struct state_record *r = state_find(&recs, T_DEVICE, (uint32_t)i);
-		if (!r || r->len < 1 || r->data[0] > r->len - 1)
-			break;
-		size_t kind_len = r->data[0];
-		if (kind_len != strlen(dev->ops->kind) || memcmp(r->data + 1, dev->ops->kind, kind_len))
-			break;
 		struct state_in in;
-		state_in_init(&in, r->data + 1 + kind_len, r->len - 1 - kind_len);
+		if (!r || state_device_fields(r, dev->ops->kind, &in) < 0)
+			break;
 		if (dev->ops->load(dev->dev, &in) < 0)
 			break;
 	}
@@ -135,9 +131,7 @@ static void write_seed(struct devices *d, const char *dir, const char *name)
 	for (int i = 0; i < d->table.n; i++) {
 		const struct device *dev = &d->table.devices[i];
 		struct state_out out = { 0 };
-		size_t kind_len = strlen(dev->ops->kind);
-		state_put_u8(&out, (uint8_t)kind_len);
-		state_put_bytes(&out, dev->ops->kind, kind_len);
+		state_device_begin(&out, dev->ops->kind);
 		if (dev->ops->save(dev->dev, &out, why, sizeof(why)) < 0)
 			abort();
 		state_put_record(&w, T_DEVICE, (uint32_t)i, out.buf, out.len);

@@ -106,18 +106,6 @@ static void usage(FILE *out)
 		SWITCH_DEFAULT_MAC_LIMIT, VXLAN_DEFAULT_PORT);
 }
 
-static int parse_mac(const char *text, uint8_t mac[6])
-{
-	unsigned b[6];
-	char end;
-	if (sscanf(text, "%2x:%2x:%2x:%2x:%2x:%2x%c", &b[0], &b[1], &b[2], &b[3], &b[4], &b[5],
-		   &end) != 6)
-		return -1;
-	for (int i = 0; i < 6; i++)
-		mac[i] = (uint8_t)b[i];
-	return (mac[0] & 1) ? -1 : 0; /* a port's MAC is unicast */
-}
-
 /* NAME[,policy=P][,mac=MAC][,mac-limit=N][,vlan=N][,trunk=LO-HI] */
 static int parse_port(const char *spec, struct switch_port_config *cfg, const struct switch_port_config *defaults)
 {
@@ -139,7 +127,8 @@ static int parse_port(const char *spec, struct switch_port_config *cfg, const st
 		char *dash;
 		if (!strncmp(o, "policy=", 7) && switch_policy_parse(o + 7) >= 0) {
 			cfg->policy = (enum switch_policy)switch_policy_parse(o + 7);
-		} else if (!strncmp(o, "mac=", 4) && parse_mac(o + 4, cfg->mac) == 0) {
+		} else if (!strncmp(o, "mac=", 4) && parse_mac(o + 4, cfg->mac) == 0 &&
+			   !(cfg->mac[0] & 1)) { /* a port's MAC is unicast */
 			cfg->has_mac = true;
 		} else if (!strncmp(o, "mac-limit=", 10) && parse_uint(o + 10, 1, 4096, &v) == 0) {
 			cfg->mac_limit = (unsigned)v;

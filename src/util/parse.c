@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 int parse_uint(const char *text, uint64_t min, uint64_t max, uint64_t *out)
 {
@@ -66,4 +67,16 @@ const char *format_size(uint64_t bytes, char *buf, unsigned long len)
 	else
 		snprintf(buf, len, "%.1f %s", v, units[u]);
 	return buf;
+}
+
+int parse_mac(const char *text, uint8_t mac[6])
+{
+	unsigned b[6];
+	char end;
+	if (strlen(text) != 17 || sscanf(text, "%2x:%2x:%2x:%2x:%2x:%2x%c", &b[0], &b[1], &b[2], &b[3],
+					 &b[4], &b[5], &end) != 6)
+		return -1;
+	for (int i = 0; i < 6; i++)
+		mac[i] = (uint8_t)b[i];
+	return 0;
 }

@@ -11,6 +11,10 @@ int parse_size(const char *text, uint64_t *out);
 /* A decimal unsigned integer in [min, max]. */
 int parse_uint(const char *text, uint64_t min, uint64_t max, uint64_t *out);
 
+/* A MAC address written "52:54:00:12:34:56" (exactly: six pairs of hex
+ * digits), into mac. Unicast or not: callers decide. */
+int parse_mac(const char *text, uint8_t mac[6]);
+
 /* Human-readable binary size, e.g. "512 MiB", into buf. */
 const char *format_size(uint64_t bytes, char *buf, unsigned long len);
 

@@ -15,6 +15,7 @@
 
 #include "util/hash.h"
 #include "util/log.h"
+#include "util/parse.h"
 
 #define VIRTIO_ID_NET 1
 
@@ -34,18 +35,6 @@
 #define NUM_BUFFERS_OFFSET 10
 
 enum { RXQ = 0, TXQ = 1 };
-
-static int parse_mac(const char *text, uint8_t mac[6])
-{
-	unsigned b[6];
-	char end;
-	if (sscanf(text, "%2x:%2x:%2x:%2x:%2x:%2x%c", &b[0], &b[1], &b[2], &b[3], &b[4], &b[5],
-		   &end) != 6 || strlen(text) != 17)
-		return -1;
-	for (int i = 0; i < 6; i++)
-		mac[i] = (uint8_t)b[i];
-	return 0;
-}
 
 int virtio_net_parse(const char *spec, struct virtio_net_options *opt)
 {
@@ -304,8 +293,7 @@ static void tick(struct virtio_dev *vd, int64_t now_ms)
 		return;
 	if (net->link->reconnects == 1 || !net->link->reported_down)
 		log_warn("%s: connected to the switch again", net->name);
-	uint8_t up = VIRTIO_STATUS_FEATURES_OK | VIRTIO_STATUS_DRIVER_OK;
-	bool live = (vd->status & up) == up && !(vd->status & VIRTIO_STATUS_NEEDS_RESET);
+	bool live = virtio_live(vd);
 	/* Watched only while the driver is there to take frames. */
 	virtio_set_poll_fd(vd, live ? net->link->fd : -1, live);
 }

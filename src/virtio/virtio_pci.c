@@ -46,6 +46,13 @@ bool virtio_negotiated(const struct virtio_dev *vd, uint64_t feature)
 	return (vd->driver_features & feature) == feature;
 }
 
+#define STATUS_UP (VIRTIO_STATUS_FEATURES_OK | VIRTIO_STATUS_DRIVER_OK)
+
+bool virtio_live(const struct virtio_dev *vd)
+{
+	return (vd->status & STATUS_UP) == STATUS_UP && !(vd->status & VIRTIO_STATUS_NEEDS_RESET);
+}
+
 static void kick(struct virtio_dev *vd, unsigned q);
 
 /* --- MSI-X ------------------------------------------------------------- */
@@ -318,8 +325,7 @@ static void set_status(struct virtio_dev *vd, uint8_t value)
 	/* The features are fixed once FEATURES_OK is set, and queues are
 	 * served once DRIVER_OK is too: the event index is chosen then (a
 	 * driver may set DRIVER_OK first and its features after). */
-	uint8_t up = VIRTIO_STATUS_FEATURES_OK | VIRTIO_STATUS_DRIVER_OK;
-	if ((vd->status & up) == up && (old & up) != up)
+	if ((vd->status & STATUS_UP) == STATUS_UP && (old & STATUS_UP) != STATUS_UP)
 		for (unsigned q = 0; q < vd->num_queues; q++)
 			vd->queues[q].vq.event_idx = virtio_negotiated(vd, VIRTIO_F_RING_EVENT_IDX);
 	if ((value & VIRTIO_STATUS_DRIVER_OK) && !(old & VIRTIO_STATUS_DRIVER_OK)) {
@@ -534,11 +540,7 @@ static void *worker(void *arg)
 void virtio_pci_serve_event(struct virtio_dev *vd, int source)
 {
 	pthread_mutex_lock(&vd->lock);
-	/* FEATURES_OK too: the features a request depends on are fixed from
-	 * then on. */
-	uint8_t up = VIRTIO_STATUS_FEATURES_OK | VIRTIO_STATUS_DRIVER_OK;
-	bool live = (vd->status & up) == up && !(vd->status & VIRTIO_STATUS_NEEDS_RESET) &&
-		    !vd->quiesced;
+	bool live = virtio_live(vd) && !vd->quiesced;
 	if (source == VIRTIO_EVENT_POLL) {
 		if (live && vd->ops->poll_ready)
 			vd->ops->poll_ready(vd);
@@ -827,8 +829,7 @@ static int load_device(void *dev, struct state_in *in)
 			state_in_fail(in, "queue %u: size %u or ring addresses not usable", q, vq->vq.size);
 			break;
 		}
-		uint8_t up = VIRTIO_STATUS_FEATURES_OK | VIRTIO_STATUS_DRIVER_OK;
-		if ((status & up) == up && q_event_idx != event_idx) {
+		if ((status & STATUS_UP) == STATUS_UP && q_event_idx != event_idx) {
 			state_in_fail(in, "queue %u: event index use differs from the features", q);
 			break;
 		}

@@ -144,6 +144,9 @@ void virtio_pci_destroy(struct virtio_dev *vd);
 
 /* For device models, vd->lock held: */
 bool virtio_negotiated(const struct virtio_dev *vd, uint64_t feature);
+/* Does a driver run the device: features fixed (FEATURES_OK), DRIVER_OK,
+ * and no broken queue? Only then are its queues served. */
+bool virtio_live(const struct virtio_dev *vd);
 /* Interrupts the driver for queue q if the ring's suppression allows. */
 void virtio_queue_interrupt(struct virtio_dev *vd, unsigned q);
 /* Serves queue q until the driver has nothing more queued: each chain goes

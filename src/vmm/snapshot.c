@@ -35,9 +35,7 @@ static void save_devices(struct state_writer *w, struct machine *m)
 		if (!d->ops->save)
 			continue;
 		struct state_out out = { 0 };
-		size_t kind_len = strlen(d->ops->kind);
-		state_put_u8(&out, (uint8_t)kind_len);
-		state_put_bytes(&out, d->ops->kind, kind_len);
+		state_device_begin(&out, d->ops->kind);
 		if (d->ops->save(d->dev, &out, w->why, w->whylen) < 0)
 			w->failed = true;
 		else if (out.failed)
@@ -74,16 +72,11 @@ static int restore_devices(struct machine *m, const char *dir, const struct stat
 			return -1;
 		}
 		struct state_in in;
-		state_in_init(&in, r->data, r->len);
-		uint8_t kind_len = state_get_u8(&in);
-		char kind[256] = "";
-		state_get_bytes(&in, kind, kind_len);
-		if (state_in_failed(&in) || strcmp(kind, d->ops->kind)) {
+		if (state_device_fields(r, d->ops->kind, &in) < 0) {
 			log_error("snapshot %s: state.bin is corrupted (device %d is not a %s, as %s is)",
 				  dir, i, d->ops->kind, d->name);
 			return -1;
 		}
-		state_in_init(&in, r->data + 1 + kind_len, r->len - 1 - kind_len);
 		if (d->ops->load(d->dev, &in) < 0) {
 			log_error("snapshot %s: state.bin is corrupted (%s: %s)", dir, d->name,
 				  in.why[0] ? in.why : "refused");

@@ -107,3 +107,19 @@ void state_records_free(struct state_records *r)
 	free(r->recs);
 	*r = (struct state_records){ 0 };
 }
+
+void state_device_begin(struct state_out *out, const char *kind)
+{
+	size_t len = strlen(kind);
+	state_put_u8(out, (uint8_t)len);
+	state_put_bytes(out, kind, len);
+}
+
+int state_device_fields(const struct state_record *r, const char *kind, struct state_in *in)
+{
+	size_t len = strlen(kind);
+	if (r->len < 1 + len || r->data[0] != len || memcmp(r->data + 1, kind, len))
+		return -1;
+	state_in_init(in, r->data + 1 + len, r->len - 1 - len);
+	return 0;
+}

@@ -12,6 +12,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "util/state_codec.h"
+
 #define STATE_MAGIC "NVMSNAP1"
 #define STATE_HEADER_BYTES 16
 /* More than a machine of 1024 vCPUs and every device writes. */
@@ -62,6 +64,13 @@ struct state_records {
 int state_parse(const uint8_t *data, size_t size, uint32_t version, struct state_records *out,
 		char *why, size_t whylen);
 const struct state_record *state_find(const struct state_records *r, uint32_t tag, uint32_t index);
+
+/* A T_DEVICE record's bytes: the device's kind (a length byte, then the
+ * name), then its own fields. state_device_begin() starts out with the
+ * kind, for the device's save to append to; state_device_fields() sets
+ * in to the fields of a record, or returns -1 if it is not of this kind. */
+void state_device_begin(struct state_out *out, const char *kind);
+int state_device_fields(const struct state_record *r, const char *kind, struct state_in *in);
 void state_records_free(struct state_records *r);
 
 #endif
