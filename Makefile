@@ -17,7 +17,7 @@ CC      ?= gcc
 VERSION := $(shell git describe --always --dirty 2>/dev/null || echo dev)
 
 WARN    := -Wall -Wextra -Werror
-BASE    := -std=gnu11 $(WARN) -Isrc -pthread -DNESTVM_VERSION='"$(VERSION)"'
+BASE    := -std=gnu11 $(WARN) -Isrc -I.cache/slirp/include -pthread -DNESTVM_VERSION='"$(VERSION)"'
 CFLAGS  ?= -O2 -g
 # The release binary: a static PIE (so ASLR holds for it too), with stack
 # canaries and glibc's checked string and I/O functions.
@@ -54,7 +54,20 @@ UNIT_BINS := $(patsubst tests/unit/%.c,build/unit/%,$(UNIT_SRCS))
 .PHONY: all check demo deps kernels clean fuzz tsan
 all: nestvm $(GUEST_ELF)
 
-LIBS := -ljson-c -lsodium -lseccomp
+# libslirp (the switch's NAT) is built static from Debian's source into
+# .cache/slirp by scripts/build-slirp.sh; it needs glib (static in nestvm).
+SLIRP_DIR := .cache/slirp
+SLIRP_LIB := $(SLIRP_DIR)/lib/libslirp.a
+LIBS := -ljson-c -lsodium -lseccomp $(SLIRP_LIB) -lglib-2.0 -lpcre2-8 -lm
+
+$(SLIRP_LIB): scripts/build-slirp.sh
+	$(say) SLIRP $@
+	$(Q)scripts/build-slirp.sh
+	$(Q)touch $@
+
+# Only the NAT includes libslirp's header.
+build/release/src/net/nat.c.o build/asan/src/net/nat.c.o build/tsan/src/net/nat.c.o \
+build/fuzz/src/net/nat.c.o: | $(SLIRP_LIB)
 
 nestvm: $(REL_OBJS)
 	$(say) LD $@
@@ -139,7 +152,7 @@ build/unit/%: tests/unit/%.c build/asan/libfake.a build/asan/libcore.a
 
 # libFuzzer harnesses (fuzz/fuzz_*.c) over the core layers, built with clang.
 FUZZ_CC    := clang
-FUZZ_FLAGS := -std=gnu11 $(WARN) -Wno-gnu-variable-sized-type-not-at-end -Isrc -pthread -DNESTVM_VERSION='"fuzz"' -O1 -g \
+FUZZ_FLAGS := -std=gnu11 $(WARN) -Wno-gnu-variable-sized-type-not-at-end -Isrc -I.cache/slirp/include -pthread -DNESTVM_VERSION='"fuzz"' -O1 -g \
               -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined
 FUZZ_CORE  := $(patsubst %,build/fuzz/%.o,$(CORE_SRCS))
 FUZZ_FAKES := $(patsubst %,build/fuzz/%.o,$(FAKE_SRCS))

@@ -15,7 +15,8 @@ packages=(
 	lz4 xz-utils python3        # unpacking vmlinux from Debian's bzImage; test and bench helpers
 	iproute2                    # taps and bridges in the virtio tests and benchmarks
 	tcpdump                     # reading the switch's pcap captures in its tests
-	ca-certificates             # apt-get download over https mirrors
+	ca-certificates curl        # apt-get download over https mirrors; libslirp's source
+	libglib2.0-dev meson ninja-build pkg-config  # building libslirp (the switch's NAT) static
 )
 
 missing=()

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "net/nat.h"
 #include "net/stream.h"
 #include "net/pcap.h"
 #include "net/switch_core.h"
@@ -50,6 +51,7 @@ struct client {
 	int named;        /* index into named ports, or -1 */
 	struct stream *stream;  /* a socket client's framing */
 	struct vxlan *vxlan;    /* or a VXLAN uplink's */
+	struct nat *nat;        /* or the NAT uplink (fd -2: it has many) */
 };
 
 struct api_client {
@@ -78,6 +80,11 @@ struct sw_state {
 	struct api_client api[API_CLIENTS];
 	uint8_t frame[SWITCH_MAX_FRAME];
 	struct switch_egress egress;
+	int nat_port;          /* -1: no NAT */
+	bool nat_on;
+	struct nat_config nat_cfg;
+	struct pollfd *pollv;  /* the switch's descriptors, then the NAT's */
+	size_t pollv_cap;
 };
 
 static void usage(FILE *out)
@@ -102,8 +109,13 @@ static void usage(FILE *out)
 		"                       over VXLAN (RFC 7348); local defaults to port %d\n"
 		"  --forward-control    pass link-local control frames (STP, LACP, LLDP);\n"
 		"                       pause frames never pass\n"
+		"  --nat[=SUBNET]       a NAT uplink (libslirp) on SUBNET (default %s):\n"
+		"                       gateway .2, DNS .3, DHCP from .15, leases by MAC\n"
+		"  --nat-restricted     the NAT passes no outbound traffic, only --forward\n"
+		"  --forward tcp|udp:HOSTADDR:HOSTPORT-GUESTADDR:GUESTPORT\n"
+		"                       a host port forwarded to a guest through the NAT\n"
 		"  --api-socket PATH    control API: nestvm ctl PATH status\n",
-		SWITCH_DEFAULT_MAC_LIMIT, VXLAN_DEFAULT_PORT);
+		SWITCH_DEFAULT_MAC_LIMIT, VXLAN_DEFAULT_PORT, NAT_DEFAULT_SUBNET);
 }
 
 /* NAME[,policy=P][,mac=MAC][,mac-limit=N][,vlan=N][,trunk=LO-HI] */
@@ -155,13 +167,16 @@ static int parse_port(const char *spec, struct switch_port_config *cfg, const st
 static void close_client(struct sw_state *s, int port)
 {
 	struct client *c = &s->clients[port];
-	if (c->fd < 0)
+	if (c->fd == -1)
 		return;
 	if (c->vxlan)
 		vxlan_close(c->vxlan);
+	else if (c->nat)
+		nat_close(c->nat);
 	else
 		close(c->fd);
 	c->vxlan = NULL;
+	c->nat = NULL;
 	free(c->stream);
 	if (c->named >= 0)
 		s->named[c->named].port = -1;
@@ -258,7 +273,11 @@ static void forward(struct sw_state *s, int in, const uint8_t *frame, size_t len
 			continue;
 		}
 		size_t n = switch_egress_frame(e, i, s->frame);
-		if (n && s->clients[p].fd >= 0 && stream_queue_frame(s->clients[p].stream, s->frame, n)) {
+		if (n && s->clients[p].nat) {
+			nat_input(s->clients[p].nat, s->frame, n);
+			c->tx_frames++;
+			c->tx_bytes += n;
+		} else if (n && s->clients[p].fd >= 0 && stream_queue_frame(s->clients[p].stream, s->frame, n)) {
 			c->tx_frames++;
 			c->tx_bytes += n;
 		} else {
@@ -386,6 +405,8 @@ static json_object *status(struct sw_state *s)
 		json_object_array_add(macs, j);
 	}
 	json_object_object_add(o, "macs", macs);
+	if (s->nat_port >= 0 && s->clients[s->nat_port].nat)
+		json_object_object_add(o, "nat", nat_status(s->clients[s->nat_port].nat));
 	return o;
 }
 
@@ -503,9 +524,36 @@ static int run(struct sw_state *s)
 		}
 #undef WATCH
 		int64_t now = monotonic_ms();
-		if (poll(fds, (nfds_t)n, (int)(next_age > now ? next_age - now : 0)) < 0 && errno != EINTR) {
+		int timeout = (int)(next_age > now ? next_age - now : 0);
+		/* The NAT's sockets (as many as its guests' connections) follow
+		 * the switch's own in one array. */
+		struct pollfd *nat_fds = NULL;
+		int nat_n = 0;
+		struct nat *nat = s->nat_port >= 0 ? s->clients[s->nat_port].nat : NULL;
+		if (nat)
+			nat_prepare(nat, &nat_fds, &nat_n, &timeout);
+		if ((size_t)(n + nat_n) > s->pollv_cap) {
+			struct pollfd *v = realloc(s->pollv, (size_t)(n + nat_n) * sizeof(*v));
+			if (!v) {
+				log_error("switch: out of memory");
+				return 1;
+			}
+			s->pollv = v;
+			s->pollv_cap = (size_t)(n + nat_n);
+		}
+		memcpy(s->pollv, fds, (size_t)n * sizeof(*fds));
+		if (nat_n)
+			memcpy(s->pollv + n, nat_fds, (size_t)nat_n * sizeof(*nat_fds));
+		int ready = poll(s->pollv, (nfds_t)(n + nat_n), timeout);
+		if (ready < 0 && errno != EINTR) {
 			log_error("switch: poll: %s", strerror(errno));
 			return 1;
+		}
+		memcpy(fds, s->pollv, (size_t)n * sizeof(*fds));
+		if (nat) {
+			if (nat_n)
+				memcpy(nat_fds, s->pollv + n, (size_t)nat_n * sizeof(*nat_fds));
+			nat_dispatch(nat, ready < 0);
 		}
 		for (int i = 0; i < n; i++) {
 			if (!fds[i].revents)
@@ -551,6 +599,17 @@ static int run(struct sw_state *s)
 				break;
 			}
 		}
+		/* What the NAT sent (libslirp's answers, DHCP replies) goes
+		 * through the switch now, not from inside its callbacks. */
+		if (s->nat_port >= 0 && s->clients[s->nat_port].nat) {
+			struct nat *nt = s->clients[s->nat_port].nat;
+			const uint8_t *frame;
+			size_t len;
+			while ((frame = nat_output(nt, &len))) {
+				forward(s, s->nat_port, frame, len);
+				nat_output_done(nt);
+			}
+		}
 		/* Frames queued this round go out now where the socket takes them. */
 		for (int p = 0; p < SWITCH_MAX_PORTS; p++)
 			if (s->clients[p].fd >= 0 && s->clients[p].stream)
@@ -575,7 +634,7 @@ int cmd_switch(int argc, char **argv)
 	switch_core_init(&s->core);
 	s->anon.policy = SWITCH_LEARN;
 	s->anon.vlan = 1;
-	s->listen_fd = s->api_fd = s->sig_fd = -1;
+	s->listen_fd = s->api_fd = s->sig_fd = s->nat_port = -1;
 	for (int p = 0; p < SWITCH_MAX_PORTS; p++)
 		s->clients[p] = (struct client){ .fd = -1, .named = -1 };
 	for (int i = 0; i < API_CLIENTS; i++)
@@ -593,6 +652,17 @@ int cmd_switch(int argc, char **argv)
 			goto out;
 		} else if (!strcmp(a, "--forward-control")) {
 			s->core.forward_control = true;
+			continue;
+		} else if (!strcmp(a, "--nat")) {
+			s->nat_on = true;
+			continue;
+		} else if (!strncmp(a, "--nat=", 6)) {
+			if (nat_parse_subnet("--nat", a + 6, &s->nat_cfg) < 0)
+				goto out;
+			s->nat_on = true;
+			continue;
+		} else if (!strcmp(a, "--nat-restricted")) {
+			s->nat_on = s->nat_cfg.restricted = true;
 			continue;
 		} else if (!v) {
 			log_error("switch: %s: %s", a, a[0] == '-' ? "needs a value" : "unexpected argument");
@@ -650,6 +720,14 @@ int cmd_switch(int argc, char **argv)
 				goto out;
 			}
 			vxlan_specs[s->nvxlan++] = v;
+		} else if (!strcmp(a, "--forward")) {
+			if (s->nat_cfg.nforwards == NAT_MAX_FORWARDS) {
+				log_error("--forward %s: at most %d forwards", v, NAT_MAX_FORWARDS);
+				goto out;
+			}
+			if (nat_parse_forward("--forward", v, &s->nat_cfg.forwards[s->nat_cfg.nforwards]) < 0)
+				goto out;
+			s->nat_cfg.nforwards++;
 		} else if (!strcmp(a, "--port")) {
 			if (s->nnamed == MAX_NAMED) {
 				log_error("--port %s: at most %d named ports", v, MAX_NAMED);
@@ -665,6 +743,12 @@ int cmd_switch(int argc, char **argv)
 		log_error("switch: --socket PATH is required");
 		goto out;
 	}
+	if (s->nat_cfg.nforwards && !s->nat_on) {
+		log_error("--forward: needs --nat (forwards go through the NAT uplink)");
+		goto out;
+	}
+	if (s->nat_on && !s->nat_cfg.prefix && nat_parse_subnet("--nat", NAT_DEFAULT_SUBNET, &s->nat_cfg) < 0)
+		goto out;
 	for (int i = 0; i < s->nnamed; i++) {
 		struct named_port *np = &s->named[i];
 		np->listen_fd = -1;
@@ -708,6 +792,23 @@ int cmd_switch(int argc, char **argv)
 		s->clients[port] = (struct client){ .fd = s->vxlans[i].fd, .named = -1,
 						    .vxlan = &s->vxlans[i] };
 	}
+	if (s->nat_on) {
+		struct nat *nat = nat_open(&s->nat_cfg);
+		if (!nat)
+			goto out;
+		/* libslirp sends from one MAC per address it answers for (the
+		 * gateway's and the DNS forwarder's): learn, with room for those. */
+		struct switch_port_config cfg = { .name = "nat", .policy = SWITCH_LEARN, .has_mac = true,
+						  .mac_limit = 4, .vlan = 1 };
+		nat_mac(nat, cfg.mac);
+		int port = switch_port_add(&s->core, &cfg);
+		if (port < 0) {
+			nat_close(nat);
+			goto out;
+		}
+		s->clients[port] = (struct client){ .fd = -2, .named = -1, .nat = nat };
+		s->nat_port = port;
+	}
 	sigset_t term;
 	sigemptyset(&term);
 	sigaddset(&term, SIGINT);
@@ -720,7 +821,7 @@ int cmd_switch(int argc, char **argv)
 	 * a switch makes (util/sandbox.c). */
 	if (sandbox_check() < 0)
 		goto out;
-	sandbox_enter(SANDBOX_SWITCH);
+	sandbox_enter(s->nat_on ? SANDBOX_SWITCH_NAT : SANDBOX_SWITCH);
 	log_info("switch: listening on %s (%s ports)%s", path, switch_policy_name(s->anon.policy),
 		 s->nnamed ? ", and named ports beside it" : "");
 	status = s->sig_fd < 0 ? 1 : run(s);
@@ -747,6 +848,7 @@ out:
 		close(s->sig_fd);
 	for (int i = 0; i < s->ncaptures; i++)
 		pcap_close(&s->captures[i].pcap);
+	free(s->pollv);
 	free(s);
 	return status;
 }

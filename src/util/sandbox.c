@@ -53,6 +53,15 @@ static const int switch_calls[] = {
 	ALLOW(unlink), ALLOW(rt_sigaction),
 };
 
+/* nestvm switch --nat: libslirp opens a socket per guest connection
+ * (TCP, UDP, ICMP echo), listens for forwards, and reads resolv.conf for
+ * the DNS forwarder; only IPv4 sockets (below), only reading files. */
+static const int nat_calls[] = {
+	ALLOW(connect), ALLOW(bind), ALLOW(listen), ALLOW(setsockopt), ALLOW(getsockopt),
+	ALLOW(getsockname), ALLOW(getpeername), ALLOW(shutdown), ALLOW(recvmsg), ALLOW(sendmsg),
+	ALLOW(fcntl), ALLOW(accept), ALLOW(ioctl), ALLOW(readv),
+};
+
 /* The main thread: everything a reboot needs to build the machine again,
  * snapshots, the console and the control socket. Not: exec, fork, ptrace,
  * mounts, modules, new network sockets other than what a tap needs. */
@@ -138,7 +147,7 @@ void sandbox_enter(enum sandbox_class cls)
 	if (!sandbox_enabled())
 		return;
 	static const char *names[] = { "a vCPU thread", "a device worker thread", "the main thread",
-				       "the switch" };
+				       "the switch", "the switch" };
 	thread_class = names[cls];
 	struct sigaction sa = { .sa_sigaction = forbidden, .sa_flags = SA_SIGINFO };
 	sigaction(SIGSYS, &sa, NULL);
@@ -178,6 +187,22 @@ void sandbox_enter(enum sandbox_class cls)
 	case SANDBOX_SWITCH:
 		if (r == 0)
 			r = add_all(ctx, switch_calls, N(switch_calls));
+		break;
+	case SANDBOX_SWITCH_NAT:
+		if (r == 0)
+			r = add_all(ctx, switch_calls, N(switch_calls));
+		if (r == 0)
+			r = add_all(ctx, nat_calls, N(nat_calls));
+		if (r == 0)
+			r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1,
+					     SCMP_A0(SCMP_CMP_EQ, AF_INET, 0));
+		/* files only for reading (O_ACCMODE is 3) */
+		if (r == 0)
+			r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(openat), 1,
+					     SCMP_A2(SCMP_CMP_MASKED_EQ, O_ACCMODE, O_RDONLY));
+		if (r == 0)
+			r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(open), 1,
+					     SCMP_A1(SCMP_CMP_MASKED_EQ, O_ACCMODE, O_RDONLY));
 		break;
 	case SANDBOX_MAIN:
 		if (r == 0)

@@ -12,6 +12,7 @@ enum sandbox_class {
 	SANDBOX_WORKER, /* a device's worker: its queues, image or tap */
 	SANDBOX_MAIN,   /* console, control API, snapshots, a reboot's rebuild */
 	SANDBOX_SWITCH, /* nestvm switch: its sockets, nothing else */
+	SANDBOX_SWITCH_NAT, /* and with --nat: libslirp's IPv4 sockets and resolv.conf */
 };
 
 /* Confines the calling thread (and threads it starts later) for good. A

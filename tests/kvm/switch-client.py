@@ -176,7 +176,88 @@ def vxlan(path_a, path_b, vxlan_port_b):
     print("other VNI delivered:", recv(b, 1) is not None)
 
 
+def dhcp_packet(client, kind, xid, requested=None, server=None):
+    """A DHCP DISCOVER (1) or REQUEST (3) from MAC client, broadcast."""
+    opts = bytes([53, 1, kind])
+    if requested:
+        opts += bytes([50, 4]) + socket.inet_aton(requested)
+    if server:
+        opts += bytes([54, 4]) + socket.inet_aton(server)
+    opts += bytes([12, 6]) + b"node%02d" % (xid % 100) + b"\xff"
+    bootp = struct.pack(">BBBBIHH", 1, 1, 6, 0, xid, 0, 0x8000) + bytes(16) + mac(client) + bytes(10)
+    bootp += bytes(192) + b"\x63\x82\x53\x63" + opts
+    bootp = bootp.ljust(300, b"\0")
+    udp = struct.pack(">HHHH", 68, 67, 8 + len(bootp), 0) + bootp
+    ip = struct.pack(">BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 0, 0, 64, 17, 0, bytes(4), b"\xff" * 4)
+    csum = sum(struct.unpack(">10H", ip))
+    while csum >> 16:
+        csum = (csum & 0xFFFF) + (csum >> 16)
+    ip = ip[:10] + struct.pack(">H", ~csum & 0xFFFF) + ip[12:]
+    return mac(BCAST) + mac(client) + b"\x08\x00" + ip + udp
+
+
+def dhcp_reply(s, xid):
+    """The DHCP reply with this xid: (message type, yiaddr, server), or None."""
+    deadline = time.time() + 3
+    while time.time() < deadline:
+        f = recv(s, 1)
+        if f is None or len(f) < 14 + 20 + 8 + 240 or f[12:14] != b"\x08\x00" or f[23] != 17:
+            continue
+        b = f[14 + 20 + 8 :]
+        if struct.unpack(">I", b[4:8])[0] != xid:
+            continue
+        kind, server, i = None, None, 240
+        while i + 1 < len(b) and b[i] != 255:
+            if b[i] == 0:
+                i += 1
+                continue
+            code, n = b[i], b[i + 1]
+            if code == 53:
+                kind = b[i + 2]
+            if code == 54:
+                server = socket.inet_ntoa(b[i + 2 : i + 6])
+            i += 2 + n
+        return kind, socket.inet_ntoa(b[16:20]), server
+    return None
+
+
+def dhcp(path, count):
+    """count clients (more than libslirp's 16), all behind one port as a
+    nested hypervisor's VMs would be, each DISCOVER then REQUEST; then each
+    asks again and must get the same address."""
+    s = conn(path)
+    time.sleep(0.3)
+    leases = {}
+    for round_ in (1, 2):
+        for k in range(count):
+            client = "02:00:00:00:%02x:%02x" % (k // 256, k % 256)
+            xid = round_ * 1000 + k
+            send(s, dhcp_packet(client, 1, xid))
+            offer = dhcp_reply(s, xid)
+            if not offer or offer[0] != 2:
+                print("no offer for", client, offer)
+                continue
+            send(s, dhcp_packet(client, 3, xid, offer[1], offer[2]))
+            ack = dhcp_reply(s, xid)
+            if not ack or ack[0] != 5:
+                print("no ack for", client, ack)
+                continue
+            if round_ == 1:
+                leases[client] = ack[1]
+            elif leases.get(client) != ack[1]:
+                print("address changed for", client, leases.get(client), ack[1])
+    print("leases:", len(leases), "distinct:", len(set(leases.values())))
+    # a REQUEST for an address not its own is refused (NAK, type 6)
+    send(s, dhcp_packet("02:00:00:00:00:00", 3, 4242, "169.254.100.250", None))
+    nak = dhcp_reply(s, 4242)
+    print("request for another address:", nak and nak[0])
+    status(API)
+
+
 scenario, API = sys.argv[1], sys.argv[2]
+if scenario == "dhcp":
+    dhcp(sys.argv[3], int(sys.argv[4]))
+    sys.exit(0)
 if scenario == "vxlan":
     vxlan(sys.argv[3], sys.argv[4], sys.argv[5])
     status(API)
