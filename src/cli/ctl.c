@@ -25,7 +25,11 @@ static void usage(FILE *out)
 		"                         has not powered off after S seconds (default 60);\n"
 		"                         answers once the VM has ended\n"
 		"  snapshot DIR           pause, save the VM into DIR (for 'nestvm restore'),\n"
-		"                         and let it continue\n");
+		"                         and let it continue\n"
+		"A switch (nestvm switch --api-socket) answers:\n"
+		"  status                 ports, counters, MAC table, NAT leases and forwards\n"
+		"  set-port NAME [policy=strict|learn|promisc] [mac=MAC] [mac-limit=N]\n"
+		"                         change a port's MAC policy at the switch\n");
 }
 
 int cmd_ctl(int argc, char **argv)
@@ -69,6 +73,28 @@ int cmd_ctl(int argc, char **argv)
 			 argv[3][0] == '/' ? "" : "/", argv[3]);
 		free(abs);
 		json_object_object_add(req, "dir", json_object_new_string(dir));
+	} else if (!strcmp(cmd, "set-port")) {
+		if (argc < 4) {
+			log_error("ctl set-port: expected a port name, then policy=, mac=, mac-limit=");
+			json_object_put(req);
+			return CLI_EXIT_USAGE;
+		}
+		json_object_object_add(req, "port", json_object_new_string(argv[3]));
+		for (int i = 4; i < argc; i++) {
+			const char *a = argv[i];
+			uint64_t n;
+			if (!strncmp(a, "policy=", 7)) {
+				json_object_object_add(req, "policy", json_object_new_string(a + 7));
+			} else if (!strncmp(a, "mac=", 4)) {
+				json_object_object_add(req, "mac", json_object_new_string(a + 4));
+			} else if (!strncmp(a, "mac-limit=", 10) && parse_uint(a + 10, 1, 4096, &n) == 0) {
+				json_object_object_add(req, "mac_limit", json_object_new_int64((int64_t)n));
+			} else {
+				log_error("ctl set-port: bad setting '%s' (policy=P, mac=MAC, mac-limit=1..4096)", a);
+				json_object_put(req);
+				return CLI_EXIT_USAGE;
+			}
+		}
 	} else if (argc != 3) {
 		log_error("ctl %s: unexpected argument '%s'", cmd, argv[3]);
 		json_object_put(req);

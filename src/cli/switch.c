@@ -437,21 +437,79 @@ static void api_flush(struct api_client *a)
 	}
 }
 
+static json_object *api_error(const char *text)
+{
+	json_object *reply = json_object_new_object();
+	json_object_object_add(reply, "ok", json_object_new_boolean(0));
+	json_object_object_add(reply, "error", json_object_new_string(text));
+	return reply;
+}
+
+/* {"command": "set-port", "port": NAME, "policy": P, "mac": MAC,
+ * "mac_limit": N}: a port's policy changed at the switch, for the client
+ * connected to it now (whose learned MACs are forgotten and relearned
+ * under the new policy) and, for a named port, for its next clients. */
+static json_object *set_port(struct sw_state *s, json_object *req)
+{
+	json_object *v;
+	if (!json_object_object_get_ex(req, "port", &v) || !json_object_is_type(v, json_type_string))
+		return api_error("set-port: \"port\" (a port's name) is required");
+	const char *name = json_object_get_string(v);
+	int port = -1, named = -1;
+	for (int i = 0; i < s->nnamed; i++)
+		if (!strcmp(s->named[i].cfg.name, name))
+			named = i, port = s->named[i].port;
+	for (int p = 0; named < 0 && p < SWITCH_MAX_PORTS; p++)
+		if (s->core.used[p] && !strcmp(s->core.ports[p].name, name))
+			port = p;
+	if (named < 0 && port < 0)
+		return api_error("set-port: no port of that name");
+	if (port >= 0 && (s->clients[port].nat || s->clients[port].vxlan))
+		return api_error("set-port: an uplink's policy is the switch's own");
+	struct switch_port_config cfg = named >= 0 ? s->named[named].cfg : s->core.ports[port];
+	if (json_object_object_get_ex(req, "policy", &v)) {
+		int policy = json_object_is_type(v, json_type_string) ? switch_policy_parse(json_object_get_string(v)) : -1;
+		if (policy < 0)
+			return api_error("set-port: \"policy\" is strict, learn or promisc");
+		cfg.policy = (enum switch_policy)policy;
+	}
+	if (json_object_object_get_ex(req, "mac", &v)) {
+		if (!json_object_is_type(v, json_type_string) || parse_mac(json_object_get_string(v), cfg.mac) < 0 ||
+		    (cfg.mac[0] & 1))
+			return api_error("set-port: \"mac\" is a unicast MAC address");
+		cfg.has_mac = true;
+	}
+	if (json_object_object_get_ex(req, "mac_limit", &v)) {
+		int64_t n = json_object_is_type(v, json_type_int) ? json_object_get_int64(v) : 0;
+		if (n < 1 || n > 4096)
+			return api_error("set-port: \"mac_limit\" is 1 to 4096");
+		cfg.mac_limit = (unsigned)n;
+	}
+	if (named >= 0)
+		s->named[named].cfg = cfg;
+	if (port >= 0)
+		switch_port_configure(&s->core, port, &cfg);
+	log_info("switch: port %s: policy %s", name, switch_policy_name(cfg.policy));
+	json_object *reply = json_object_new_object();
+	json_object_object_add(reply, "ok", json_object_new_boolean(1));
+	return reply;
+}
+
 static void api_answer(struct sw_state *s, struct api_client *a, const char *line)
 {
 	json_object *req = json_tokener_parse(line), *cmd;
 	json_object *reply;
-	if (req && json_object_is_type(req, json_type_object) &&
-	    json_object_object_get_ex(req, "command", &cmd) && json_object_is_type(cmd, json_type_string) &&
-	    !strcmp(json_object_get_string(cmd), "status")) {
+	const char *command = req && json_object_is_type(req, json_type_object) &&
+				      json_object_object_get_ex(req, "command", &cmd) &&
+				      json_object_is_type(cmd, json_type_string)
+			      ? json_object_get_string(cmd) : "";
+	if (!strcmp(command, "status"))
 		reply = status(s);
-	} else {
-		reply = json_object_new_object();
-		json_object_object_add(reply, "ok", json_object_new_boolean(0));
-		json_object_object_add(reply, "error",
-				       json_object_new_string("expected {\"command\": \"status\"} "
-							      "(a switch answers status only)"));
-	}
+	else if (!strcmp(command, "set-port"))
+		reply = set_port(s, req);
+	else
+		reply = api_error("expected {\"command\": \"status\"} or {\"command\": \"set-port\", "
+				  "\"port\": NAME, \"policy\": P, \"mac\": MAC, \"mac_limit\": N}");
 	json_object_put(req);
 	const char *text = json_object_to_json_string_ext(reply, JSON_C_TO_STRING_PLAIN);
 	size_t len = strlen(text);

@@ -87,6 +87,22 @@ void switch_port_remove(struct switch_core *sw, int port)
 	sw->used[port] = false;
 }
 
+void switch_port_configure(struct switch_core *sw, int port, const struct switch_port_config *cfg)
+{
+	if (port < 0 || port >= SWITCH_MAX_PORTS || !sw->used[port])
+		return;
+	/* What was learned under the old policy is relearned under the new
+	 * one: a port made strict keeps no other MAC's frames coming. */
+	for (int i = 0; i < SWITCH_FDB_SIZE; i++)
+		if (sw->fdb[i].port == port)
+			forget(sw, &sw->fdb[i]);
+	sw->ports[port] = *cfg;
+	if (!sw->ports[port].trunk && !sw->ports[port].vlan)
+		sw->ports[port].vlan = NATIVE_DEFAULT;
+	if (!sw->ports[port].mac_limit)
+		sw->ports[port].mac_limit = SWITCH_DEFAULT_MAC_LIMIT;
+}
+
 /* The table: SWITCH_FDB_SIZE entries, found through hash chains. A
  * client flooding random source MACs can only fill it (the entry seen
  * longest ago goes first), never grow it. */

@@ -104,6 +104,9 @@ struct switch_egress {
 void switch_core_init(struct switch_core *sw);
 /* Adds a port with this configuration; returns its number or -1 (full). */
 int switch_port_add(struct switch_core *sw, const struct switch_port_config *cfg);
+/* Gives a port a new configuration (its policy, MAC, limit, VLANs) and
+ * forgets what was learned on it. */
+void switch_port_configure(struct switch_core *sw, int port, const struct switch_port_config *cfg);
 /* Removes a port and forgets what was learned on it. */
 void switch_port_remove(struct switch_core *sw, int port);
 /* Parses "strict", "learn", "promisc"; -1 if none. */

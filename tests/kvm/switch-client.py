@@ -92,6 +92,38 @@ def strict(path, named):
     status(API)
 
 
+def api(request):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect(API)
+    s.sendall(json.dumps(request).encode() + b"\n")
+    data = b""
+    while not data.endswith(b"\n"):
+        data += s.recv(1 << 16)
+    return json.loads(data)
+
+
+def set_policy(path, named):
+    """A learn port passes a nested guest's MAC; made strict through the
+    API, it drops them (counted) while its own MAC passes; learn again, it
+    passes them again."""
+    vm, other = conn(named), conn(path)
+    time.sleep(0.3)
+    send(vm, frame(BCAST, D))
+    print("learn: nested MAC passed:", recv(other) is not None)
+    print("set strict:", api({"command": "set-port", "port": "vm1", "policy": "strict", "mac": A})["ok"])
+    for _ in range(7):
+        send(vm, frame(BCAST, D))
+    print("strict: nested MAC passed:", recv(other, 0.5) is not None)
+    send(vm, frame(BCAST, A))
+    print("strict: own MAC passed:", recv(other) is not None)
+    status(API)
+    print("set learn:", api({"command": "set-port", "port": "vm1", "policy": "learn"})["ok"])
+    send(vm, frame(BCAST, D))
+    print("learn again: nested MAC passed:", recv(other) is not None)
+    print("bad policy:", api({"command": "set-port", "port": "vm1", "policy": "open"}))
+    print("no such port:", api({"command": "set-port", "port": "nope", "policy": "learn"}))
+
+
 def hostile(path):
     good1, good2, bad, deaf = conn(path), conn(path), conn(path), conn(path)
     time.sleep(0.3)
@@ -268,6 +300,8 @@ if scenario == "forwarding":
     forwarding(sys.argv[3])
 elif scenario == "strict":
     strict(sys.argv[3], sys.argv[4])
+elif scenario == "set-policy":
+    set_policy(sys.argv[3], sys.argv[4])
 elif scenario == "hostile":
     hostile(sys.argv[3])
 sys.stdout.flush()

@@ -77,6 +77,29 @@ print(eval(sys.argv[1]))' "$1"
 	[[ $output == *"52:54:00:00:00:0c > 52:54:00:00:00:0b"* ]]
 }
 
+@test "switch: a port's policy changes through the control API (learn, strict, learn again)" {
+	start_switch --port vm1,policy=learn
+	run timeout 60 python3 "$CLIENT" set-policy "$API" "$SW" "$SW.vm1"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[[ $output == *"learn: nested MAC passed: True"* ]]
+	[[ $output == *"set strict: True"* ]]
+	[[ $output == *"strict: nested MAC passed: False"* ]]
+	[[ $output == *"strict: own MAC passed: True"* ]]
+	[[ $output == *"learn again: nested MAC passed: True"* ]]
+	[[ $output == *"bad policy: {'ok': False, 'error': 'set-port: \"policy\" is strict, learn or promisc'}"* ]]
+	[[ $output == *"no such port: {'ok': False"* ]]
+	# while strict: every one of the 7 frames from the other MAC was counted
+	[ "$(status_field 'port("vm1")["drops"]["spoofed"]')" -eq 7 ]
+	[ "$(status_field 'port("vm1")["policy"]')" = strict ]
+	# nestvm ctl speaks it too (for vm1's next client: this one has left)
+	run "$NESTVM" ctl "$API" set-port vm1 policy=promisc mac-limit=8
+	[ "$status" -eq 0 ]
+	[ "$output" = '{"ok":true}' ]
+	run --separate-stderr "$NESTVM" ctl "$API" set-port vm1 colour=blue
+	assert_one_line_error "ctl set-port: bad setting 'colour=blue'"
+}
+
 @test "switch: a strict port sends only from its own MAC; the spoofed frames are counted" {
 	start_switch --port vm1,policy=strict,mac=52:54:00:00:00:0a
 	run timeout 60 python3 "$CLIENT" strict "$API" "$SW" "$SW.vm1"
