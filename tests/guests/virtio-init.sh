@@ -83,6 +83,59 @@ net)
 	# Stay reachable for a peer guest that is still pinging us.
 	[ -n "$(arg linger)" ] && sleep "$(arg linger)"
 	;;
+dhcp)
+	# An address from the switch's NAT by DHCP; then, as asked: a listener
+	# that greets whoever connects (for a host forward), pings to a peer, a
+	# file fetched through the NAT.
+	ip link set eth0 up
+	cat > /tmp/udhcpc.sh <<- 'EOF'
+		#!/bin/sh
+		case $1 in
+		bound|renew)
+			ip addr flush dev "$interface"
+			ip addr add "$ip/$mask" dev "$interface"
+			ip route replace default via "$router" ;;
+		esac
+	EOF
+	chmod +x /tmp/udhcpc.sh
+	udhcpc -i eth0 -n -q -t 10 -T 3 -s /tmp/udhcpc.sh > /dev/null 2>&1
+	echo "V: lease $(ip -4 -o addr show eth0 | awk '{ print $4 }')"
+	if [ -n "$(arg listen)" ]; then
+		# (busybox nc -l ends the connection when its stdin ends: it stays
+		# open a while after the greeting, for the other side's line)
+		( (echo "hello from $(arg name)"; sleep 5) | nc -l -p "$(arg listen)" > /tmp/forwarded &)
+	fi
+	if [ -n "$(arg peer)" ]; then
+		ok=failed
+		i=0
+		while [ $i -lt 60 ]; do # the peer may still be booting
+			if ping -c 1 -W 2 "$(arg peer)" > /dev/null 2>&1; then ok=ok; break; fi
+			i=$((i + 1))
+		done
+		echo "V: ping $ok"
+	fi
+	if [ -n "$(arg fetch)" ]; then
+		wget -q -O /tmp/fetched "$(arg fetch)" && echo "V: fetched $(md5sum < /tmp/fetched | cut -c1-32)"
+	fi
+	[ -n "$(arg linger)" ] && sleep "$(arg linger)"
+	[ -s /tmp/forwarded ] && echo "V: forwarded $(cat /tmp/forwarded)"
+	;;
+ping-phases)
+	# L2 of the nested switch test: pings its peer until it answers, then
+	# after a pause (the host changes L1's port policy meanwhile) sends
+	# count pings more and says how many were answered.
+	ip link set eth0 up
+	ip addr add "$(arg addr)/16" dev eth0
+	ok=failed
+	i=0
+	while [ $i -lt 90 ]; do
+		if ping -c 1 -W 2 "$(arg peer)" > /dev/null 2>&1; then ok=ok; break; fi
+		i=$((i + 1))
+	done
+	echo "V: ping $ok"
+	sleep "$(arg pause)"
+	echo "V: second $(ping -c "$(arg count)" -W 1 "$(arg peer)" | grep -o '[0-9]* packets received')"
+	;;
 esac
 echo "V: done"
 poweroff -f

@@ -165,10 +165,10 @@ print(s.recvfrom(100)[0].decode())' "$GATEWAY" $((BASE + 2))
 	second=$(lease a)
 	echo "first: $first second: $second"
 	[ "$first" = "$second" ]
-	in_ns a sh -c 'echo "from the client" | timeout 20 busybox nc -l -p 8080' > "$D/client.got" &
+	in_ns a sh -c '(echo "from the client"; sleep 3) | timeout 20 busybox nc -l -p 8080' > "$D/client.got" &
 	PIDS+=($!)
 	sleep 0.5
-	run sh -c "echo 'from the host' | timeout 10 busybox nc 127.0.0.1 $((BASE + 3))"
+	run sh -c "(echo 'from the host'; sleep 2) | timeout 10 busybox nc 127.0.0.1 $((BASE + 3))"
 	[ "$status" -eq 0 ]
 	[ "$output" = "from the client" ]
 	for _ in $(seq 20); do [ -s "$D/client.got" ] && break; sleep 0.1; done
@@ -192,10 +192,10 @@ print(s.recvfrom(100)[0].decode())' "$GATEWAY" $((BASE + 2))
 	# the same fetch that works without restriction fails here
 	run in_ns a timeout 10 busybox wget -q -T 5 -O - "http://$GATEWAY:$((BASE + 5))/"
 	[ "$status" -ne 0 ]
-	in_ns a sh -c 'echo "inside" | timeout 20 busybox nc -l -p 8080' > /dev/null &
+	in_ns a sh -c '(echo "inside"; sleep 3) | timeout 20 busybox nc -l -p 8080' > /dev/null &
 	PIDS+=($!)
 	sleep 0.5
-	run sh -c "echo hi | timeout 10 busybox nc 127.0.0.1 $((BASE + 4))"
+	run sh -c "(echo hi; sleep 2) | timeout 10 busybox nc 127.0.0.1 $((BASE + 4))"
 	[ "$output" = "inside" ]
 	[ "$(status_json 's["nat"]["restricted"]')" = "True" ]
 }

@@ -286,7 +286,20 @@ def dhcp(path, count):
     status(API)
 
 
+def offer(path, client):
+    """The address the switch's DHCP offers MAC client (held for it a
+    minute; a DISCOVER binds nothing)."""
+    s = conn(path)
+    time.sleep(0.2)
+    send(s, dhcp_packet(client, 1, 777))
+    got = dhcp_reply(s, 777)
+    print(got[1] if got and got[0] == 2 else "none")
+
+
 scenario, API = sys.argv[1], sys.argv[2]
+if scenario == "offer":
+    offer(sys.argv[3], sys.argv[4])
+    sys.exit(0)
 if scenario == "dhcp":
     dhcp(sys.argv[3], int(sys.argv[4]))
     sys.exit(0)
