@@ -10,7 +10,9 @@ initrd=$dir/initrd.cpio
 results=$dir/results
 : > "$results"
 net=169.254.70
-args="console=ttyS0 quiet panic=-1 mib=64"
+# 4 MiB a transfer: guests inside the emulated lab host move a fraction of
+# a MB/s whatever joins them (measured: switch, bridge and QEMU alike).
+args="console=ttyS0 quiet panic=-1 mib=${BENCH_MIB:-4}"
 
 ip link add nvbr0 type bridge
 ip link set nvbr0 up
@@ -33,6 +35,12 @@ qemu() { # qemu CMDLINE NETDEV MAC
 recv="case=g2g-recv addr=$net.11"
 send="case=g2g-send addr=$net.10 peer=$net.11 port=5001"
 
+# The receiver's busybox nc never ends on its own (it waits for its stdin
+# as well as the connection); once the sender has measured, it is stopped.
+stop_receiver() {
+	pkill -f "addr=$net.11" 2> /dev/null
+}
+
 # guest to guest: one setup, one line of results per metric
 pair() { # pair NAME: runs the receiver in the background, the sender here
 	local name=$1 log=$dir/$1-$r.log
@@ -45,6 +53,7 @@ pair() { # pair NAME: runs the receiver in the background, the sender here
 		local rv=$!
 		sleep 2
 		nestvm "$send" switch=/tmp/bsw,mac=52:54:00:00:07:10 > "$log"
+		stop_receiver
 		wait $rv
 		kill $sw
 		wait $sw 2> /dev/null ;;
@@ -52,6 +61,7 @@ pair() { # pair NAME: runs the receiver in the background, the sender here
 		nestvm "$recv" tap=nvb1,mac=52:54:00:00:07:11 > /dev/null &
 		sleep 2
 		nestvm "$send" tap=nvb0,mac=52:54:00:00:07:10 > "$log"
+		stop_receiver
 		wait ;;
 	qemu-socket)
 		rm -f /tmp/bq.sock
@@ -60,8 +70,10 @@ pair() { # pair NAME: runs the receiver in the background, the sender here
 		sleep 2
 		qemu "$send" stream,id=n0,server=off,addr.type=unix,addr.path=/tmp/bq.sock 52:54:00:00:07:10 \
 			> "$log"
+		stop_receiver
 		wait ;;
 	esac
+	echo "bench: round $r $name: $(grep '^BENCH' "$log" | tr '\n' ' ')" >&2
 	sed -n "s/^BENCH /RESULT $name /p" "$log" >> "$results"
 	grep -q '^BENCH g2g_tcp' "$log" || { echo "$name gave no result; its console ended:"; tail -n 15 "$log"; }
 }
@@ -84,14 +96,18 @@ nat() { # nat nestvm|qemu
 	fi
 	kill $sink 2> /dev/null
 	wait $sink 2> /dev/null
+	echo "bench: round $r nat-$1: $(grep '^BENCH' "$log" | tr '\n' ' ')" >&2
 	sed -n "s/^BENCH /RESULT nat-$1 /p" "$log" >> "$results"
 	grep -q '^BENCH nat_tcp' "$log" || { echo "nat-$1 gave no result; its console ended:"; tail -n 15 "$log"; }
 }
 
 for ((r = 0; r < rounds; r++)); do
-	for setup in switch bridge qemu-socket; do pair $setup; done
-	nat nestvm
-	nat qemu
+	for setup in ${BENCH_SETUPS:-switch bridge qemu-socket nat-nestvm nat-qemu}; do
+		case $setup in
+		nat-*) nat "${setup#nat-}" ;;
+		*) pair "$setup" ;;
+		esac
+	done
 done
 
 python3 - "$results" <<'PY'
@@ -107,9 +123,9 @@ print(f"medians of {n} rounds")
 print(f"  {'guest to guest':24s} {'nestvm switch':>14s} {'Linux bridge':>13s} {'QEMU socket':>12s} {'switch/bridge':>14s} {'switch/QEMU':>12s}")
 for metric, unit in (("g2g_tcp", "MB/s"), ("rtt_ms", "ms")):
     a, b, c = med(("switch", metric)), med(("bridge", metric)), med(("qemu-socket", metric))
-    print(f"  {metric + ' (' + unit + ')':24s} {a:14.2f} {b:13.2f} {c:12.2f} {a / b:14.2f} {a / c:12.2f}")
+    print(f"  {metric + ' (' + unit + ')':24s} {a:14.3f} {b:13.3f} {c:12.3f} {a / b:14.2f} {a / c:12.2f}")
 a, b = med(("nat-nestvm", "nat_tcp")), med(("nat-qemu", "nat_tcp"))
 print(f"  {'guest to host, NAT':24s} {'nestvm --nat':>14s} {'QEMU user':>13s} {'':>12s} {'nestvm/QEMU':>14s}")
-print(f"  {'nat_tcp (MB/s)':24s} {a:14.2f} {b:13.2f} {'':>12s} {a / b:14.2f}")
+print(f"  {'nat_tcp (MB/s)':24s} {a:14.3f} {b:13.3f} {'':>12s} {a / b:14.2f}")
 print("(throughput: higher is better; rtt: lower is better, so a ratio below 1 favours nestvm)")
 PY

@@ -46,7 +46,7 @@ g2g-send | nat-send)
 	t0=$(date +%s.%N)
 	head -c $((mib * 1048576)) /dev/zero | nc "$peer" "$(arg port)"
 	t1=$(date +%s.%N)
-	echo "BENCH $(arg case | cut -d- -f1)_tcp $(echo "$t0 $t1 $mib" | awk '{ printf "%.1f", $3 * 1.048576 / ($2 - $1) }') MB/s"
+	echo "BENCH $(arg case | cut -d- -f1)_tcp $(echo "$t0 $t1 $mib" | awk '{ printf "%.3f", $3 * 1.048576 / ($2 - $1) }') MB/s"
 	;;
 esac
 poweroff -f

@@ -12,8 +12,12 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <errno.h>
+#include <pthread.h>
+#include <semaphore.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "../fake/kvm_fake.h"
@@ -610,6 +614,88 @@ static void notify_write_kicks_without_an_ioeventfd(void **state)
 	assert_int_equal(fired(f, 1), 1);
 }
 
+/* --- a reset with a request in flight --------------------------------------- */
+
+static sem_t request_started, request_release;
+static int requests_handled;
+static volatile bool request_released;
+
+/* A request that blocks (a slow disk) until the test lets it end; at most
+ * 2 s, so that a transport that starts a second one fails the test
+ * instead of hanging it. */
+static uint32_t slow_request(struct virtio_dev *vd, struct virtq_chain *chain)
+{
+	(void)vd, (void)chain;
+	requests_handled++;
+	sem_post(&request_started);
+	struct timespec until;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += 2;
+	while (sem_timedwait(&request_release, &until) < 0 && errno == EINTR)
+		;
+	return 1;
+}
+
+static void slow_notify(struct virtio_dev *vd, unsigned q)
+{
+	static struct virtq_chain chain;
+	virtio_serve_queue(vd, q, &chain, slow_request);
+}
+
+static void *worker_serves(void *arg)
+{
+	serve(arg, 0);
+	return NULL;
+}
+
+static void *release_after_200ms(void *arg)
+{
+	(void)arg;
+	usleep(200 * 1000);
+	request_released = true;
+	sem_post(&request_release);
+	return NULL;
+}
+
+/* The bound on a reset (issue 11, defect 6): a guest that resets its
+ * device while a request runs waits for that request only. Two requests
+ * are queued; the first is in flight when the vCPU writes status 0. The
+ * write returns once the first ends, the second never starts, and the
+ * device comes out reset. */
+static void reset_waits_for_one_request_only(void **state)
+{
+	struct fixture *f = *state;
+	driver_init(f, false);
+	struct virtio_dev *vd = vdev(f);
+	static struct virtio_dev_ops slow_ops;
+	slow_ops = *vd->ops;
+	slow_ops.queue_notify = slow_notify;
+	const struct virtio_dev_ops *real_ops = vd->ops;
+	vd->ops = &slow_ops;
+	sem_init(&request_started, 0, 0);
+	sem_init(&request_release, 0, 0);
+	requests_handled = 0;
+	request_released = false;
+	offer_buffer(f, 0, 64);
+	offer_buffer(f, 1, 64);
+
+	pthread_t worker, releaser;
+	assert_int_equal(pthread_create(&worker, NULL, worker_serves, f), 0);
+	sem_wait(&request_started);
+	assert_int_equal(pthread_create(&releaser, NULL, release_after_200ms, NULL), 0);
+	set_status(f, 0); /* the reset: waits for the request in flight */
+	assert_true(request_released);
+	assert_int_equal(status(f), 0);
+	pthread_join(releaser, NULL);
+	pthread_join(worker, NULL);
+	assert_int_equal(requests_handled, 1); /* the second never started */
+	assert_false(vd->in_flight);
+	assert_false(vd->queues[0].enabled);
+	vd->ops = real_ops;
+	sem_destroy(&request_started);
+	sem_destroy(&request_release);
+}
+
 static void destroy_releases_every_kvm_binding(void **state)
 {
 	struct fixture *f = *state;
@@ -666,6 +752,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(notify_write_kicks_without_an_ioeventfd, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(destroy_releases_every_kvm_binding, setup, teardown),
+		cmocka_unit_test_setup_teardown(reset_waits_for_one_request_only, setup, teardown),
 		cmocka_unit_test_setup_teardown(msix_table_takes_qword_accesses, setup, teardown),
 		cmocka_unit_test_setup_teardown(command_register_takes_byte_writes, setup, teardown),
 	};
