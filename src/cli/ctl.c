@@ -28,7 +28,7 @@ static void usage(FILE *out)
 		"                         and let it continue\n"
 		"A switch (nestvm switch --api-socket) answers:\n"
 		"  status                 ports, counters, MAC table, NAT leases and forwards\n"
-		"  set-port NAME [policy=strict|learn|promisc] [mac=MAC] [mac-limit=N]\n"
+		"  set-port NAME [policy=strict|learn|promisc] [mac=MAC|none] [mac-limit=N]\n"
 		"                         change a port's MAC policy at the switch\n");
 }
 
@@ -125,27 +125,43 @@ int cmd_ctl(int argc, char **argv)
 		return 1;
 	}
 	json_object_put(req);
-	char line[8192];
-	size_t got = 0;
-	while (got < sizeof(line) - 1 && !memchr(line, '\n', got)) {
+	/* The answer grows with what it describes (a switch's MAC table and
+	 * leases): read up to its newline, within a bound. */
+	const size_t max_reply = 16 << 20;
+	size_t cap = 8192, got = 0;
+	char *line = malloc(cap);
+	while (line && !memchr(line, '\n', got)) {
+		if (got == cap - 1) {
+			char *more = cap < max_reply ? realloc(line, cap * 2) : NULL;
+			if (!more)
+				break;
+			line = more;
+			cap *= 2;
+		}
 		struct pollfd p = { .fd = fd, .events = POLLIN };
 		int r = poll(&p, 1, wait_ms);
 		if (r <= 0) {
 			log_error("ctl %s: no answer within %d s", path, wait_ms / 1000);
 			close(fd);
+			free(line);
 			return 1;
 		}
-		ssize_t n = recv(fd, line + got, sizeof(line) - 1 - got, 0);
+		ssize_t n = recv(fd, line + got, cap - 1 - got, 0);
 		if (n <= 0)
 			break;
 		got += (size_t)n;
 	}
 	close(fd);
+	if (!line) {
+		log_error("ctl %s: out of memory", path);
+		return 1;
+	}
 	line[got] = 0;
 	char *nl = strchr(line, '\n');
 	if (nl)
 		*nl = 0;
 	json_object *reply = json_tokener_parse(line);
+	free(line);
 	json_object *ok;
 	if (!reply || !json_object_object_get_ex(reply, "ok", &ok)) {
 		log_error("ctl %s: the VM closed the connection without an answer", path);

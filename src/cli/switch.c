@@ -467,6 +467,10 @@ static json_object *set_port(struct sw_state *s, json_object *req)
 	if (port >= 0 && (s->clients[port].nat || s->clients[port].vxlan))
 		return api_error("set-port: an uplink's policy is the switch's own");
 	struct switch_port_config cfg = named >= 0 ? s->named[named].cfg : s->core.ports[port];
+	if (port >= 0) { /* the MAC a strict port pinned on its first frame stays */
+		cfg.has_mac = s->core.ports[port].has_mac;
+		memcpy(cfg.mac, s->core.ports[port].mac, 6);
+	}
 	if (json_object_object_get_ex(req, "policy", &v)) {
 		int policy = json_object_is_type(v, json_type_string) ? switch_policy_parse(json_object_get_string(v)) : -1;
 		if (policy < 0)
@@ -474,10 +478,14 @@ static json_object *set_port(struct sw_state *s, json_object *req)
 		cfg.policy = (enum switch_policy)policy;
 	}
 	if (json_object_object_get_ex(req, "mac", &v)) {
-		if (!json_object_is_type(v, json_type_string) || parse_mac(json_object_get_string(v), cfg.mac) < 0 ||
-		    (cfg.mac[0] & 1))
-			return api_error("set-port: \"mac\" is a unicast MAC address");
-		cfg.has_mac = true;
+		if (json_object_is_type(v, json_type_string) && !strcmp(json_object_get_string(v), "none")) {
+			cfg.has_mac = false; /* strict: the next MAC it sends from */
+		} else if (!json_object_is_type(v, json_type_string) ||
+			   parse_mac(json_object_get_string(v), cfg.mac) < 0 || (cfg.mac[0] & 1)) {
+			return api_error("set-port: \"mac\" is a unicast MAC address, or \"none\"");
+		} else {
+			cfg.has_mac = true;
+		}
 	}
 	if (json_object_object_get_ex(req, "mac_limit", &v)) {
 		int64_t n = json_object_is_type(v, json_type_int) ? json_object_get_int64(v) : 0;

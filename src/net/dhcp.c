@@ -174,6 +174,11 @@ static bool parse(const uint8_t *frame, size_t len, struct request *r)
 	memcpy(r->chaddr, b + 28, 16);
 	if ((r->chaddr[0] & 1) || same_mac(r->chaddr, (const uint8_t[6]){ 0 }))
 		return false; /* a lease belongs to a unicast MAC */
+	/* ...and only the MAC itself asks for it or gives it up: no relays,
+	 * so a guest cannot release, decline or exhaust leases in another
+	 * MAC's name (past its port's strict or mac-limit policy) */
+	if (!same_mac(r->chaddr, frame + 6))
+		return false;
 	for (size_t i = BOOTP_FIXED + 4; i < blen;) {
 		uint8_t code = b[i];
 		if (code == OPT_END)
@@ -294,13 +299,24 @@ size_t dhcp_answer(struct dhcp_server *d, const uint8_t *frame, size_t len, int6
 			break;
 		}
 		uint32_t want = r.requested ? r.requested : r.ciaddr;
+		bool known = find_slot(d, r.chaddr) >= 0;
 		slot = slot_for(d, r.chaddr, now_ms);
 		if (slot < 0 || want != d->first + (uint32_t)slot) {
+			if (!known && !r.server) {
+				/* INIT-REBOOT or REBINDING from a client we have
+				 * no record of (its address may be another
+				 * server's): silent, as RFC 2131 4.3.2 asks */
+				if (slot >= 0 && !d->leases[slot].expires_ms)
+					memset(&d->leases[slot], 0, sizeof(d->leases[slot]));
+				break;
+			}
 			/* not the address this MAC has: it starts over with a
 			 * DISCOVER and gets its own */
 			n = build(d, &r, NAK, 0, reply);
 			break;
 		}
+		/* (a client we had no record of asking for the very address
+		 * its MAC gets, after a restart of the switch: granted) */
 		struct dhcp_lease *l = &d->leases[slot];
 		l->bound = true;
 		l->expires_ms = now_ms + (int64_t)d->lease_seconds * 1000;

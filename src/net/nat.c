@@ -13,7 +13,10 @@
 #include "util/log.h"
 #include "util/parse.h"
 
-#define OUT_QUEUE 256        /* frames from libslirp not yet forwarded */
+/* Frames from libslirp not yet forwarded: one poll round may send a full
+ * window (about 45 segments) per connection. At most this many frames of
+ * at most an MTU each are held (about 6 MiB). */
+#define OUT_QUEUE 4096
 #define GATEWAY_HOST 2       /* QEMU's layout: .2 the gateway (the host) */
 #define DNS_HOST 3           /*                .3 the DNS forwarder */
 #define DHCP_FIRST_HOST 15   /*                .15 and up for DHCP */
@@ -29,7 +32,9 @@ struct nat {
 	struct nat_config cfg;
 	Slirp *slirp;
 	uint8_t mac[6];
+	uint8_t dns_mac[6];   /* libslirp answers ARP for the DNS address too */
 	struct dhcp_server dhcp;
+	uint64_t not_for_us;  /* frames flooded to the NAT port for someone else */
 	struct {
 		uint8_t *frame;
 		size_t len;
@@ -223,8 +228,11 @@ struct nat *nat_open(const struct nat_config *cfg)
 	 * the DHCP server's replies come from the same MAC. */
 	n->mac[0] = 0x52;
 	n->mac[1] = 0x55;
-	for (int i = 0; i < 4; i++)
+	memcpy(n->dns_mac, n->mac, 2);
+	for (int i = 0; i < 4; i++) {
 		n->mac[2 + i] = (uint8_t)(gateway >> (24 - 8 * i));
+		n->dns_mac[2 + i] = (uint8_t)(dns >> (24 - 8 * i));
+	}
 	if (dhcp_init(&n->dhcp, cfg->net, cfg->prefix, gateway, dns, cfg->net + DHCP_FIRST_HOST, n->mac) < 0) {
 		log_error("nat: the DHCP server: %s", strerror(errno));
 		free(n);
@@ -284,12 +292,37 @@ void nat_mac(const struct nat *n, uint8_t mac[6])
 	memcpy(mac, n->mac, 6);
 }
 
+/* Is this frame the NAT's to take? The switch floods unknown unicast to
+ * every port, the NAT's too (after a MAC ages out, say), and libslirp
+ * takes whatever it is given as a router would: a segment of a TCP
+ * connection between two guests would be answered with a reset in the
+ * other guest's name. So: unicast to libslirp's own MACs, and of the
+ * broadcasts and multicasts only ARP and IPv4 to its own addresses. */
+static bool for_nat(const struct nat *n, const uint8_t *frame, size_t len)
+{
+	if (len < 14)
+		return false;
+	if (!(frame[0] & 1))
+		return !memcmp(frame, n->mac, 6) || !memcmp(frame, n->dns_mac, 6);
+	uint16_t type = (uint16_t)(frame[12] << 8 | frame[13]);
+	if (type == 0x0806)
+		return true;
+	if (type != 0x0800 || len < 14 + 20)
+		return false;
+	uint32_t dst = (uint32_t)frame[30] << 24 | (uint32_t)frame[31] << 16 | (uint32_t)frame[32] << 8 | frame[33];
+	return dst == n->cfg.net + GATEWAY_HOST || dst == n->cfg.net + DNS_HOST;
+}
+
 void nat_input(struct nat *n, const uint8_t *frame, size_t len)
 {
 	if (dhcp_is_request(frame, len)) {
 		size_t r = dhcp_answer(&n->dhcp, frame, len, now_ms(), n->reply);
 		if (r)
 			send_packet(n->reply, r, n);
+		return;
+	}
+	if (!for_nat(n, frame, len)) {
+		n->not_for_us++;
 		return;
 	}
 	if (len <= INT32_MAX)
@@ -446,5 +479,6 @@ json_object *nat_status(const struct nat *n)
 	json_object_object_add(o, "dhcp_requests", json_object_new_int64((int64_t)n->dhcp.requests));
 	json_object_object_add(o, "dhcp_replies", json_object_new_int64((int64_t)n->dhcp.replies));
 	json_object_object_add(o, "to_switch_dropped", json_object_new_int64((int64_t)n->out_dropped));
+	json_object_object_add(o, "not_for_nat", json_object_new_int64((int64_t)n->not_for_us));
 	return o;
 }

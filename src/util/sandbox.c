@@ -59,7 +59,7 @@ static const int switch_calls[] = {
 static const int nat_calls[] = {
 	ALLOW(connect), ALLOW(bind), ALLOW(listen), ALLOW(setsockopt), ALLOW(getsockopt),
 	ALLOW(getsockname), ALLOW(getpeername), ALLOW(shutdown), ALLOW(recvmsg), ALLOW(sendmsg),
-	ALLOW(fcntl), ALLOW(accept), ALLOW(ioctl), ALLOW(readv),
+	ALLOW(fcntl), ALLOW(accept), ALLOW(readv),
 };
 
 /* The main thread: everything a reboot needs to build the machine again,
@@ -196,13 +196,21 @@ void sandbox_enter(enum sandbox_class cls)
 		if (r == 0)
 			r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1,
 					     SCMP_A0(SCMP_CMP_EQ, AF_INET, 0));
-		/* files only for reading (O_ACCMODE is 3) */
+		/* Files only for reading: never created, truncated or written. */
 		if (r == 0)
 			r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(openat), 1,
-					     SCMP_A2(SCMP_CMP_MASKED_EQ, O_ACCMODE, O_RDONLY));
+					     SCMP_A2(SCMP_CMP_MASKED_EQ, O_ACCMODE | O_CREAT | O_TRUNC, O_RDONLY));
 		if (r == 0)
 			r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(open), 1,
-					     SCMP_A1(SCMP_CMP_MASKED_EQ, O_ACCMODE, O_RDONLY));
+					     SCMP_A1(SCMP_CMP_MASKED_EQ, O_ACCMODE | O_CREAT | O_TRUNC, O_RDONLY));
+		/* ioctl: FIONREAD (libslirp sizing a datagram) and TCGETS
+		 * (glib's isatty when it logs); not the terminal's TIOCSTI. */
+		if (r == 0)
+			r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1,
+					     SCMP_A1(SCMP_CMP_EQ, (uint64_t)FIONREAD, 0));
+		if (r == 0)
+			r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1,
+					     SCMP_A1(SCMP_CMP_EQ, (uint64_t)TCGETS, 0));
 		break;
 	case SANDBOX_MAIN:
 		if (r == 0)

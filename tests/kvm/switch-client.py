@@ -102,7 +102,7 @@ def api(request):
     return json.loads(data)
 
 
-def set_policy(path, named):
+def set_policy(path, named, pinned=None):
     """A learn port passes a nested guest's MAC; made strict through the
     API, it drops them (counted) while its own MAC passes; learn again, it
     passes them again."""
@@ -122,6 +122,18 @@ def set_policy(path, named):
     print("learn again: nested MAC passed:", recv(other) is not None)
     print("bad policy:", api({"command": "set-port", "port": "vm1", "policy": "open"}))
     print("no such port:", api({"command": "set-port", "port": "nope", "policy": "learn"}))
+    if pinned:
+        # a strict port without mac= pins the first MAC it sends from; a
+        # set-port that names no MAC keeps that pin
+        p2 = conn(pinned)
+        time.sleep(0.3)
+        send(p2, frame(BCAST, C))
+        recv(other, 0.5)
+        print("set limit:", api({"command": "set-port", "port": "vm2", "mac_limit": 8})["ok"])
+        send(p2, frame(BCAST, D))
+        print("pinned: other MAC passed:", recv(other, 0.5) is not None)
+        send(p2, frame(BCAST, C))
+        print("pinned: own MAC passed:", recv(other) is not None)
 
 
 def hostile(path):
@@ -314,7 +326,7 @@ if scenario == "forwarding":
 elif scenario == "strict":
     strict(sys.argv[3], sys.argv[4])
 elif scenario == "set-policy":
-    set_policy(sys.argv[3], sys.argv[4])
+    set_policy(sys.argv[3], sys.argv[4], sys.argv[5] if len(sys.argv) > 5 else None)
 elif scenario == "hostile":
     hostile(sys.argv[3])
 sys.stdout.flush()

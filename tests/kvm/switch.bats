@@ -78,8 +78,8 @@ print(eval(sys.argv[1]))' "$1"
 }
 
 @test "switch: a port's policy changes through the control API (learn, strict, learn again)" {
-	start_switch --port vm1,policy=learn
-	run timeout 60 python3 "$CLIENT" set-policy "$API" "$SW" "$SW.vm1"
+	start_switch --port vm1,policy=learn --port vm2,policy=strict
+	run timeout 60 python3 "$CLIENT" set-policy "$API" "$SW" "$SW.vm1" "$SW.vm2"
 	echo "$output"
 	[ "$status" -eq 0 ]
 	[[ $output == *"learn: nested MAC passed: True"* ]]
@@ -89,6 +89,9 @@ print(eval(sys.argv[1]))' "$1"
 	[[ $output == *"learn again: nested MAC passed: True"* ]]
 	[[ $output == *"bad policy: {'ok': False, 'error': 'set-port: \"policy\" is strict, learn or promisc'}"* ]]
 	[[ $output == *"no such port: {'ok': False"* ]]
+	[[ $output == *"set limit: True"* ]]
+	[[ $output == *"pinned: other MAC passed: False"* ]]
+	[[ $output == *"pinned: own MAC passed: True"* ]]
 	# while strict: every one of the 7 frames from the other MAC was counted
 	[ "$(status_field 'port("vm1")["drops"]["spoofed"]')" -eq 7 ]
 	[ "$(status_field 'port("vm1")["policy"]')" = strict ]

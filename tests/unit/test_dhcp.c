@@ -221,6 +221,49 @@ static void nak_release_decline_inform(void **state)
 	assert_int_equal(get32(out + 14 + 16), NET + 5); /* sent to the client's address */
 }
 
+/* Only the MAC itself asks for its lease or gives it up; a client the
+ * server has no record of is answered only when it asks for the address
+ * its MAC gets (after a restart of the switch), else not at all (its
+ * address may be another DHCP server's). */
+static void only_the_mac_itself_and_known_clients_are_answered(void **state)
+{
+	(void)state;
+	uint32_t y;
+	struct req r = { .type = DISCOVER, .mac = { 2, 0, 0, 0, 6, 1 } };
+	size_t n = build(&r, in);
+	in[11] ^= 1; /* the frame comes from another MAC than chaddr */
+	assert_int_equal(dhcp_answer(&d, in, n, 1000, out), 0);
+	uint32_t a = bind_mac(r.mac, 1000);
+	assert_true(a != 0);
+	struct req rel = { .type = RELEASE, .ciaddr = a };
+	memcpy(rel.mac, r.mac, 6);
+	n = build(&rel, in);
+	in[11] ^= 1;
+	assert_int_equal(dhcp_answer(&d, in, n, 1000, out), 0);
+	assert_int_equal(dhcp_lookup(&d, r.mac, 1000), a); /* still leased */
+
+	/* what MAC ...:06:03 gets, from a server of its own */
+	const uint8_t c[6] = { 2, 0, 0, 0, 6, 3 };
+	struct dhcp_server keep = d, other;
+	assert_int_equal(dhcp_init(&other, NET, 24, NET + 2, NET + 3, NET + 15, SERVER_MAC), 0);
+	d = other;
+	uint32_t its = bind_mac(c, 5);
+	dhcp_free(&d);
+	d = keep;
+	/* INIT-REBOOT for another address: silent, and nothing held for it */
+	struct req ir = { .type = REQUEST, .requested = its == NET + 200 ? NET + 201 : NET + 200 };
+	memcpy(ir.mac, c, 6);
+	assert_int_equal(ask(ir, 1000, &y), 0);
+	assert_int_equal(dhcp_lookup(&d, c, 1000), 0);
+	/* INIT-REBOOT for the address its MAC gets: ACK */
+	ir.requested = its;
+	assert_int_equal(ask(ir, 1000, &y), ACK);
+	assert_int_equal(y, its);
+	/* a known client asking for another address is told no */
+	ir.requested = its == NET + 200 ? NET + 201 : NET + 200;
+	assert_int_equal(ask(ir, 1000, &y), NAK);
+}
+
 static void hostile_requests_are_ignored(void **state)
 {
 	(void)state;
@@ -271,6 +314,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(leases_come_from_the_mac, setup, teardown),
 		cmocka_unit_test_setup_teardown(collisions_and_exhaustion, setup, teardown),
 		cmocka_unit_test_setup_teardown(nak_release_decline_inform, setup, teardown),
+		cmocka_unit_test_setup_teardown(only_the_mac_itself_and_known_clients_are_answered, setup, teardown),
 		cmocka_unit_test_setup_teardown(hostile_requests_are_ignored, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
