@@ -111,10 +111,13 @@ join() {
 	PIDS+=($!)
 	RELAY_PID[$1]=$!
 	for _ in $(seq 100); do grep -q READY "$D/relay-$1.out" && break; sleep 0.1; done
-	grep -q READY "$D/relay-$1.out"
+	grep -q READY "$D/relay-$1.out" || { cat "$D/relay-$1.out"; return 1; }
 	ip netns exec "$ns" ip link set lo up
-	ip netns exec "$ns" ip link set tap0 address "$2"
-	ip netns exec "$ns" ip link set tap0 up
+	if ! ip netns exec "$ns" ip link set tap0 address "$2" ||
+		! ip netns exec "$ns" ip link set tap0 up; then
+		cat "$D/relay-$1.out" # why the relay (and with it tap0) ended
+		return 1
+	fi
 }
 
 in_ns() { # in_ns NAME COMMAND...
