@@ -15,17 +15,28 @@
 #include "vmm/machine.h"
 #include "vmm/snapshot.h"
 
+static char dir[64], path[96];
+
+static void remove_files(void)
+{
+	unlink(path);
+	rmdir(dir); /* fails, harmlessly, if the key was written there */
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static char dir[64], path[96];
 	if (!dir[0]) {
 		log_verbosity = -1;
-		snprintf(dir, sizeof(dir), "/tmp/nestvm-fuzz-manifest.%d", (int)getpid());
+		/* In memory where there is a tmpfs: a file rewritten on a disk
+		 * file system per input costs a writeback on every close. */
+		const char *tmp = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
+		snprintf(dir, sizeof(dir), "%s/nestvm-fuzz-manifest.%d", tmp, (int)getpid());
 		snprintf(path, sizeof(path), "%s/manifest.json", dir);
 		/* A key of the fuzzer's own, never the user's. */
 		setenv("XDG_CONFIG_HOME", dir, 1);
 		if (mkdir(dir, 0700) < 0)
 			abort();
+		atexit(remove_files);
 	}
 	FILE *f = fopen(path, "wb");
 	if (!f || (size && fwrite(data, size, 1, f) != 1) || fclose(f) != 0)

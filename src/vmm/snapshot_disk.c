@@ -27,7 +27,13 @@ int snapshot_disk_fingerprint(const char *path, uint64_t *size, uint64_t *finger
 	}
 	*size = (uint64_t)st.st_size;
 	uint64_t h = fnv1a64_update(FNV1A64_SEED, size, sizeof(*size));
-	const size_t bufsize = 1 << 20;
+	/* At most 1 MiB at a time; a small image needs no more than itself
+	 * (whole pages, for the zero padding of the last one). */
+	size_t bufsize = 1 << 20;
+	if ((uint64_t)st.st_size < bufsize)
+		bufsize = ((size_t)st.st_size + SNAPSHOT_PAGE - 1) & ~(size_t)(SNAPSHOT_PAGE - 1);
+	if (bufsize == 0)
+		bufsize = SNAPSHOT_PAGE;
 	uint8_t *buf = malloc(bufsize);
 	int r = buf ? 0 : -1;
 	/* A file that grows meanwhile is read to its old size. */

@@ -63,6 +63,30 @@ static void fingerprint_of_odd_sized_disk(void **state)
 	unlink(path);
 }
 
+/* Images smaller than a page (the walk's buffer is sized to them): an
+ * empty one and a 100-byte one fingerprint, and a byte of the latter
+ * counts. */
+static void fingerprint_of_tiny_disks(void **state)
+{
+	(void)state;
+	char *path = temp_path("tiny");
+	unlink(path);
+	write_file(path, "", 0, 0);
+	uint64_t size = 1, empty = 0, fp1 = 0, fp2 = 0;
+	assert_int_equal(snapshot_disk_fingerprint(path, &size, &empty), 0);
+	assert_int_equal(size, 0);
+	uint8_t data[100];
+	memset(data, 0xab, sizeof(data));
+	write_file(path, data, sizeof(data), 0);
+	assert_int_equal(snapshot_disk_fingerprint(path, &size, &fp1), 0);
+	assert_int_equal(size, 100);
+	data[99] = 0xac;
+	write_file(path, data, sizeof(data), 0);
+	assert_int_equal(snapshot_disk_fingerprint(path, &size, &fp2), 0);
+	assert_true(fp1 != fp2 && fp1 != empty);
+	unlink(path);
+}
+
 /* The same content fingerprints the same, sparse or not; different
  * content does not. */
 static void fingerprint_ignores_allocation(void **state)
@@ -318,6 +342,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(fingerprint_of_odd_sized_disk),
+		cmocka_unit_test(fingerprint_of_tiny_disks),
 		cmocka_unit_test(fingerprint_ignores_allocation),
 		cmocka_unit_test(memory_round_trip),
 		cmocka_unit_test(swapped_pages_are_saved),
