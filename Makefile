@@ -26,7 +26,7 @@ SANITIZE := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-om
 
 # The layers the unit tests link against; the lab host (a module of its own,
 # with its init script assembled in) and the subcommands only go into nestvm.
-CORE_SRCS := $(wildcard src/util/*.c src/mem/*.c src/kvm/*.c src/boot/*.c src/devices/*.c src/net/*.c \
+CORE_SRCS := $(wildcard src/util/*.c src/mem/*.c src/block/*.c src/kvm/*.c src/boot/*.c src/devices/*.c src/net/*.c \
                         src/virtio/*.c src/vmm/*.c src/nested/*.c)
 LABHOST_SRCS := $(wildcard src/labhost/*.c src/labhost/*.S)
 CLI_SRCS  := $(wildcard src/cli/*.c)
@@ -58,7 +58,7 @@ all: nestvm $(GUEST_ELF)
 # .cache/slirp by scripts/build-slirp.sh; it needs glib (static in nestvm).
 SLIRP_DIR := .cache/slirp
 SLIRP_LIB := $(SLIRP_DIR)/lib/libslirp.a
-LIBS := -ljson-c -lsodium -lseccomp $(SLIRP_LIB) -lglib-2.0 -lpcre2-8 -lm
+LIBS := -ljson-c -lsodium -lseccomp -lz $(SLIRP_LIB) -lglib-2.0 -lpcre2-8 -lm
 
 $(SLIRP_LIB): scripts/build-slirp.sh
 	$(say) SLIRP $@

@@ -476,7 +476,7 @@ static void build(void)
 	memset(&M.rng, 0, sizeof(M.rng));
 	/* The image stays open, emptied: each input starts from zeros. */
 	memset(&M.blk.vdev, 0, sizeof(M.blk.vdev));
-	if (ftruncate(M.blk.fd, 0) < 0 || ftruncate(M.blk.fd, DISK) < 0)
+	if (ftruncate(M.blk.disk->fd, 0) < 0 || ftruncate(M.blk.disk->fd, DISK) < 0)
 		abort();
 	if (pci_bus_attach(&M.pci, &M.pio, &M.mmio) < 0 ||
 	    virtio_rng_attach(&M.rng, &M.guest, &M.mem, &M.pci) < 0 ||

@@ -8,9 +8,11 @@ packages=(
 	libjson-c-dev               # doctor --json, control API, snapshots (linked statically)
 	libsodium-dev               # snapshot manifests signed with the user's key (statically)
 	libseccomp-dev              # the seccomp sandbox (statically)
+	zlib1g-dev                  # qcow2's compressed clusters (statically)
 	libcmocka-dev bats cpio     # unit tests, shell tests, initramfs checks
 	clang libclang-rt-14-dev    # libFuzzer harnesses (make fuzz, the fuzz tier)
 	qemu-system-x86             # the lab host (nestvm labhost) and benchmark peers
+	qemu-utils                  # qemu-img: the qcow2 images the tests read
 	busybox-static              # init of the lab host and of test guests
 	lz4 xz-utils python3        # unpacking vmlinux from Debian's bzImage; test and bench helpers
 	iproute2                    # taps and bridges in the virtio tests and benchmarks

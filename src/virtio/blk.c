@@ -2,17 +2,12 @@
 #include "virtio/blk.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
-#include <sys/ioctl.h>
-#include <sys/stat.h>
-#include <unistd.h>
-#include <linux/fs.h>
 
+#include "block/disk.h"
 #include "util/log.h"
 
 #define VIRTIO_ID_BLOCK 2
@@ -118,87 +113,23 @@ int virtio_blk_parse(const char *spec, struct virtio_blk_options *opt)
 int virtio_blk_open(struct virtio_blk *blk, const struct virtio_blk_options *opt)
 {
 	blk->opt = *opt;
-	blk->fd = -1;
 	blk->sync_failed = false;
-	const char *path = opt->path;
-	snprintf(blk->name, sizeof(blk->name), "--disk %s", path);
-	struct stat st;
-	if (stat(path, &st) < 0) {
-		log_error("--disk %s: %s", path, errno == ENOENT ? "no such file" : strerror(errno));
+	snprintf(blk->name, sizeof(blk->name), "--disk %s", opt->path);
+	blk->disk = disk_open(blk->name, opt->path, opt->readonly);
+	if (!blk->disk)
 		return -1;
-	}
-	if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode)) {
-		log_error("--disk %s: not a regular file or block device", path);
-		return -1;
-	}
-	/* Root could write a file whose mode says read-only; respect the mode
-	 * anyway, as the owner meant it. */
-	bool file_ro = !(st.st_mode & (S_IWUSR | S_IWGRP | S_IWOTH));
-	if (!opt->readonly && file_ro) {
-		log_error("--disk %s: the image is read-only; add ,readonly to attach it so", path);
-		return -1;
-	}
-	blk->fd = open(path, (opt->readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC);
-	if (blk->fd < 0) {
-		int e = errno;
-		if (!opt->readonly && (e == EACCES || e == EROFS || e == EPERM) &&
-		    access(path, R_OK) == 0)
-			log_error("--disk %s: cannot open it for writing (%s); add ,readonly to "
-				  "attach it read-only", path, strerror(e));
-		else
-			log_error("--disk %s: %s", path, e == EACCES ? "permission denied" : strerror(e));
-		return -1;
-	}
-	/* Two VMs writing one image corrupt it: take the image like QEMU does,
-	 * shared for readers, exclusive for a writer. */
-	if (flock(blk->fd, (opt->readonly ? LOCK_SH : LOCK_EX) | LOCK_NB) < 0) {
-		log_error("--disk %s: the image is in use by another process (%s)", path,
-			  errno == EWOULDBLOCK ? "locked" : strerror(errno));
-		goto fail;
-	}
-	uint64_t bytes = (uint64_t)st.st_size;
-	if (S_ISBLK(st.st_mode) && ioctl(blk->fd, BLKGETSIZE64, &bytes) < 0) {
-		log_error("--disk %s: cannot read the device size: %s", path, strerror(errno));
-		goto fail;
-	}
+	uint64_t bytes = blk->disk->size;
 	if (bytes % SECTOR)
 		log_warn("--disk %s: size is not a multiple of %d bytes; the last %" PRIu64
-			 " bytes are not visible to the guest", path, SECTOR, bytes % SECTOR);
+			 " bytes are not visible to the guest", opt->path, SECTOR, bytes % SECTOR);
 	blk->sectors = bytes / SECTOR;
 	return 0;
-fail:
-	close(blk->fd);
-	blk->fd = -1;
-	return -1;
 }
 
 void virtio_blk_close(struct virtio_blk *blk)
 {
-	if (blk->fd >= 0)
-		close(blk->fd);
-	blk->fd = -1;
-}
-
-/* Takes len bytes after skip from a chain's buffers into out[]. */
-static unsigned iov_slice(const struct iovec *iov, unsigned n, uint64_t skip, uint64_t len,
-			  struct iovec *out)
-{
-	unsigned k = 0;
-	for (unsigned i = 0; i < n && len; i++) {
-		if (skip >= iov[i].iov_len) {
-			skip -= iov[i].iov_len;
-			continue;
-		}
-		size_t take = iov[i].iov_len - skip;
-		if (take > len)
-			take = len;
-		out[k].iov_base = (uint8_t *)iov[i].iov_base + skip;
-		out[k].iov_len = take;
-		k++;
-		len -= take;
-		skip = 0;
-	}
-	return k;
+	disk_close(blk->disk);
+	blk->disk = NULL;
 }
 
 /* Does a request's data (as iov_slice gave it) keep to the limits we
@@ -213,63 +144,10 @@ static bool within_limits(const struct iovec *data, unsigned n)
 	return true;
 }
 
-/* Whole-vector I/O at off, retrying short transfers; reads past the end of
- * the file see zeros. */
-static int rw_all(int fd, struct iovec *iov, unsigned n, uint64_t off, bool write)
-{
-	while (n) {
-		ssize_t r = write ? pwritev(fd, iov, (int)n, (off_t)off) : preadv(fd, iov, (int)n, (off_t)off);
-		if (r < 0) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		if (r == 0) {
-			if (write)
-				return -1;
-			for (unsigned i = 0; i < n; i++)
-				memset(iov[i].iov_base, 0, iov[i].iov_len);
-			return 0;
-		}
-		off += (uint64_t)r;
-		while (n && (size_t)r >= iov->iov_len) {
-			r -= (ssize_t)iov->iov_len;
-			iov++, n--;
-		}
-		if (n) {
-			iov->iov_base = (uint8_t *)iov->iov_base + r;
-			iov->iov_len -= (size_t)r;
-		}
-	}
-	return 0;
-}
-
 static bool in_range(const struct virtio_blk *blk, uint64_t sector, uint64_t bytes)
 {
 	uint64_t count = (bytes + SECTOR - 1) / SECTOR;
 	return sector <= blk->sectors && count <= blk->sectors - sector;
-}
-
-/* Zeroes a range by punching a hole (the disk stays thin); where the file
- * system cannot, by writing zeros. */
-static int zero_range(struct virtio_blk *blk, uint64_t off, uint64_t len, bool may_write)
-{
-	if (fallocate(blk->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off, (off_t)len) == 0)
-		return 0;
-	if (!may_write)
-		return errno == EOPNOTSUPP ? 0 : -1; /* a discard is only a hint */
-	static const uint8_t zeros[65536];
-	while (len) {
-		size_t n = len < sizeof(zeros) ? (size_t)len : sizeof(zeros);
-		ssize_t w = pwrite(blk->fd, zeros, n, (off_t)off);
-		if (w <= 0) {
-			if (w < 0 && errno == EINTR)
-				continue;
-			return -1;
-		}
-		off += (uint64_t)w, len -= (uint64_t)w;
-	}
-	return 0;
 }
 
 static uint8_t zero_segments(struct virtio_blk *blk, const struct iovec *out, unsigned n_out,
@@ -287,7 +165,8 @@ static uint8_t zero_segments(struct virtio_blk *blk, const struct iovec *out, un
 	if ((seg.flags & ~1u) || seg.num_sectors > MAX_ZERO_SECTORS ||
 	    !in_range(blk, seg.sector, (uint64_t)seg.num_sectors * SECTOR))
 		return VIRTIO_BLK_S_IOERR;
-	return zero_range(blk, seg.sector * SECTOR, (uint64_t)seg.num_sectors * SECTOR, write_zeroes) == 0
+	struct disk *d = blk->disk;
+	return d->ops->zero(d, seg.sector * SECTOR, (uint64_t)seg.num_sectors * SECTOR, write_zeroes) == 0
 		       ? VIRTIO_BLK_S_OK : VIRTIO_BLK_S_IOERR;
 }
 
@@ -299,7 +178,7 @@ static uint8_t sync_disk(struct virtio_blk *blk)
 {
 	if (blk->sync_failed)
 		return VIRTIO_BLK_S_IOERR;
-	if (fdatasync(blk->fd) == 0)
+	if (blk->disk->ops->flush(blk->disk) == 0)
 		return VIRTIO_BLK_S_OK;
 	log_warn("%s: flush failed: %s; every later flush fails too", blk->name, strerror(errno));
 	blk->sync_failed = true;
@@ -332,20 +211,22 @@ uint32_t virtio_blk_request(struct virtio_blk *blk, const struct virtq_chain *c)
 			break;
 		}
 		unsigned n = iov_slice(in, c->n_in, 0, in_data, data);
-		if (!within_limits(data, n) || rw_all(blk->fd, data, n, h.sector * SECTOR, false) < 0)
+		if (!within_limits(data, n) ||
+		    blk->disk->ops->read(blk->disk, data, n, h.sector * SECTOR) < 0)
 			status = VIRTIO_BLK_S_IOERR;
 		else
 			written = (uint32_t)in_data;
 		break;
 	}
 	case VIRTIO_BLK_T_OUT: {
-		if (blk->opt.readonly || in_data || out_data % SECTOR ||
+		if (blk->opt.readonly || !blk->disk->ops->write || in_data || out_data % SECTOR ||
 		    !in_range(blk, h.sector, out_data)) {
 			status = VIRTIO_BLK_S_IOERR;
 			break;
 		}
 		unsigned n = iov_slice(out, c->n_out, sizeof(h), out_data, data);
-		if (!within_limits(data, n) || rw_all(blk->fd, data, n, h.sector * SECTOR, true) < 0)
+		if (!within_limits(data, n) ||
+		    blk->disk->ops->write(blk->disk, data, n, h.sector * SECTOR) < 0)
 			status = VIRTIO_BLK_S_IOERR;
 		break;
 	}

@@ -1,5 +1,6 @@
-/* virtio-blk (5.2) on a raw image file. A sparse image is a thin disk and
- * stays thin: discard and write-zeroes punch holes. Flush returns only once
+/* virtio-blk (5.2) on a disk image (block/disk.h: raw, or qcow2 read-only).
+ * A sparse raw image is a thin disk and stays thin: discard and
+ * write-zeroes punch holes. Flush returns only once
  * the data is on stable storage (fdatasync); a driver that does not
  * negotiate flush gets every write through to stable storage before it
  * completes. After a failed fdatasync every later flush fails. */
@@ -9,6 +10,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "block/disk.h"
 #include "virtio/virtio_pci.h"
 
 #define VIRTIO_BLK_ID_BYTES 20
@@ -23,7 +25,7 @@ struct virtio_blk {
 	struct virtio_dev vdev;
 	struct virtio_blk_options opt;
 	char name[sizeof(((struct virtio_blk_options *)0)->path) + 16];
-	int fd;
+	struct disk *disk;
 	uint64_t sectors;
 	bool sync_failed; /* an fdatasync failed: data may be lost */
 	struct virtq_chain chain;

@@ -191,39 +191,3 @@ bool virtq_arm_notify(struct virtq *q)
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
 	return load16(q->avail + 2) != q->last_avail;
 }
-
-/* Copies len bytes between flat memory and a chain's buffers, starting
- * skip bytes into the buffers; to_iov gives the direction. */
-static size_t iov_copy(const struct iovec *iov, unsigned n, size_t skip, uint8_t *buf, size_t len,
-		       bool to_iov)
-{
-	size_t done = 0;
-	for (unsigned i = 0; i < n && done < len; i++) {
-		if (skip >= iov[i].iov_len) {
-			skip -= iov[i].iov_len;
-			continue;
-		}
-		size_t take = iov[i].iov_len - skip;
-		if (take > len - done)
-			take = len - done;
-		uint8_t *in_iov = (uint8_t *)iov[i].iov_base + skip;
-		if (to_iov)
-			memcpy(in_iov, buf + done, take);
-		else
-			memcpy(buf + done, in_iov, take);
-		done += take;
-		skip = 0;
-	}
-	return done;
-}
-
-size_t iov_to_buf(const struct iovec *iov, unsigned n, size_t skip, void *buf, size_t len)
-{
-	return iov_copy(iov, n, skip, buf, len, false);
-}
-
-size_t buf_to_iov(const struct iovec *iov, unsigned n, size_t skip, const void *buf, size_t len)
-{
-	/* Only read through buf in this direction. */
-	return iov_copy(iov, n, skip, (uint8_t *)(uintptr_t)buf, len, true);
-}

@@ -11,6 +11,7 @@
 #include <sys/uio.h>
 
 #include "mem/guest_mem.h"
+#include "util/iov.h"
 
 #define VIRTQ_MAX_SIZE 256
 /* Buffers one chain may hold, indirect tables included (IOV_MAX). */
@@ -60,9 +61,5 @@ bool virtq_needs_interrupt(struct virtq *q);
  * notification arrives (event index); returns true if more work arrived
  * meanwhile and the device should look again. */
 bool virtq_arm_notify(struct virtq *q);
-
-/* Copies between a chain's buffers and flat memory. Return bytes copied. */
-size_t iov_to_buf(const struct iovec *iov, unsigned n, size_t skip, void *buf, size_t len);
-size_t buf_to_iov(const struct iovec *iov, unsigned n, size_t skip, const void *buf, size_t len);
 
 #endif

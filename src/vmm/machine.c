@@ -97,7 +97,7 @@ static int create_virtio_devices(struct machine *m)
 			log_error("out of memory for a disk");
 			return -1;
 		}
-		blk->fd = -1;
+		blk->disk = NULL;
 		if (virtio_blk_open(blk, &config->disks[i]) < 0) {
 			free(blk);
 			return -1;

@@ -105,7 +105,7 @@ static json_object *config_json(struct machine *m, struct state_writer *w)
 		uint64_t size = 0, fp = 0;
 		/* Flush first: the fingerprint is of what the image holds, and a
 		 * snapshot is only as durable as its disks. */
-		if (!c->disks[i].readonly && fdatasync(m->disks[i]->fd) < 0)
+		if (!c->disks[i].readonly && m->disks[i]->disk->ops->flush(m->disks[i]->disk) < 0)
 			state_writer_fail(w, "--disk %s: flush failed: %s", p, strerror(errno));
 		if (snapshot_disk_fingerprint(p, &size, &fp) < 0)
 			state_writer_fail(w, "--disk %s: cannot read it for its fingerprint", p);

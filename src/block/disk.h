@@ -1,0 +1,54 @@
+/* A guest's disk as its device models see it: bytes at offsets, whatever
+ * the image format underneath. disk_open() recognises the format by its
+ * magic (qcow2, else raw) and hands back a disk whose operations the
+ * device calls from its worker thread, one request at a time. */
+#ifndef NESTVM_BLOCK_DISK_H
+#define NESTVM_BLOCK_DISK_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+struct disk;
+
+struct disk_ops {
+	/* Reads into the buffers (which it may modify) from off; bytes past
+	 * the end of the disk read as zeros. 0, or -1 with errno. */
+	int (*read)(struct disk *d, struct iovec *iov, unsigned n, uint64_t off);
+	/* NULL for a format nestvm only reads. */
+	int (*write)(struct disk *d, struct iovec *iov, unsigned n, uint64_t off);
+	/* Every completed write onto stable storage. */
+	int (*flush)(struct disk *d);
+	/* The range reads as zeros afterwards (must_zero), or may (a
+	 * discard, only a hint: it may do nothing). */
+	int (*zero)(struct disk *d, uint64_t off, uint64_t len, bool must_zero);
+	void (*close)(struct disk *d);
+};
+
+struct disk {
+	const struct disk_ops *ops;
+	const char *format;  /* "raw", "qcow2" */
+	uint64_t size;       /* the guest-visible size in bytes */
+	bool readonly;
+	int fd;              /* the image file */
+	char name[4200];     /* "--disk PATH": the prefix of messages */
+};
+
+/* Opens and locks the image at path (read-only or not), recognising its
+ * format; prints a one-line error naming `name` and returns NULL on
+ * failure. */
+struct disk *disk_open(const char *name, const char *path, bool readonly);
+void disk_close(struct disk *d);
+
+/* For the formats. disk_open_format opens a disk, or a backing file
+ * (read-only) at depth links below the image the user named: format is
+ * "raw", "qcow2" or NULL to recognise it. raw_open and qcow2_open take an
+ * opened, locked file (qcow2_open closes it on failure). */
+#define DISK_MAX_CHAIN 16
+struct disk *disk_open_format(const char *name, const char *path, bool readonly, const char *format,
+			      int depth);
+struct disk *raw_open(const char *name, bool probed, int fd, uint64_t size, bool readonly);
+struct disk *qcow2_open(const char *name, const char *path, int fd, uint64_t file_size,
+			bool readonly, int depth);
+
+#endif
