@@ -38,6 +38,13 @@ blk-read)
 	echo "V: read $(dd if=/dev/vda bs=65536 skip=64 count=16 2> /dev/null | md5sum | cut -c1-32) $(dd if=/dev/vda bs=65536 skip=640 count=16 2> /dev/null | md5sum | cut -c1-32)"
 	if echo x | dd of=/dev/vda conv=fsync 2> /dev/null; then echo "V: write allowed"; else echo "V: write refused"; fi
 	;;
+blk-sum)
+	# Every disk read whole: its md5, size in sectors and read-only flag.
+	for d in /sys/block/vd*; do
+		n=${d##*/}
+		echo "V: sum $n $(md5sum < "/dev/$n" | cut -c1-32) $(cat "$d/size") ro=$(cat "$d/ro")"
+	done
+	;;
 blk-crash)
 	# Each record goes to its own sector and is flushed; only then is it
 	# reported. The host kills nestvm at some point and checks that every

@@ -12,8 +12,32 @@ setup_file() {
 	RUN_DIR=$(mktemp -d "$PWD/build/virtio.XXXXXX")
 	scripts/mkinitramfs-modules.sh "$RUN_DIR/initrd.cpio" tests/guests/virtio-init.sh \
 		"virtio_pci virtio_blk virtio_net virtio_rng"
-	labhost_results 420 tests/labhost/virtio-run.sh
+	make_qcow2_images > "$RUN_DIR/qcow2.log" 2>&1 || { cat "$RUN_DIR/qcow2.log"; return 1; }
+	labhost_results 480 tests/labhost/virtio-run.sh
 }
+
+# qcow2 images made by QEMU's tools, and what `qemu-img convert -O raw`
+# reads from each (NAME MD5 SECTORS in qcow2.sums): a linked clone with
+# 4 KiB clusters over a qcow2 overlay over a raw base shorter than both,
+# with data and zero clusters at each level; a compressed version-2 image;
+# an image with 2 MiB clusters.
+make_qcow2_images() (
+	set -e
+	cd "$RUN_DIR"
+	head -c 6291456 /dev/urandom > base.raw
+	qemu-img create -q -f qcow2 -b base.raw -F raw mid.qcow2 8M
+	qemu-io -c 'write -P 0x5a 1M 192k' -c 'write -z 3M 64k' -c 'write -P 0x77 7M 64k' mid.qcow2
+	qemu-img create -q -f qcow2 -o cluster_size=4k -b mid.qcow2 -F qcow2 chain.qcow2 10M
+	qemu-io -c 'write -P 0xa5 1036k 12k' -c 'write -z 2M 4k' -c 'write -P 0x33 9M 4k' chain.qcow2
+	awk 'BEGIN { for (i = 0; i < 200000; i++) printf "compressible line %08d\n", i }' > comp.raw
+	qemu-img convert -c -f raw -O qcow2 -o compat=0.10,cluster_size=4k comp.raw comp.qcow2
+	qemu-img convert -f raw -O qcow2 -o cluster_size=2M base.raw big.qcow2
+	for name in chain comp big; do
+		qemu-img convert -O raw "$name.qcow2" "$name.expected"
+		echo "$name $(md5sum < "$name.expected" | cut -c1-32) $(($(stat -c %s "$name.expected") / 512))"
+		rm "$name.expected"
+	done > qcow2.sums
+)
 
 teardown_file() {
 	rm -rf "$RUN_DIR"
@@ -41,6 +65,19 @@ field() { # field LINE NAME: the value of NAME=VALUE in a RESULT line
 	# locally administered, unicast
 	[[ $line =~ "V: mac 02:"[0-9a-f:]{14}"|" ]]
 	[[ $line == *"V: rng virtio_rng.0 bytes=4096|"* ]]
+}
+
+@test "qcow2 from qemu-img (a 3-deep chain over raw, compressed v2, 2 MiB clusters) reads as qemu-img reads it" {
+	local line name sum sectors dev=(vda vdb vdc) i=0
+	line=$(result blk-qcow2)
+	echo "$line"
+	[[ $line == "RESULT blk-qcow2 status=0 "* ]]
+	while read -r name sum sectors; do
+		echo "$name: expect ${dev[$i]} $sum $sectors"
+		[[ $line == *"V: sum ${dev[$i]} $sum $sectors ro=1|"* ]]
+		i=$((i + 1))
+	done < "$RUN_DIR/qcow2.sums"
+	[ $i -eq 3 ]
 }
 
 @test "a pattern written and flushed by the guest is in the image; discard punches a hole; the image stays thin" {
