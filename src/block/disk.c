@@ -10,8 +10,10 @@
 #include <sys/file.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <unistd.h>
 #include <linux/fs.h>
+#include <linux/magic.h>
 
 #include "util/log.h"
 
@@ -22,12 +24,22 @@ static bool is_qcow2(int fd)
 	       !memcmp(magic, "QFI\xfb", sizeof(magic));
 }
 
-struct disk *disk_open_format(const char *name, const char *path, bool readonly, const char *format,
-			      int depth)
+/* Backing files are named by the image, which may come from anyone: only
+ * regular files on a real file system, not a device or a kernel file such
+ * as /proc/self/mem (whose reported size of 0 means nothing). */
+static bool backing_file_ok(int fd, const struct stat *st)
 {
-	if (depth > DISK_MAX_CHAIN) {
-		log_error("%s: the backing chain is longer than %d images, or loops", name,
-			  DISK_MAX_CHAIN);
+	struct statfs fs;
+	return S_ISREG(st->st_mode) && fstatfs(fd, &fs) == 0 && fs.f_type != PROC_SUPER_MAGIC &&
+	       fs.f_type != SYSFS_MAGIC;
+}
+
+struct disk *disk_open_format(const char *name, const char *path, bool readonly, const char *format,
+			      const struct disk_chain *above)
+{
+	int depth = above ? above->depth + 1 : 0;
+	if (depth > DISK_MAX_BACKING) {
+		log_error("%s: more than %d backing files below the disk", name, DISK_MAX_BACKING);
 		return NULL;
 	}
 	struct stat st;
@@ -46,7 +58,10 @@ struct disk *disk_open_format(const char *name, const char *path, bool readonly,
 		log_error("%s: the image is read-only; add ,readonly to attach it so", name);
 		return NULL;
 	}
-	int fd = open(path, (readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+	/* O_NONBLOCK: should the path become a FIFO after the check above,
+	 * the open does not wait for a writer; the check is made again on
+	 * what was opened. */
+	int fd = open(path, (readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC | O_NONBLOCK);
 	if (fd < 0) {
 		int e = errno;
 		if (!readonly && (e == EACCES || e == EROFS || e == EPERM) && access(path, R_OK) == 0)
@@ -55,6 +70,21 @@ struct disk *disk_open_format(const char *name, const char *path, bool readonly,
 		else
 			log_error("%s: %s", name, e == EACCES ? "permission denied" : strerror(e));
 		return NULL;
+	}
+	if (fstat(fd, &st) < 0 || (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode))) {
+		log_error("%s: not a regular file or block device", name);
+		goto fail;
+	}
+	if (above && !backing_file_ok(fd, &st)) {
+		log_error("%s: a backing file must be a regular file (not a device or a /proc or /sys "
+			  "file)", name);
+		goto fail;
+	}
+	for (const struct disk_chain *c = above; c; c = c->above) {
+		if (c->dev == st.st_dev && c->ino == st.st_ino) {
+			log_error("%s: the backing chain loops back to an image above it", name);
+			goto fail;
+		}
 	}
 	/* Two VMs writing one image corrupt it: take the image like QEMU does,
 	 * shared for readers (a template under many clones), exclusive for a
@@ -79,7 +109,8 @@ struct disk *disk_open_format(const char *name, const char *path, bool readonly,
 			log_error("%s: qcow2 images are read-only for now; add ,readonly", name);
 			goto fail;
 		}
-		return qcow2_open(name, path, fd, bytes, readonly, depth);
+		struct disk_chain self = { st.st_dev, st.st_ino, depth, above };
+		return qcow2_open(name, path, fd, bytes, readonly, &self);
 	}
 	struct disk *d = raw_open(name, format == NULL, fd, bytes, readonly);
 	if (d)
@@ -92,7 +123,7 @@ fail:
 
 struct disk *disk_open(const char *name, const char *path, bool readonly)
 {
-	return disk_open_format(name, path, readonly, NULL, 0);
+	return disk_open_format(name, path, readonly, NULL, NULL);
 }
 
 void disk_close(struct disk *d)

@@ -7,6 +7,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <sys/uio.h>
 
 struct disk;
@@ -40,15 +41,21 @@ struct disk {
 struct disk *disk_open(const char *name, const char *path, bool readonly);
 void disk_close(struct disk *d);
 
-/* For the formats. disk_open_format opens a disk, or a backing file
- * (read-only) at depth links below the image the user named: format is
- * "raw", "qcow2" or NULL to recognise it. raw_open and qcow2_open take an
- * opened, locked file (qcow2_open closes it on failure). */
-#define DISK_MAX_CHAIN 16
+/* For the formats. A backing file is opened by disk_open_format, read-only,
+ * below the images in `above` (NULL for the disk the user named); format
+ * is "raw", "qcow2" or NULL to recognise it. raw_open and qcow2_open take
+ * an opened, locked file (qcow2_open closes it on failure). */
+#define DISK_MAX_BACKING 16 /* backing files below a disk, at most */
+struct disk_chain {
+	dev_t dev;
+	ino_t ino;
+	int depth;                       /* 0: the disk the user named */
+	const struct disk_chain *above;  /* the image whose backing file this is */
+};
 struct disk *disk_open_format(const char *name, const char *path, bool readonly, const char *format,
-			      int depth);
+			      const struct disk_chain *above);
 struct disk *raw_open(const char *name, bool probed, int fd, uint64_t size, bool readonly);
 struct disk *qcow2_open(const char *name, const char *path, int fd, uint64_t file_size,
-			bool readonly, int depth);
+			bool readonly, const struct disk_chain *self);
 
 #endif

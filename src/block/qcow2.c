@@ -25,7 +25,7 @@
 #define HEADER_V3_BYTES 104
 #define MIN_CLUSTER_BITS 9
 #define MAX_CLUSTER_BITS 21
-#define MAX_L1_ENTRIES (32u << 20) / 8   /* QEMU's bound: a 32 MiB L1 table */
+#define MAX_L1_ENTRIES ((32u << 20) / 8) /* QEMU's bound: a 32 MiB L1 table */
 #define MAX_BACKING_NAME 1023
 #define MAX_DISK_SIZE (1ULL << 61)
 
@@ -54,6 +54,7 @@ struct qcow2 {
 	uint64_t cluster_size, file_size;
 	int version;
 	uint32_t l1_size;
+	uint32_t l1_used;      /* the entries the disk's size reaches */
 	uint64_t *l1;          /* host byte order */
 	struct disk *backing;  /* NULL: unallocated clusters read as zeros */
 	/* Compressed clusters: the last one inflated, kept for the reads
@@ -189,7 +190,7 @@ static int l2_entry(struct qcow2 *q, uint64_t off, uint64_t *entry)
 {
 	uint64_t l1i = off >> (q->cluster_bits + q->l2_bits);
 	*entry = 0;
-	if (l1i >= q->l1_size)
+	if (l1i >= q->l1_used)
 		return 0;
 	uint64_t table = q->l1[l1i] & ENTRY_OFFSET_MASK;
 	if (table == 0)
@@ -354,13 +355,17 @@ static int parse_header(struct qcow2 *q, const uint8_t *h, size_t have, struct h
 			  name);
 		return -1;
 	}
-	if (hd->incompat & INCOMPAT_COMPRESSION) {
-		uint8_t type = hd->header_len > HEADER_V3_BYTES ? h[104] : 0;
-		if (type != 0) {
-			log_error("%s: %s-compressed qcow2 clusters are not supported (zlib ones are)", name,
-				  type == 1 ? "zstd" : "unknown");
-			return -1;
-		}
+	/* The compression type field exists past 104 bytes of header; it is
+	 * not zlib (0) exactly when the feature bit says so. */
+	uint8_t type = hd->header_len > HEADER_V3_BYTES ? h[104] : 0;
+	bool flagged = hd->incompat & INCOMPAT_COMPRESSION;
+	if (flagged && type == 1) {
+		log_error("%s: zstd-compressed qcow2 clusters are not supported (zlib ones are)", name);
+		return -1;
+	}
+	if (flagged != (type != 0)) {
+		log_error("%s: bad compression type %u", name, type);
+		return -1;
 	}
 	if (hd->size > MAX_DISK_SIZE) {
 		log_error("%s: disk size %" PRIu64 " is too large", name, hd->size);
@@ -433,13 +438,13 @@ static int compare_u64(const void *a, const void *b)
  * a hostile L1 table is. */
 static int check_l2_tables_distinct(struct qcow2 *q)
 {
-	uint64_t *tables = malloc((q->l1_size ? q->l1_size : 1) * sizeof(uint64_t));
+	uint64_t *tables = malloc((q->l1_used ? q->l1_used : 1) * sizeof(uint64_t));
 	if (!tables) {
 		log_error("%s: out of memory", q->d.name);
 		return -1;
 	}
 	uint32_t n = 0;
-	for (uint32_t i = 0; i < q->l1_size; i++)
+	for (uint32_t i = 0; i < q->l1_used; i++)
 		if (q->l1[i] & ENTRY_OFFSET_MASK)
 			tables[n++] = q->l1[i] & ENTRY_OFFSET_MASK;
 	qsort(tables, n, sizeof(uint64_t), compare_u64);
@@ -465,7 +470,7 @@ static int check_tables(struct qcow2 *q)
 		return -1;
 	}
 	int r = 0;
-	for (uint32_t i = 0; i < q->l1_size && r == 0; i++) {
+	for (uint32_t i = 0; i < q->l1_used && r == 0; i++) {
 		uint64_t e = q->l1[i], table = e & ENTRY_OFFSET_MASK;
 		if (table == 0)
 			continue;
@@ -478,6 +483,11 @@ static int check_tables(struct qcow2 *q)
 			r = -1;
 			break;
 		}
+		/* A table in a hole of the file is all zeros (unallocated
+		 * clusters): nothing to read, however large a sparse file is. */
+		off_t data = lseek(q->d.fd, (off_t)table, SEEK_DATA);
+		if (data < 0 ? errno == ENXIO : (uint64_t)data >= table + q->cluster_size)
+			continue;
 		if (pread_exact(q->d.fd, l2, q->cluster_size, table) < 0) {
 			log_error("%s: cannot read an L2 table: %s", q->d.name, strerror(errno));
 			r = -1;
@@ -511,7 +521,7 @@ static int backing_path(const char *overlay, const char *backing, char *out, siz
 }
 
 static int open_backing(struct qcow2 *q, const char *path, const uint8_t *h, const struct header *hd,
-			int depth)
+			const struct disk_chain *self)
 {
 	char bname[MAX_BACKING_NAME + 1];
 	memcpy(bname, h + hd->backing_off, hd->backing_len);
@@ -549,12 +559,12 @@ static int open_backing(struct qcow2 *q, const char *path, const uint8_t *h, con
 	if (snprintf(name, sizeof(name), "%.*s: backing file %s", top, q->d.name, bpath) >=
 	    (int)sizeof(name))
 		name[sizeof(name) - 1] = 0;
-	q->backing = disk_open_format(name, bpath, true, hd->backing_format, depth + 1);
+	q->backing = disk_open_format(name, bpath, true, hd->backing_format, self);
 	return q->backing ? 0 : -1;
 }
 
 struct disk *qcow2_open(const char *name, const char *path, int fd, uint64_t file_size,
-			bool readonly, int depth)
+			bool readonly, const struct disk_chain *self)
 {
 	struct qcow2 *q = calloc(1, sizeof(*q));
 	uint8_t *h = NULL;
@@ -595,12 +605,15 @@ struct disk *qcow2_open(const char *name, const char *path, int fd, uint64_t fil
 	q->version = (int)hd.version;
 	q->d.size = hd.size;
 	q->l1_size = hd.l1_size;
-	q->l1 = calloc(hd.l1_size ? hd.l1_size : 1, sizeof(uint64_t));
-	if (!q->l1 || (hd.l1_size && pread_exact(fd, q->l1, (size_t)hd.l1_size * 8, hd.l1_off) < 0)) {
+	unsigned span_bits = q->cluster_bits + q->l2_bits;
+	q->l1_used = (uint32_t)((hd.size + (1ULL << span_bits) - 1) >> span_bits);
+	/* Only the entries the disk's size reaches are ever used. */
+	q->l1 = calloc(q->l1_used ? q->l1_used : 1, sizeof(uint64_t));
+	if (!q->l1 || (q->l1_used && pread_exact(fd, q->l1, (size_t)q->l1_used * 8, hd.l1_off) < 0)) {
 		log_error("%s: cannot read the L1 table", name);
 		goto fail;
 	}
-	for (uint32_t i = 0; i < q->l1_size; i++)
+	for (uint32_t i = 0; i < q->l1_used; i++)
 		q->l1[i] = be64toh(q->l1[i]);
 	if (check_l2_tables_distinct(q) < 0 || check_tables(q) < 0)
 		goto fail;
@@ -611,10 +624,8 @@ struct disk *qcow2_open(const char *name, const char *path, int fd, uint64_t fil
 		goto fail;
 	}
 	q->zs_ready = true;
-	if (hd.backing_off && open_backing(q, path, h, &hd, depth) < 0)
+	if (hd.backing_off && open_backing(q, path, h, &hd, self) < 0)
 		goto fail;
-	if (hd.incompat & INCOMPAT_CORRUPT)
-		log_warn("%s: the image is marked corrupt; it is opened read-only", name);
 	free(h);
 	return &q->d;
 fail:

@@ -21,21 +21,55 @@ struct raw {
 	bool probed;
 };
 
+/* Reads stop at the disk's size (fixed when it was opened): a backing
+ * file read for a larger overlay, or a file that grew, shows zeros there. */
 static int raw_read(struct disk *d, struct iovec *iov, unsigned n, uint64_t off)
 {
-	return iov_preadv_all(d->fd, iov, n, off);
+	uint64_t total = 0;
+	for (unsigned i = 0; i < n; i++)
+		total += iov[i].iov_len;
+	uint64_t inside = off >= d->size ? 0 : d->size - off < total ? d->size - off : total;
+	if (inside < total) {
+		/* zero the part past the end, then read the rest */
+		uint64_t skip = inside;
+		for (unsigned i = 0; i < n; i++) {
+			if (skip >= iov[i].iov_len) {
+				skip -= iov[i].iov_len;
+				continue;
+			}
+			memset((uint8_t *)iov[i].iov_base + skip, 0, iov[i].iov_len - skip);
+			iov[i].iov_len = skip;
+			skip = 0;
+		}
+	}
+	return inside ? iov_preadv_all(d->fd, iov, n, off) : 0;
 }
 
 static int raw_write(struct disk *d, struct iovec *iov, unsigned n, uint64_t off)
 {
 	struct raw *r = (struct raw *)d;
 	if (r->probed && off == 0) {
-		char magic[4] = { 0 };
-		iov_to_buf(iov, n, 0, magic, sizeof(magic));
-		if (!memcmp(magic, QCOW2_MAGIC, sizeof(magic))) {
+		/* The first sector is checked and written from a copy: the
+		 * guest's buffer could change between the check and the write. */
+		uint8_t first[512];
+		size_t len = iov_to_buf(iov, n, 0, first, sizeof(first));
+		if (len >= 4 && !memcmp(first, QCOW2_MAGIC, 4)) {
 			errno = EPERM;
 			return -1;
 		}
+		struct iovec copy = { first, len };
+		if (iov_pwritev_all(d->fd, &copy, 1, 0) < 0)
+			return -1;
+		size_t skip = len;
+		while (n && skip >= iov->iov_len) {
+			skip -= iov->iov_len;
+			iov++, n--;
+		}
+		if (n) {
+			iov->iov_base = (uint8_t *)iov->iov_base + skip;
+			iov->iov_len -= skip;
+		}
+		off = len;
 	}
 	return iov_pwritev_all(d->fd, iov, n, off);
 }

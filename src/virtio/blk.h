@@ -1,9 +1,9 @@
 /* virtio-blk (5.2) on a disk image (block/disk.h: raw, or qcow2 read-only).
  * A sparse raw image is a thin disk and stays thin: discard and
- * write-zeroes punch holes. Flush returns only once
- * the data is on stable storage (fdatasync); a driver that does not
+ * write-zeroes punch holes. Flush returns only once the data is on stable
+ * storage (the disk's flush: fdatasync for raw); a driver that does not
  * negotiate flush gets every write through to stable storage before it
- * completes. After a failed fdatasync every later flush fails. */
+ * completes. After a failed flush every later flush fails. */
 #ifndef NESTVM_VIRTIO_BLK_H
 #define NESTVM_VIRTIO_BLK_H
 

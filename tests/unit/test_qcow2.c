@@ -240,8 +240,9 @@ static void refuses_hostile_images(void **state)
 	patch64("h.qcow2", l1, 0x8000000000000000ULL | 0x200); /* L2 table in the header */
 	assert_refused("h.qcow2", "L1 entry 0 points to 0x200, into the header");
 	fresh("h.qcow2");
-	patch32("h.qcow2", 36, 4096); /* a larger L1 (inside the file)... */
-	patch64("h.qcow2", l1 + 8 * 4095, 0x8000000000000000ULL | l2); /* ...sharing its L2 table */
+	patch64("h.qcow2", 24, 1ULL << 30); /* 1 GiB: two L1 entries of 512 MiB each... */
+	patch32("h.qcow2", 36, 2);
+	patch64("h.qcow2", l1 + 8, 0x8000000000000000ULL | l2); /* ...on one L2 table */
 	assert_refused("h.qcow2", "two L1 entries point to the same L2 table");
 	fresh("h.qcow2");
 	patch64("h.qcow2", l2, 0x8000000000000000ULL | 1ULL << 40); /* data past the end */
@@ -285,13 +286,17 @@ static void refuses_hostile_images(void **state)
 	uint64_t name_off = be64_in("loop.qcow2", 8);
 	patch32("loop.qcow2", 16, 10);
 	patch("loop.qcow2", name_off, "loop.qcow2", 10);
-	assert_refused("loop.qcow2", "the backing chain is longer than 16 images, or loops");
+	assert_refused("loop.qcow2", "the backing chain loops back to an image above it");
 	sh("qemu-img create -f qcow2 c0.qcow2 1M && for i in $(seq 1 17); do "
 	   "qemu-img create -f qcow2 -b c$((i - 1)).qcow2 -F qcow2 c$i.qcow2 1M || exit 1; done");
-	assert_refused("c17.qcow2", "longer than 16 images");
+	assert_refused("c17.qcow2", "more than 16 backing files below the disk");
 	d = disk_open("--disk test", at("c16.qcow2"), true); /* 16 below it: allowed */
 	assert_non_null(d);
 	disk_close(d);
+	/* a kernel file as a raw backing file: /proc/self/mem would be
+	 * nestvm's own memory */
+	sh("qemu-img create -f qcow2 -u -b /proc/self/mem -F raw mem.qcow2 1M");
+	assert_refused("mem.qcow2", "a backing file must be a regular file");
 	sh("qemu-img create -f qcow2 -b b.qcow2 -F qcow2 nf.qcow2 1M");
 	/* the backing format extension made unknown (ignored) */
 	uint8_t unknown[4] = { 0x12, 0x34, 0x56, 0x78 };
@@ -314,6 +319,27 @@ static void refuses_hostile_images(void **state)
 	/* writable qcow2 is for a later step */
 	d = disk_open("--disk test", at("b.qcow2"), false);
 	assert_null(d);
+}
+
+/* A raw disk reads zeros past the size it had when opened, even where
+ * the file has grown since (a backing file under a larger overlay). */
+static void raw_reads_stop_at_the_disk_size(void **state)
+{
+	(void)state;
+	sh("head -c 1024 /dev/zero | tr '\\0' 'a' > grow.raw");
+	struct disk *d = disk_open("--disk test", at("grow.raw"), true);
+	assert_non_null(d);
+	assert_int_equal(d->size, 1024);
+	sh("head -c 4096 /dev/zero | tr '\\0' 'b' >> grow.raw");
+	uint8_t buf[3000];
+	memset(buf, 0xee, sizeof(buf));
+	struct iovec iov[2] = { { buf, 1000 }, { buf + 1000, 2000 } };
+	assert_int_equal(d->ops->read(d, iov, 2, 24), 0);
+	for (int i = 0; i < 1000; i++)
+		assert_int_equal(buf[i], 'a');
+	for (int i = 1000; i < 3000; i++)
+		assert_int_equal(buf[i], 0);
+	disk_close(d);
 }
 
 /* A raw image whose format was guessed: the guest may not write a qcow2
@@ -364,6 +390,7 @@ int main(void)
 		cmocka_unit_test(reads_a_backing_chain_three_deep),
 		cmocka_unit_test(refuses_hostile_images),
 		cmocka_unit_test(probed_raw_refuses_a_qcow2_magic),
+		cmocka_unit_test(raw_reads_stop_at_the_disk_size),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
