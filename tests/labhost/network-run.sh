@@ -96,31 +96,37 @@ as=
 # L1-A (--nested) runs L2 on a tap bridged with its NIC; its port "l1a" is
 # learn. L1-B is a plain guest on the switch. L2 pings B: it works while
 # l1a is learn; then l1a is made strict (only L1-A's own MAC) through the
-# control API, and every ping L2 sends is dropped and counted.
+# control API, and every ping L2 sends is dropped and counted. L2 goes on
+# to its counted pings only once one goes unanswered, and the drops are
+# read only once it has said how many it sent: each side waits on the
+# other, with bounds of its own (the waits are in the RESULT line).
 mac_l1a=52:54:00:00:06:0a mac_l2=52:54:00:00:06:12 mac_l1b=52:54:00:00:06:0b
 ./nestvm switch --socket /tmp/nvsw --api-socket /tmp/nvsw.api --port l1a,policy=learn \
 	2> "$dir/nested-switch.err" &
 sw=$!
 wait_socket /tmp/nvsw.api
-vm l1b 160M "case=net addr=169.254.60.21 peer=169.254.60.12 linger=200" --initrd "$initrd" \
+vm l1b 160M "case=net addr=169.254.60.21 peer=169.254.60.12 linger=390" --initrd "$initrd" \
 	--net switch=/tmp/nvsw,mac=$mac_l1b &
 l1b=$!
 count=10
-vm l1a 512M "l2mac=$mac_l2 l2.case=ping-phases l2.addr=169.254.60.12 l2.peer=169.254.60.21 l2.pause=25 l2.count=$count" \
+vm l1a 512M "l2mac=$mac_l2 l2.case=ping-phases l2.addr=169.254.60.12 l2.peer=169.254.60.21 l2.count=$count" \
 	--nested --cpus 1 --initrd "$dir/l1.cpio" --net switch=/tmp/nvsw.l1a,mac=$mac_l1a &
 l1a=$!
-i=0
-until [ -n "$(v l1a ping)" ] || [ $i -ge 300 ]; do sleep 1; i=$((i + 1)); done
+learn_wait=0
+until [ -n "$(v l1a ping)" ] || [ $learn_wait -ge 380 ]; do sleep 1; learn_wait=$((learn_wait + 1)); done
 ./nestvm ctl /tmp/nvsw.api status > "$dir/nested-learn.status"
 ./nestvm ctl /tmp/nvsw.api set-port l1a policy=strict mac=$mac_l1a > "$dir/set-port.out"
 before=$(json "$dir/nested-learn.status" 'port("l1a")["drops"]["spoofed"]')
-until [ -n "$(v l1a second)" ] || [ $i -ge 400 ]; do sleep 1; i=$((i + 1)); done
+strict_wait=0
+until [ -n "$(v l1a second)" ] || [ $strict_wait -ge 380 ]; do sleep 1; strict_wait=$((strict_wait + 1)); done
 ./nestvm ctl /tmp/nvsw.api status > "$dir/nested-strict.status"
 after=$(json "$dir/nested-strict.status" 'port("l1a")["drops"]["spoofed"]')
+drops=$((after - before))
+[ -n "$(v l1a second)" ] || drops=never-sent
 wait $l1a
 l1a_status=$?
 kill $l1b $sw
 wait $l1b 2> /dev/null
 wait $sw 2> /dev/null
 learned=$(json "$dir/nested-learn.status" '",".join(sorted(m["mac"] for m in s["macs"] if m["port"] == "l1a"))')
-echo "RESULT nested-switch status=$l1a_status bridged=$(grep -a -c '^L1: bridged' "$dir/l1a.out") promisc=$(grep -a '^L1: bridged' "$dir/l1a.out" | tr -d '\r' | sed 's/.*promisc=//') learn-ping=$(v l1a ping) learned=$learned set=$(cat "$dir/set-port.out") strict-received=$(v l1a second | cut -d' ' -f1) sent=$count drops=$((after - before))"
+echo "RESULT nested-switch status=$l1a_status bridged=$(grep -a -c '^L1: bridged' "$dir/l1a.out") promisc=$(grep -a '^L1: bridged' "$dir/l1a.out" | tr -d '\r' | sed 's/.*promisc=//') learn-ping=$(v l1a ping) learned=$learned set=$(cat "$dir/set-port.out") strict-received=$(v l1a second | cut -d' ' -f1) sent=$count drops=$drops waits=$learn_wait,$strict_wait"
