@@ -1,7 +1,8 @@
-/* libFuzzer: a qcow2 image's metadata as nestvm opens and reads it
- * (block/qcow2.c): the input is the image file. Whatever it holds, opening
- * either refuses it or yields a disk whose reads, anywhere, stay inside
- * their buffers; and the work is bounded by the file's size. */
+/* libFuzzer: a qcow2 image's metadata as nestvm opens, reads and writes
+ * it (block/qcow2.c, block/qcow2_write.c): the input is the image file.
+ * Whatever it holds, opening either refuses it or yields a disk whose
+ * reads, writes, zeroes and flushes, anywhere, stay inside their buffers;
+ * and the work is bounded by the file's size. */
 #define _GNU_SOURCE
 #include <stdint.h>
 #include <stdio.h>
@@ -44,6 +45,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		struct iovec iov[2] = { { buf, 1000 }, { buf + 1000, READ_BYTES - 1000 } };
 		d->ops->read(d, iov, 2, where[i] % (d->size + 1));
 	}
+	disk_close(d);
+	/* Opened for writing (the file is the input's copy): a write across a
+	 * cluster boundary, zeroes, a flush, and the same place read back. */
+	d = disk_open("--disk fuzz", path, false);
+	if (!d)
+		return 0;
+	uint64_t at = d->size > 70000 ? (where[2] % (d->size - 70000)) & ~511ULL : 0;
+	uint64_t len = d->size > 70000 ? 70000 & ~511ULL : d->size & ~511ULL;
+	memset(buf, 0xa5, len);
+	struct iovec iov = { buf, len };
+	d->ops->write(d, &iov, 1, at);
+	d->ops->zero(d, at + len / 2, len / 4, (where[2] & 1) != 0);
+	d->ops->flush(d);
+	iov = (struct iovec){ buf, len };
+	d->ops->read(d, &iov, 1, at);
 	disk_close(d);
 	return 0;
 }

@@ -105,10 +105,6 @@ struct disk *disk_open_format(const char *name, const char *path, bool readonly,
 		goto fail;
 	}
 	if (qcow2 && !(format && !strcmp(format, "raw"))) {
-		if (!readonly) {
-			log_error("%s: qcow2 images are read-only for now; add ,readonly", name);
-			goto fail;
-		}
 		struct disk_chain self = { st.st_dev, st.st_ino, depth, above };
 		return qcow2_open(name, path, fd, bytes, readonly, &self);
 	}

@@ -1,7 +1,8 @@
-/* qcow2 images, versions 2 and 3 (QEMU's docs/interop/qcow2.txt), read:
- * two-level cluster tables (L1, L2), zero clusters, deflate-compressed
- * clusters, and backing files (a linked clone reads what it has not
- * written from its template).
+/* qcow2 images, versions 2 and 3 (QEMU's docs/interop/qcow2.txt): the
+ * header, the two-level cluster tables (L1, L2), and reads: zero
+ * clusters, deflate-compressed clusters, and backing files (a linked clone
+ * reads what it has not written from its template). Writing is in
+ * qcow2_write.c.
  *
  * The image is untrusted: every table entry is checked when the image is
  * opened (offsets aligned, inside the file, clear of the header), so a
@@ -18,6 +19,7 @@
 #include <zlib.h>
 
 #include "block/disk.h"
+#include "block/qcow2.h"
 #include "util/iov.h"
 #include "util/log.h"
 
@@ -29,10 +31,10 @@
 #define MAX_BACKING_NAME 1023
 #define MAX_DISK_SIZE (1ULL << 61)
 
-#define ENTRY_OFFSET_MASK 0x00fffffffffffe00ULL
-#define ENTRY_COPIED (1ULL << 63)
-#define ENTRY_COMPRESSED (1ULL << 62)
-#define ENTRY_ZERO 1ULL
+#define ENTRY_OFFSET_MASK QCOW2_ENTRY_OFFSET_MASK
+#define ENTRY_COPIED QCOW2_ENTRY_COPIED
+#define ENTRY_COMPRESSED QCOW2_ENTRY_COMPRESSED
+#define ENTRY_ZERO QCOW2_ENTRY_ZERO
 
 #define INCOMPAT_DIRTY (1ULL << 0)
 #define INCOMPAT_CORRUPT (1ULL << 1)
@@ -48,23 +50,6 @@
 
 #define MAX_IOV 1024
 
-struct qcow2 {
-	struct disk d;
-	unsigned cluster_bits, l2_bits;
-	uint64_t cluster_size, file_size;
-	int version;
-	uint32_t l1_size;
-	uint32_t l1_used;      /* the entries the disk's size reaches */
-	uint64_t *l1;          /* host byte order */
-	struct disk *backing;  /* NULL: unallocated clusters read as zeros */
-	/* Compressed clusters: the last one inflated, kept for the reads
-	 * that follow it into the same cluster. */
-	z_stream zs;
-	bool zs_ready;
-	uint8_t *compressed, *inflated;
-	uint64_t inflated_entry;  /* its L2 entry; 0: none */
-};
-
 static uint32_t be32_at(const uint8_t *p)
 {
 	uint32_t v;
@@ -79,7 +64,7 @@ static uint64_t be64_at(const uint8_t *p)
 	return be64toh(v);
 }
 
-static int pread_exact(int fd, void *buf, size_t len, uint64_t off)
+int qcow2_pread_exact(int fd, void *buf, size_t len, uint64_t off)
 {
 	size_t done = 0;
 	while (done < len) {
@@ -99,7 +84,7 @@ static int pread_exact(int fd, void *buf, size_t len, uint64_t off)
 /* A compressed cluster's place in the file: its descriptor (qcow2.txt,
  * "Compressed Clusters Descriptor") gives the offset and the 512-byte
  * sectors it spans, the first counted from the offset's own sector. */
-static void compressed_extent(const struct qcow2 *q, uint64_t entry, uint64_t *off, uint64_t *len)
+void qcow2_compressed_extent(const struct qcow2 *q, uint64_t entry, uint64_t *off, uint64_t *len)
 {
 	unsigned x = 62 - (q->cluster_bits - 8);
 	uint64_t desc = entry & ~(ENTRY_COPIED | ENTRY_COMPRESSED);
@@ -113,7 +98,7 @@ static bool l2_entry_ok(const struct qcow2 *q, uint64_t entry, const char **why)
 {
 	if (entry & ENTRY_COMPRESSED) {
 		uint64_t off, len;
-		compressed_extent(q, entry, &off, &len);
+		qcow2_compressed_extent(q, entry, &off, &len);
 		if (off < q->cluster_size) {
 			*why = "a compressed cluster in the header";
 			return false;
@@ -154,7 +139,7 @@ static int inflate_cluster(struct qcow2 *q, uint64_t entry)
 	if (q->inflated_entry == entry)
 		return 0;
 	uint64_t off, len;
-	compressed_extent(q, entry, &off, &len);
+	qcow2_compressed_extent(q, entry, &off, &len);
 	/* The last sector of the file may be cut short. */
 	if (off >= q->file_size) {
 		errno = EIO;
@@ -162,7 +147,7 @@ static int inflate_cluster(struct qcow2 *q, uint64_t entry)
 	}
 	if (len > q->file_size - off)
 		len = q->file_size - off;
-	if (pread_exact(q->d.fd, q->compressed, len, off) < 0)
+	if (qcow2_pread_exact(q->d.fd, q->compressed, len, off) < 0)
 		return -1;
 	if (inflateReset(&q->zs) != Z_OK) {
 		errno = EIO;
@@ -185,10 +170,13 @@ static int inflate_cluster(struct qcow2 *q, uint64_t entry)
 }
 
 /* The L2 entry for the cluster at guest offset off; 0 for a cluster the
- * image does not have (its L2 table unallocated). */
-static int l2_entry(struct qcow2 *q, uint64_t off, uint64_t *entry)
+ * image does not have (its L2 table unallocated). One written since the
+ * last commit is in memory. */
+int qcow2_l2_entry(struct qcow2 *q, uint64_t off, uint64_t *entry)
 {
 	uint64_t l1i = off >> (q->cluster_bits + q->l2_bits);
+	if (qcow2_dirty_find(q, off >> q->cluster_bits, entry))
+		return 0;
 	*entry = 0;
 	if (l1i >= q->l1_used)
 		return 0;
@@ -197,7 +185,7 @@ static int l2_entry(struct qcow2 *q, uint64_t off, uint64_t *entry)
 		return 0;
 	uint64_t l2i = (off >> q->cluster_bits) & ((1ULL << q->l2_bits) - 1);
 	uint64_t raw;
-	if (pread_exact(q->d.fd, &raw, sizeof(raw), table + l2i * 8) < 0)
+	if (qcow2_pread_exact(q->d.fd, &raw, sizeof(raw), table + l2i * 8) < 0)
 		return -1;
 	*entry = be64toh(raw);
 	const char *why;
@@ -210,10 +198,11 @@ static int l2_entry(struct qcow2 *q, uint64_t off, uint64_t *entry)
 }
 
 /* Reads part of one cluster: len bytes at guest offset off into iov. */
-static int read_in_cluster(struct qcow2 *q, struct iovec *iov, unsigned n, uint64_t off, uint64_t len)
+int qcow2_read_cluster_part(struct qcow2 *q, struct iovec *iov, unsigned n, uint64_t off,
+			    uint64_t len)
 {
 	uint64_t entry;
-	if (l2_entry(q, off, &entry) < 0)
+	if (qcow2_l2_entry(q, off, &entry) < 0)
 		return -1;
 	uint64_t within = off & (q->cluster_size - 1);
 	if (entry & ENTRY_COMPRESSED) {
@@ -258,42 +247,31 @@ static int qcow2_read(struct disk *d, struct iovec *iov, unsigned n, uint64_t of
 		if (len > d->size - pos)
 			len = d->size - pos;
 		unsigned k = iov_slice(iov, n, done, len, part);
-		if (read_in_cluster(q, part, k, pos, len) < 0)
+		if (qcow2_read_cluster_part(q, part, k, pos, len) < 0)
 			return -1;
 		done += len;
 	}
 	return 0;
 }
 
-static int qcow2_flush(struct disk *d)
-{
-	(void)d;
-	return 0; /* nothing written */
-}
-
-static int qcow2_zero(struct disk *d, uint64_t off, uint64_t len, bool must_zero)
-{
-	(void)d, (void)off, (void)len, (void)must_zero;
-	errno = EROFS;
-	return -1;
-}
-
 static void qcow2_close(struct disk *d)
 {
 	struct qcow2 *q = (struct qcow2 *)d;
+	qcow2_write_close(q);
 	disk_close(q->backing);
 	if (q->zs_ready)
 		inflateEnd(&q->zs);
 	free(q->compressed);
 	free(q->inflated);
 	free(q->l1);
+	free(q->rt);
 	close(d->fd);
 	free(q);
 }
 
 static const struct disk_ops qcow2_ops = {
 	.read = qcow2_read,
-	.write = NULL,
+	.write = qcow2_write,
 	.flush = qcow2_flush,
 	.zero = qcow2_zero,
 	.close = qcow2_close,
@@ -303,7 +281,9 @@ static const struct disk_ops qcow2_ops = {
  * all of a shorter file), zero-padded to cluster size. */
 struct header {
 	uint32_t version, cluster_bits, l1_size, backing_len, header_len;
-	uint64_t backing_off, size, l1_off, incompat;
+	uint64_t backing_off, size, l1_off, incompat, autoclear;
+	uint64_t rt_off;
+	uint32_t rt_clusters, snapshots, refcount_order;
 	char backing_format[16];
 };
 
@@ -331,13 +311,25 @@ static int parse_header(struct qcow2 *q, const uint8_t *h, size_t have, struct h
 	}
 	hd->l1_size = be32_at(h + 36);
 	hd->l1_off = be64_at(h + 40);
+	hd->rt_off = be64_at(h + 48);
+	hd->rt_clusters = be32_at(h + 56);
+	hd->snapshots = be32_at(h + 60);
 	hd->header_len = HEADER_V2_BYTES;
 	hd->incompat = 0;
+	hd->autoclear = 0;
+	hd->refcount_order = 4;
 	if (hd->version == 3) {
 		hd->incompat = be64_at(h + 72);
+		hd->autoclear = be64_at(h + 88);
+		hd->refcount_order = be32_at(h + 96);
 		hd->header_len = be32_at(h + 100);
 		if (hd->header_len < HEADER_V3_BYTES || hd->header_len % 8 || hd->header_len > have) {
 			log_error("%s: bad header length %u", name, hd->header_len);
+			return -1;
+		}
+		if (hd->refcount_order > 6) {
+			log_error("%s: refcount_order %u is out of range (0 to 6)", name,
+				  hd->refcount_order);
 			return -1;
 		}
 	}
@@ -488,7 +480,7 @@ static int check_tables(struct qcow2 *q)
 		off_t data = lseek(q->d.fd, (off_t)table, SEEK_DATA);
 		if (data < 0 ? errno == ENXIO : (uint64_t)data >= table + q->cluster_size)
 			continue;
-		if (pread_exact(q->d.fd, l2, q->cluster_size, table) < 0) {
+		if (qcow2_pread_exact(q->d.fd, l2, q->cluster_size, table) < 0) {
 			log_error("%s: cannot read an L2 table: %s", q->d.name, strerror(errno));
 			r = -1;
 			break;
@@ -563,6 +555,34 @@ static int open_backing(struct qcow2 *q, const char *path, const uint8_t *h, con
 	return q->backing ? 0 : -1;
 }
 
+/* An image opened for writing is written, or opened read-only where
+ * writing it would need what nestvm does not do. */
+static int open_for_writing(struct qcow2 *q, const char *path, const struct header *hd)
+{
+	if (hd->incompat & INCOMPAT_DIRTY) {
+		log_error("%s: the image was not closed cleanly and its refcounts are stale (lazy "
+			  "refcounts); repair it with qemu-img check -r all %s, or add ,readonly",
+			  q->d.name, path);
+		return -1;
+	}
+	const char *why = NULL;
+	if (hd->incompat & INCOMPAT_CORRUPT)
+		why = "it is marked corrupt (qemu-img check -r all repairs it)";
+	else if (hd->snapshots)
+		why = "it has internal snapshots";
+	else if (hd->refcount_order != 4)
+		why = "its refcounts are not 16 bits wide";
+	for (uint32_t i = 0; i < q->l1_used && !why; i++)
+		if ((q->l1[i] & ENTRY_OFFSET_MASK) && !(q->l1[i] & ENTRY_COPIED))
+			why = "its L2 tables are shared";
+	if (why) {
+		log_warn("%s: opened read-only: %s", q->d.name, why);
+		q->d.readonly = true;
+		return 0;
+	}
+	return qcow2_prepare_write(q, hd->autoclear);
+}
+
 struct disk *qcow2_open(const char *name, const char *path, int fd, uint64_t file_size,
 			bool readonly, const struct disk_chain *self)
 {
@@ -580,7 +600,7 @@ struct disk *qcow2_open(const char *name, const char *path, int fd, uint64_t fil
 	q->file_size = file_size;
 	snprintf(q->d.name, sizeof(q->d.name), "%s", name);
 	uint8_t first[HEADER_V2_BYTES];
-	if (file_size < HEADER_V2_BYTES || pread_exact(fd, first, sizeof(first), 0) < 0) {
+	if (file_size < HEADER_V2_BYTES || qcow2_pread_exact(fd, first, sizeof(first), 0) < 0) {
 		log_error("%s: too short for a qcow2 header", name);
 		goto fail;
 	}
@@ -595,7 +615,7 @@ struct disk *qcow2_open(const char *name, const char *path, int fd, uint64_t fil
 	q->cluster_size = 1ULL << bits;
 	size_t have = file_size < q->cluster_size ? (size_t)file_size : (size_t)q->cluster_size;
 	h = calloc(1, q->cluster_size);
-	if (!h || pread_exact(fd, h, have, 0) < 0) {
+	if (!h || qcow2_pread_exact(fd, h, have, 0) < 0) {
 		log_error("%s: cannot read the header", name);
 		goto fail;
 	}
@@ -609,13 +629,19 @@ struct disk *qcow2_open(const char *name, const char *path, int fd, uint64_t fil
 	q->l1_used = (uint32_t)((hd.size + (1ULL << span_bits) - 1) >> span_bits);
 	/* Only the entries the disk's size reaches are ever used. */
 	q->l1 = calloc(q->l1_used ? q->l1_used : 1, sizeof(uint64_t));
-	if (!q->l1 || (q->l1_used && pread_exact(fd, q->l1, (size_t)q->l1_used * 8, hd.l1_off) < 0)) {
+	if (!q->l1 || (q->l1_used && qcow2_pread_exact(fd, q->l1, (size_t)q->l1_used * 8, hd.l1_off) < 0)) {
 		log_error("%s: cannot read the L1 table", name);
 		goto fail;
 	}
 	for (uint32_t i = 0; i < q->l1_used; i++)
 		q->l1[i] = be64toh(q->l1[i]);
 	if (check_l2_tables_distinct(q) < 0 || check_tables(q) < 0)
+		goto fail;
+	q->l1_off = hd.l1_off;
+	q->rt_off = hd.rt_off;
+	q->rt_clusters = hd.rt_clusters;
+	q->rb_bits = q->cluster_bits + 3 - hd.refcount_order;
+	if (qcow2_open_refcounts(q) < 0)
 		goto fail;
 	q->compressed = malloc(2 * q->cluster_size);
 	q->inflated = malloc(q->cluster_size);
@@ -625,6 +651,8 @@ struct disk *qcow2_open(const char *name, const char *path, int fd, uint64_t fil
 	}
 	q->zs_ready = true;
 	if (hd.backing_off && open_backing(q, path, h, &hd, self) < 0)
+		goto fail;
+	if (!readonly && open_for_writing(q, path, &hd) < 0)
 		goto fail;
 	free(h);
 	return &q->d;

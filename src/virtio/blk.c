@@ -153,7 +153,7 @@ static bool in_range(const struct virtio_blk *blk, uint64_t sector, uint64_t byt
 static uint8_t zero_segments(struct virtio_blk *blk, const struct iovec *out, unsigned n_out,
 			     uint64_t data_len, bool write_zeroes)
 {
-	if (blk->opt.readonly)
+	if (blk->disk->readonly)
 		return VIRTIO_BLK_S_IOERR;
 	if (data_len == 0 || data_len % sizeof(struct blk_zero_segment))
 		return VIRTIO_BLK_S_IOERR;
@@ -219,7 +219,7 @@ uint32_t virtio_blk_request(struct virtio_blk *blk, const struct virtq_chain *c)
 		break;
 	}
 	case VIRTIO_BLK_T_OUT: {
-		if (blk->opt.readonly || !blk->disk->ops->write || in_data || out_data % SECTOR ||
+		if (blk->disk->readonly || !blk->disk->ops->write || in_data || out_data % SECTOR ||
 		    !in_range(blk, h.sector, out_data)) {
 			status = VIRTIO_BLK_S_IOERR;
 			break;
@@ -231,7 +231,7 @@ uint32_t virtio_blk_request(struct virtio_blk *blk, const struct virtq_chain *c)
 		break;
 	}
 	case VIRTIO_BLK_T_FLUSH:
-		if (!blk->opt.readonly)
+		if (!blk->disk->readonly)
 			status = sync_disk(blk);
 		break;
 	case VIRTIO_BLK_T_GET_ID: {
@@ -311,7 +311,7 @@ int virtio_blk_attach(struct virtio_blk *blk, struct kvm_guest *kvm, const struc
 	vd->pci_class = 0x018000; /* mass storage, other */
 	vd->features = VIRTIO_F_VERSION_1 | VIRTIO_F_RING_INDIRECT_DESC | VIRTIO_F_RING_EVENT_IDX |
 		       VIRTIO_BLK_F_SIZE_MAX | VIRTIO_BLK_F_SEG_MAX | VIRTIO_BLK_F_FLUSH |
-		       (blk->opt.readonly ? VIRTIO_BLK_F_RO
+		       (blk->disk->readonly ? VIRTIO_BLK_F_RO
 					  : VIRTIO_BLK_F_DISCARD | VIRTIO_BLK_F_WRITE_ZEROES);
 	vd->config_len = sizeof(struct blk_config);
 	vd->num_queues = 1;

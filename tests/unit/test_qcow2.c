@@ -3,7 +3,13 @@
  * sizes from 512 bytes to 2 MiB, versions 2 and 3, compressed clusters,
  * zero clusters, and a backing chain three deep over a raw base shorter
  * than the overlay. Hostile images (made by patching real ones) are
- * refused with one line naming what is wrong. */
+ * refused with one line naming what is wrong.
+ *
+ * Writing (block/qcow2_write.c): random writes, zeroes and discards, made
+ * the same way to a raw copy, leave images that `qemu-img check` finds
+ * clean and `qemu-img compare` finds equal to the copy; 20 rounds of
+ * SIGKILL to a process writing and flushing leave at most leaks, and
+ * every write it saw flushed. */
 #define _GNU_SOURCE
 #include <setjmp.h>
 #include <stdarg.h>
@@ -16,7 +22,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "block/disk.h"
@@ -153,8 +162,8 @@ static void reads_a_backing_chain_three_deep(void **state)
 	assert_reads_like_qemu("top.qcow2");
 }
 
-/* Opening one image: NULL expected, and the message line it printed. */
-static void assert_refused(const char *image, const char *message)
+/* Opens one image; what it printed goes to *text (one line expected). */
+static struct disk *open_quoting(const char *image, bool readonly, const char *message)
 {
 	char errpath[256];
 	snprintf(errpath, sizeof(errpath), "%s/stderr", dir);
@@ -163,12 +172,10 @@ static void assert_refused(const char *image, const char *message)
 	assert_true(saved >= 0 && fd >= 0);
 	dup2(fd, 2);
 	close(fd);
-	struct disk *d = disk_open("--disk test", at(image), true);
+	struct disk *d = disk_open("--disk test", at(image), readonly);
 	fflush(stderr);
 	dup2(saved, 2);
 	close(saved);
-	disk_close(d);
-	assert_null(d);
 	size_t len;
 	char *text = (char *)read_file(errpath, &len);
 	text[len] = 0;
@@ -177,6 +184,15 @@ static void assert_refused(const char *image, const char *message)
 	char *nl = strchr(text, '\n');
 	assert_true(nl && nl[1] == 0); /* one line */
 	free(text);
+	return d;
+}
+
+/* Opening one image: NULL expected, and the message line it printed. */
+static void assert_refused(const char *image, const char *message)
+{
+	struct disk *d = open_quoting(image, true, message);
+	disk_close(d);
+	assert_null(d);
 }
 
 static void patch(const char *image, uint64_t off, const void *bytes, size_t len)
@@ -316,9 +332,21 @@ static void refuses_hostile_images(void **state)
 	d = disk_open("--disk test", at("asraw.qcow2"), true);
 	assert_non_null(d);
 	disk_close(d);
-	/* writable qcow2 is for a later step */
-	d = disk_open("--disk test", at("b.qcow2"), false);
-	assert_null(d);
+	/* refcount blocks: two at one offset, one on the L1 table */
+	fresh("h.qcow2");
+	uint64_t rt = be64_in("h.qcow2", 48);
+	uint64_t rb = be64_in("h.qcow2", rt);
+	patch64("h.qcow2", rt + 8, rb);
+	assert_refused("h.qcow2", "two refcount blocks overlap at");
+	fresh("h.qcow2");
+	patch64("h.qcow2", rt + 8, l1);
+	assert_refused("h.qcow2", "refcount block 1 at 0x30000 overlaps the L1 table");
+	fresh("h.qcow2");
+	patch64("h.qcow2", 48, 1ULL << 40);
+	assert_refused("h.qcow2", "refcount table at 0x10000000000 (1 clusters) is not inside the file");
+	fresh("h.qcow2");
+	patch32("h.qcow2", 96, 7);
+	assert_refused("h.qcow2", "refcount_order 7 is out of range");
 }
 
 /* A raw disk reads zeros past the size it had when opened, even where
@@ -363,6 +391,345 @@ static void probed_raw_refuses_a_qcow2_magic(void **state)
 	disk_close(d);
 }
 
+/* ---- writing ---- */
+
+static uint64_t rng_state;
+static uint64_t rnd(void)
+{
+	rng_state ^= rng_state << 13;
+	rng_state ^= rng_state >> 7;
+	rng_state ^= rng_state << 17;
+	return rng_state;
+}
+
+/* The exit status of a shell command, its output kept in `out`. */
+static int sh_status(const char *fmt, ...)
+{
+	char cmd[2048], full[2400];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(cmd, sizeof(cmd), fmt, ap);
+	va_end(ap);
+	snprintf(full, sizeof(full), "cd %s && { %s; } > out 2>&1", dir, cmd);
+	int st = system(full);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static void print_out(void)
+{
+	size_t len;
+	char *text = (char *)read_file(at("out"), &len);
+	fprintf(stderr, "%.*s", (int)len, text);
+	free(text);
+}
+
+/* qemu-img check: 0 clean, 3 leaks only (returned), anything else fails. */
+static unsigned checked_leaks(const char *image, bool leaks_allowed)
+{
+	int st = sh_status("qemu-img check --output=json %s", image);
+	if (st != 0 && !(st == 3 && leaks_allowed)) {
+		print_out();
+		fail_msg("qemu-img check %s: exit status %d", image, st);
+	}
+	size_t len;
+	char *text = (char *)read_file(at("out"), &len);
+	text[len] = 0;
+	char *leaks = strstr(text, "\"leaks\":");
+	unsigned n = leaks ? (unsigned)strtoul(leaks + 8, NULL, 10) : 0;
+	free(text);
+	return n;
+}
+
+struct write_case {
+	const char *what, *make; /* the shell that makes w.qcow2 */
+	bool table_grows;        /* the refcount table must move */
+};
+
+/* Random writes, zeroes and discards through the disk, mirrored into
+ * mirror.raw; reads compared on the way; then qemu-img's verdicts. */
+static void assert_writes_like_a_raw_mirror(const struct write_case *c)
+{
+	sh("rm -f w.qcow2 mirror.raw base*.qcow2 base.raw");
+	sh("%s", c->make);
+	sh("qemu-img convert -O raw w.qcow2 mirror.raw");
+	uint64_t table = be64_in("w.qcow2", 48);
+	struct disk *d = disk_open("--disk test", at("w.qcow2"), false);
+	if (!d)
+		fail_msg("%s: cannot open w.qcow2 for writing", c->what);
+	assert_false(d->readonly);
+	int mirror = open(at("mirror.raw"), O_RDWR);
+	assert_true(mirror >= 0);
+	uint64_t size = d->size;
+	size_t max = 300 << 10;
+	uint8_t *buf = malloc(max), *got = malloc(max), *want = malloc(max);
+	assert_non_null(buf);
+	assert_non_null(got);
+	assert_non_null(want);
+	rng_state = 0x9e3779b97f4a7c15ULL;
+	for (int op = 0; op < 400; op++) {
+		uint64_t r = rnd();
+		uint64_t len = 512 * (1 + rnd() % (max / 512));
+		uint64_t off = 512 * (rnd() % (size / 512));
+		if (len > size - off)
+			len = size - off;
+		struct iovec iov[2];
+		switch (r % 8) {
+		case 0: case 1: case 2: case 3: { /* write, in two buffers */
+			for (uint64_t i = 0; i < len; i++)
+				buf[i] = (uint8_t)(op * 31 + i / 512);
+			iov[0] = (struct iovec){ buf, len / 3 };
+			iov[1] = (struct iovec){ buf + len / 3, len - len / 3 };
+			assert_int_equal(d->ops->write(d, iov, 2, off), 0);
+			assert_int_equal(pwrite(mirror, buf, len, (off_t)off), (ssize_t)len);
+			break;
+		}
+		case 4: /* write zeroes */
+			assert_int_equal(d->ops->zero(d, off, len, true), 0);
+			memset(buf, 0, len);
+			assert_int_equal(pwrite(mirror, buf, len, (off_t)off), (ssize_t)len);
+			break;
+		case 5: /* discard: each byte is what it was, or zero (never the
+			 * backing file's) */
+			assert_int_equal(d->ops->zero(d, off, len, false), 0);
+			iov[0] = (struct iovec){ got, len };
+			assert_int_equal(d->ops->read(d, iov, 1, off), 0);
+			assert_int_equal(pread(mirror, want, len, (off_t)off), (ssize_t)len);
+			for (uint64_t i = 0; i < len; i++)
+				if (got[i] != want[i] && got[i] != 0)
+					fail_msg("%s: after a discard at %#llx, byte %llu is %#x, not %#x or 0",
+						 c->what, (unsigned long long)off, (unsigned long long)i,
+						 got[i], want[i]);
+			assert_int_equal(pwrite(mirror, got, len, (off_t)off), (ssize_t)len);
+			break;
+		case 6:
+			assert_int_equal(d->ops->flush(d), 0);
+			break;
+		default: /* read back */
+			iov[0] = (struct iovec){ got, len };
+			assert_int_equal(d->ops->read(d, iov, 1, off), 0);
+			assert_int_equal(pread(mirror, want, len, (off_t)off), (ssize_t)len);
+			if (memcmp(got, want, len))
+				fail_msg("%s: read at %#llx (%llu bytes) differs from the mirror", c->what,
+					 (unsigned long long)off, (unsigned long long)len);
+		}
+	}
+	disk_close(d);
+	close(mirror);
+	free(buf);
+	free(got);
+	free(want);
+	assert_int_equal(checked_leaks("w.qcow2", false), 0);
+	if (c->table_grows && be64_in("w.qcow2", 48) == table)
+		fail_msg("%s: the refcount table did not grow", c->what);
+	if (sh_status("qemu-img compare -f raw -F qcow2 mirror.raw w.qcow2") != 0) {
+		print_out();
+		fail_msg("%s: qemu-img compare: the image differs from the mirror", c->what);
+	}
+	/* and nestvm reads back what qemu-img does */
+	assert_reads_like_qemu("w.qcow2");
+}
+
+static void writes_match_a_raw_mirror(void **state)
+{
+	(void)state;
+	make_content("content.raw");
+	static const struct write_case cases[] = {
+		{ "v3, 64 KiB clusters", "qemu-img create -f qcow2 w.qcow2 4M", false },
+		{ "v2, 64 KiB clusters", "qemu-img create -f qcow2 -o compat=0.10 w.qcow2 4M", false },
+		/* 512-byte clusters: a refcount block counts 128 KiB, the first
+		 * table 8 MiB: new blocks and a table that grows */
+		{ "v3, 512-byte clusters", "qemu-img create -f qcow2 -o cluster_size=512 w.qcow2 64M", true },
+		{ "v3, 2 MiB clusters", "qemu-img create -f qcow2 -o cluster_size=2M w.qcow2 7M", false },
+		{ "v3 with data, unaligned size",
+		  "qemu-img convert -O qcow2 -o cluster_size=4k content.raw w.qcow2 && "
+		  "qemu-img resize w.qcow2 3148288", false },
+		{ "compressed v3 (copy-on-write from compressed clusters)",
+		  "qemu-img convert -c -O qcow2 -o cluster_size=4k content.raw w.qcow2", false },
+		{ "compressed v2", "qemu-img convert -c -O qcow2 -o compat=0.10 content.raw w.qcow2", false },
+		{ "v3 overlay over a compressed qcow2 base",
+		  "qemu-img convert -c -O qcow2 -o cluster_size=4k content.raw base.qcow2 && "
+		  "qemu-img create -f qcow2 -o cluster_size=16k -b base.qcow2 -F qcow2 w.qcow2", false },
+		{ "v2 overlay over a shorter raw base",
+		  "head -c 1000000 content.raw > base.raw && "
+		  "qemu-img create -f qcow2 -o compat=0.10 -b base.raw -F raw w.qcow2 3M", false },
+		{ "v3 overlay, 2 deep",
+		  "qemu-img convert -O qcow2 content.raw base0.qcow2 && "
+		  "qemu-img create -f qcow2 -b base0.qcow2 -F qcow2 base1.qcow2 && "
+		  "qemu-io -c 'write -P 0x77 100k 300k' base1.qcow2 && "
+		  "qemu-img create -f qcow2 -o cluster_size=4k -b base1.qcow2 -F qcow2 w.qcow2", false },
+	};
+	for (unsigned i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		assert_writes_like_a_raw_mirror(&cases[i]);
+}
+
+/* What QEMU made and nestvm must not write: opened read-only with a line
+ * that says why, or refused with the fix. And a template in use by clones
+ * cannot be opened for writing. */
+static void opens_read_only_or_refuses_what_it_cannot_write(void **state)
+{
+	(void)state;
+	fresh("h.qcow2");
+	patch64("h.qcow2", 72, 1ULL << 1); /* corrupt */
+	struct disk *d = open_quoting("h.qcow2", false, "opened read-only: it is marked corrupt");
+	assert_non_null(d);
+	assert_true(d->readonly);
+	uint8_t sector[512] = { 1 };
+	struct iovec iov = { sector, sizeof(sector) };
+	assert_int_equal(d->ops->write(d, &iov, 1, 0), -1);
+	disk_close(d);
+	fresh("h.qcow2");
+	sh("qemu-img snapshot -c snap h.qcow2");
+	d = open_quoting("h.qcow2", false, "opened read-only: it has internal snapshots");
+	assert_non_null(d);
+	disk_close(d);
+	sh("qemu-img create -f qcow2 -o refcount_bits=64 r64.qcow2 1M");
+	d = open_quoting("r64.qcow2", false, "opened read-only: its refcounts are not 16 bits wide");
+	assert_non_null(d);
+	disk_close(d);
+	fresh("h.qcow2");
+	patch64("h.qcow2", 72, 1ULL << 0); /* dirty */
+	d = open_quoting("h.qcow2", false, "repair it with qemu-img check -r all");
+	assert_null(d);
+	d = disk_open("--disk test", at("h.qcow2"), true); /* reading it is fine */
+	assert_non_null(d);
+	disk_close(d);
+	/* bitmaps (an autoclear feature) are declared stale by a write */
+	fresh("h.qcow2");
+	patch64("h.qcow2", 88, 1);
+	d = disk_open("--disk test", at("h.qcow2"), false);
+	assert_non_null(d);
+	disk_close(d);
+	assert_int_equal(be64_in("h.qcow2", 88), 0);
+	/* a template and two linked clones, both running */
+	sh("qemu-img create -f qcow2 t.qcow2 1M && qemu-io -c 'write -P 0x31 0 1M' t.qcow2 && "
+	   "qemu-img create -f qcow2 -b t.qcow2 -F qcow2 k1.qcow2 && "
+	   "qemu-img create -f qcow2 -b t.qcow2 -F qcow2 k2.qcow2");
+	struct disk *k1 = disk_open("--disk k1", at("k1.qcow2"), false);
+	struct disk *k2 = disk_open("--disk k2", at("k2.qcow2"), false);
+	assert_non_null(k1);
+	assert_non_null(k2);
+	d = open_quoting("t.qcow2", false, "the image is in use by another process");
+	assert_null(d);
+	memset(sector, 0x41, sizeof(sector));
+	iov = (struct iovec){ sector, sizeof(sector) };
+	assert_int_equal(k1->ops->write(k1, &iov, 1, 4096), 0);
+	iov = (struct iovec){ sector, sizeof(sector) };
+	assert_int_equal(k2->ops->read(k2, &iov, 1, 4096), 0);
+	assert_int_equal(sector[0], 0x31); /* the other clone still sees the template */
+	disk_close(k1);
+	disk_close(k2);
+}
+
+/* The crash test's child: from generation `from` on, writes generation g
+ * (64 KiB less a little, at a place of its own, not cluster-aligned) and,
+ * every few, flushes and says the last generation flushed on `report`. */
+#define SLOT (96 << 10)
+static void write_generations(const char *image, uint64_t from, int report)
+{
+	struct disk *d = disk_open("--disk crash", image, false);
+	if (!d)
+		_exit(2);
+	uint8_t *buf = malloc(SLOT);
+	for (uint64_t g = from;; g++) {
+		uint64_t len = (64 << 10) - 512 * (g % 7), off = g * SLOT + 512 * (g % 13);
+		if (off + len > d->size)
+			_exit(3);
+		memset(buf, (int)(g % 251) + 1, len);
+		memcpy(buf, &g, 8);
+		struct iovec iov = { buf, len };
+		if (d->ops->write(d, &iov, 1, off) < 0)
+			_exit(4);
+		if (g % 3 == 2) {
+			if (d->ops->flush(d) < 0)
+				_exit(5);
+			if (write(report, &g, 8) != 8)
+				_exit(6);
+		}
+	}
+}
+
+/* Generations [from, to] read back whole from the image. */
+static void assert_generations(const char *image, uint64_t from, uint64_t to, int round)
+{
+	struct disk *d = disk_open("--disk check", at(image), true);
+	assert_non_null(d);
+	uint8_t *buf = malloc(SLOT);
+	assert_non_null(buf);
+	for (uint64_t h = from; h <= to; h++) {
+		uint64_t len = (64 << 10) - 512 * (h % 7), off = h * SLOT + 512 * (h % 13);
+		struct iovec iov = { buf, len };
+		assert_int_equal(d->ops->read(d, &iov, 1, off), 0);
+		uint64_t found;
+		memcpy(&found, buf, 8);
+		if (found != h)
+			fail_msg("round %d: generation %llu, flushed, reads as %llu", round,
+				 (unsigned long long)h, (unsigned long long)found);
+		for (uint64_t i = 8; i < len; i++)
+			if (buf[i] != (uint8_t)((h % 251) + 1))
+				fail_msg("round %d: generation %llu, flushed, is torn at byte %llu", round,
+					 (unsigned long long)h, (unsigned long long)i);
+	}
+	free(buf);
+	disk_close(d);
+}
+
+static void survives_sigkill_while_writing_and_flushing(void **state)
+{
+	(void)state;
+	/* a linked clone with 4 KiB clusters over a compressed base: copy-on-
+	 * write from the base, new L2 tables, new refcount blocks */
+	make_content("content.raw");
+	sh("rm -f c.qcow2 cbase.qcow2 && qemu-img convert -c -O qcow2 content.raw cbase.qcow2 && "
+	   "qemu-img create -f qcow2 -o cluster_size=4k -b cbase.qcow2 -F qcow2 c.qcow2 4G");
+	/* Each round writes from `next` on: past every generation flushed, so
+	 * none is overwritten; those begun and not flushed may be. */
+	uint64_t flushed = 0, next = 0, ranges[20][2], n_ranges = 0;
+	unsigned leaks = 0;
+	srand((unsigned)time(NULL));
+	for (int round = 0; round < 20; round++) {
+		int p[2];
+		assert_int_equal(pipe(p), 0);
+		pid_t pid = fork();
+		assert_true(pid >= 0);
+		if (pid == 0) {
+			close(p[0]);
+			write_generations(at("c.qcow2"), next, p[1]);
+		}
+		close(p[1]);
+		/* let it run, then kill it wherever it is */
+		struct timespec t = { 0, (long)(5 + rand() % 60) * 1000000L };
+		nanosleep(&t, NULL);
+		kill(pid, SIGKILL);
+		int st;
+		assert_int_equal(waitpid(pid, &st, 0), pid);
+		if (!WIFSIGNALED(st))
+			fail_msg("round %d: the writer exited with status %d", round, WEXITSTATUS(st));
+		uint64_t g;
+		bool now = false;
+		while (read(p[0], &g, 8) == 8) {
+			flushed = g;
+			now = true;
+		}
+		close(p[0]);
+		leaks += checked_leaks("c.qcow2", true);
+		if (now) {
+			assert_generations("c.qcow2", next, flushed, round);
+			ranges[n_ranges][0] = next;
+			ranges[n_ranges++][1] = flushed;
+		}
+		next = (now ? flushed : next) + 4;
+	}
+	assert_true(n_ranges > 0);
+	/* and the first rounds' are there still */
+	uint64_t total = 0;
+	for (uint64_t i = 0; i < n_ranges; i++) {
+		assert_generations("c.qcow2", ranges[i][0], ranges[i][1], 20);
+		total += ranges[i][1] - ranges[i][0] + 1;
+	}
+	printf("# crash rounds: 20 (%llu with a flush), generations flushed: %llu, clusters leaked: %u\n",
+	       (unsigned long long)n_ranges, (unsigned long long)total, leaks);
+}
+
 static int setup(void **state)
 {
 	(void)state;
@@ -391,6 +758,9 @@ int main(void)
 		cmocka_unit_test(refuses_hostile_images),
 		cmocka_unit_test(probed_raw_refuses_a_qcow2_magic),
 		cmocka_unit_test(raw_reads_stop_at_the_disk_size),
+		cmocka_unit_test(writes_match_a_raw_mirror),
+		cmocka_unit_test(opens_read_only_or_refuses_what_it_cannot_write),
+		cmocka_unit_test(survives_sigkill_while_writing_and_flushing),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
