@@ -58,11 +58,13 @@ void put_hex(uint64_t v);
 __attribute__((noreturn)) void guest_exit(uint8_t status);
 const char *cmdline_arg(const char *key);
 int word_is(const char *s, const char *word);
+uint64_t parse_dec(const char *s); /* 0 for NULL */
 /* Prints "ok: WHAT" or "FAILED: WHAT"; returns 1 on failure. */
 int check(int ok, const char *what);
 
 /* guest/virtio.c: a minimal virtio-pci driver, polled, at CPL3. */
 __attribute__((noreturn)) void test_virtio_blk(void);
+__attribute__((noreturn)) void test_virtio_blk_records(void);
 __attribute__((noreturn)) void test_virtio_rng(void);
 __attribute__((noreturn)) void test_virtio_net(void);
 

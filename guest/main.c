@@ -91,7 +91,7 @@ int word_is(const char *s, const char *word)
 	return !*word && (*s == ' ' || *s == 0);
 }
 
-static uint64_t parse_dec(const char *s)
+uint64_t parse_dec(const char *s)
 {
 	uint64_t v = 0;
 	while (s && *s >= '0' && *s <= '9')
@@ -357,6 +357,8 @@ void guest_main(uint64_t index, const struct direct64_bootinfo *info)
 		test_count();
 	if (word_is(test, "virtio-blk"))
 		test_virtio_blk();
+	if (word_is(test, "virtio-blk-records"))
+		test_virtio_blk_records();
 	if (word_is(test, "virtio-rng"))
 		test_virtio_rng();
 	if (word_is(test, "virtio-net"))

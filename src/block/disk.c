@@ -34,6 +34,57 @@ static bool backing_file_ok(int fd, const struct stat *st)
 	       fs.f_type != SYSFS_MAGIC;
 }
 
+/* QEMU's image locking (its file-posix driver): OFD read locks on bytes
+ * 100 + p for each permission p it holds, and on 200 + p for each it does
+ * not let others hold. Permissions: 0 consistent read, 1 write, 3 resize.
+ * A reader holds 0 and shares neither write nor resize; a writer holds
+ * all three and shares neither. Each side then looks for the other's
+ * locks that conflict. NULL, or what is held against us. */
+#define LOCK_PERM_BASE 100
+#define LOCK_SHARED_BASE 200
+static const char *lock_like_qemu(int fd, bool readonly)
+{
+	static const char *const names[] = { "reading", "writing", NULL, "resizing" };
+	unsigned perms = readonly ? 1u << 0 : (1u << 0) | (1u << 1) | (1u << 3);
+	unsigned unshared = (1u << 1) | (1u << 3);
+	for (int p = 0; p < 4; p++) {
+		for (int shared_side = 0; shared_side < 2; shared_side++) {
+			bool want = shared_side ? (unshared >> p) & 1 : (perms >> p) & 1;
+			if (!want)
+				continue;
+			struct flock l = { .l_type = F_RDLCK, .l_whence = SEEK_SET,
+					   .l_start = (shared_side ? LOCK_SHARED_BASE : LOCK_PERM_BASE) + p,
+					   .l_len = 1 };
+			if (fcntl(fd, F_OFD_SETLK, &l) < 0) {
+				if (errno == EAGAIN || errno == EACCES)
+					return "a VM or qemu-img holds a lock on it";
+				return NULL; /* a file system without OFD locks */
+			}
+		}
+	}
+	/* What we hold, others must share; what we do not share, no one may
+	 * hold. (Our own locks never conflict with us.) */
+	static char why[64];
+	for (int p = 0; p < 4; p++) {
+		for (int side = 0; side < 2; side++) {
+			bool check = side ? (unshared >> p) & 1 : (perms >> p) & 1;
+			if (!check || !names[p])
+				continue;
+			struct flock l = { .l_type = F_WRLCK, .l_whence = SEEK_SET,
+					   .l_start = (side ? LOCK_PERM_BASE : LOCK_SHARED_BASE) + p,
+					   .l_len = 1 };
+			if (fcntl(fd, F_OFD_GETLK, &l) == 0 && l.l_type != F_UNLCK) {
+				snprintf(why, sizeof(why),
+					 side ? "a VM or qemu-img has it open for %s"
+					      : "a VM or qemu-img that has it open does not allow %s",
+					 names[p]);
+				return why;
+			}
+		}
+	}
+	return NULL;
+}
+
 struct disk *disk_open_format(const char *name, const char *path, bool readonly, const char *format,
 			      const struct disk_chain *above)
 {
@@ -86,12 +137,17 @@ struct disk *disk_open_format(const char *name, const char *path, bool readonly,
 			goto fail;
 		}
 	}
-	/* Two VMs writing one image corrupt it: take the image like QEMU does,
-	 * shared for readers (a template under many clones), exclusive for a
-	 * writer. */
+	/* Two VMs writing one image corrupt it: shared for readers (a
+	 * template under many clones), exclusive for a writer; with flock for
+	 * scripts and the byte locks QEMU uses for QEMU and qemu-img. */
 	if (flock(fd, (readonly ? LOCK_SH : LOCK_EX) | LOCK_NB) < 0) {
 		log_error("%s: the image is in use by another process (%s)", name,
 			  errno == EWOULDBLOCK ? "locked" : strerror(errno));
+		goto fail;
+	}
+	const char *held = lock_like_qemu(fd, readonly);
+	if (held) {
+		log_error("%s: the image is in use by another process (%s)", name, held);
 		goto fail;
 	}
 	uint64_t bytes = (uint64_t)st.st_size;
@@ -106,11 +162,16 @@ struct disk *disk_open_format(const char *name, const char *path, bool readonly,
 	}
 	if (qcow2 && !(format && !strcmp(format, "raw"))) {
 		struct disk_chain self = { st.st_dev, st.st_ino, depth, above };
-		return qcow2_open(name, path, fd, bytes, readonly, &self);
+		struct disk *d = qcow2_open(name, path, fd, bytes, readonly, &self);
+		if (d)
+			snprintf(d->path, sizeof(d->path), "%s", path);
+		return d;
 	}
 	struct disk *d = raw_open(name, format == NULL, fd, bytes, readonly);
-	if (d)
+	if (d) {
+		snprintf(d->path, sizeof(d->path), "%s", path);
 		return d;
+	}
 	log_error("%s: out of memory", name);
 fail:
 	close(fd);

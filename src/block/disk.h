@@ -32,6 +32,8 @@ struct disk {
 	uint64_t size;       /* the guest-visible size in bytes */
 	bool readonly;
 	int fd;              /* the image file */
+	struct disk *backing; /* the image below (qcow2); NULL: none, or raw */
+	char path[4096];     /* the image's path, as opened */
 	char name[4200];     /* "--disk PATH": the prefix of messages */
 };
 

@@ -218,8 +218,8 @@ int qcow2_read_cluster_part(struct qcow2 *q, struct iovec *iov, unsigned n, uint
 	uint64_t host = entry & ENTRY_OFFSET_MASK;
 	if (host)
 		return iov_preadv_all(q->d.fd, iov, n, host + within);
-	if (q->backing)
-		return q->backing->ops->read(q->backing, iov, n, off);
+	if (q->d.backing)
+		return q->d.backing->ops->read(q->d.backing, iov, n, off);
 	iov_memset(iov, n, 0);
 	return 0;
 }
@@ -258,7 +258,7 @@ static void qcow2_close(struct disk *d)
 {
 	struct qcow2 *q = (struct qcow2 *)d;
 	qcow2_write_close(q);
-	disk_close(q->backing);
+	disk_close(q->d.backing);
 	if (q->zs_ready)
 		inflateEnd(&q->zs);
 	free(q->compressed);
@@ -551,8 +551,8 @@ static int open_backing(struct qcow2 *q, const char *path, const uint8_t *h, con
 	if (snprintf(name, sizeof(name), "%.*s: backing file %s", top, q->d.name, bpath) >=
 	    (int)sizeof(name))
 		name[sizeof(name) - 1] = 0;
-	q->backing = disk_open_format(name, bpath, true, hd->backing_format, self);
-	return q->backing ? 0 : -1;
+	q->d.backing = disk_open_format(name, bpath, true, hd->backing_format, self);
+	return q->d.backing ? 0 : -1;
 }
 
 /* An image opened for writing is written, or opened read-only where

@@ -32,7 +32,6 @@ struct qcow2 {
 	uint32_t l1_used;      /* the entries the disk's size reaches */
 	uint64_t l1_off;
 	uint64_t *l1;          /* host byte order; written ones marked in l1_dirty */
-	struct disk *backing;  /* NULL: unallocated clusters read as zeros */
 	/* Compressed clusters: the last one inflated, kept for the reads
 	 * that follow it into the same cluster. */
 	z_stream zs;

@@ -696,12 +696,12 @@ static int zero_cluster(struct qcow2 *q, uint64_t start, bool must_zero)
 	uint64_t entry;
 	if (qcow2_l2_entry(q, start, &entry) < 0)
 		return -1;
-	if (entry == 0 && !q->backing)
+	if (entry == 0 && !q->d.backing)
 		return 0; /* reads as zeros already */
 	uint64_t zeroed;
 	if (q->version >= 3) {
 		zeroed = QCOW2_ENTRY_ZERO;
-	} else if (!q->backing) {
+	} else if (!q->d.backing) {
 		zeroed = 0;
 	} else {
 		if (!must_zero)

@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "block/disk.h"
 #include "boot/acpi.h"
 #include "util/hash.h"
 #include "util/log.h"
@@ -116,6 +117,19 @@ static json_object *config_json(struct machine *m, struct state_writer *w)
 		json_object_object_add(d, "serial", json_object_new_string(c->disks[i].serial));
 		json_object_object_add(d, "size", json_object_new_int64((int64_t)size));
 		json_object_object_add(d, "fingerprint", json_object_new_string(hex));
+		struct snapshot_disk_layer layers[DISK_MAX_BACKING];
+		int n = snapshot_disk_chain(m->disks[i]->disk, layers, DISK_MAX_BACKING);
+		if (n < 0)
+			state_writer_fail(w, "--disk %s: cannot examine its backing files", p);
+		json_object *chain = json_object_new_array();
+		for (int k = 0; k < n; k++) {
+			json_object *l = json_object_new_object();
+			json_object_object_add(l, "path", json_object_new_string(layers[k].path));
+			json_object_object_add(l, "size", json_object_new_int64((int64_t)layers[k].size));
+			json_object_object_add(l, "mtime_ns", json_object_new_int64(layers[k].mtime_ns));
+			json_object_array_add(chain, l);
+		}
+		json_object_object_add(d, "backing", chain);
 		json_object_array_add(disks, d);
 	}
 	json_object_object_add(o, "disks", disks);
@@ -306,6 +320,53 @@ static uint64_t parse_hex(json_object *v)
 	return v ? strtoull(json_object_get_string(v), NULL, 16) : 0;
 }
 
+/* The images below a disk are the ones the snapshot recorded: a linked
+ * clone restored over a template that changed would read a mix of both. */
+static int check_chain(const char *dir, const char *path, json_object *recorded, bool force)
+{
+	if (!recorded)
+		return 0; /* a snapshot from before chains were recorded */
+	char name[PATH_MAX + 64];
+	snprintf(name, sizeof(name), "snapshot %s: disk %s", dir, path);
+	struct disk *d = disk_open(name, path, true);
+	if (!d)
+		return -1;
+	struct snapshot_disk_layer now[DISK_MAX_BACKING];
+	int n = snapshot_disk_chain(d, now, DISK_MAX_BACKING);
+	disk_close(d);
+	const char *what = NULL;
+	const char *which = "";
+	if (n < 0) {
+		what = "cannot be examined";
+	} else if ((size_t)n != json_object_array_length(recorded)) {
+		what = "is not the chain of backing files it had";
+	} else {
+		for (int k = 0; k < n && !what; k++) {
+			json_object *l = json_object_array_get_idx(recorded, (size_t)k);
+			json_object *p = member(l, "path", json_type_string);
+			json_object *size = member(l, "size", json_type_int);
+			json_object *mtime = member(l, "mtime_ns", json_type_int);
+			which = now[k].path;
+			if (!p || strcmp(json_object_get_string(p), now[k].path))
+				what = "is not the backing file it had";
+			else if (!size || (uint64_t)json_object_get_int64(size) != now[k].size)
+				what = "changed size";
+			else if (!mtime || json_object_get_int64(mtime) != now[k].mtime_ns)
+				what = "was modified";
+		}
+	}
+	if (!what)
+		return 0;
+	if (force) {
+		log_warn("snapshot %s: disk %s: backing file %s %s since the snapshot; restoring anyway "
+			 "(--force)", dir, path, which, what);
+		return 0;
+	}
+	log_error("snapshot %s: disk %s: backing file %s %s since the snapshot; restore with --force "
+		  "to use it anyway", dir, path, which, what);
+	return -1;
+}
+
 int snapshot_read_config(const char *dir, bool force, bool trust, struct machine_config *c)
 {
 	bool is_signed = false;
@@ -390,6 +451,8 @@ int snapshot_read_config(const char *dir, bool force, bool trust, struct machine
 				r = -1;
 			}
 		}
+		if (r == 0 && check_chain(dir, o->path, member(d, "backing", json_type_array), force) < 0)
+			r = -1;
 	}
 	c->nnics = (int)json_object_array_length(nics);
 	for (int i = 0; i < c->nnics && r == 0; i++) {

@@ -18,6 +18,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <limits.h>
 
 struct machine;
 struct machine_config;
@@ -42,5 +43,18 @@ int snapshot_restore(struct machine *m, const char *dir);
 
 /* Content fingerprint of a disk image (size and allocated data). */
 int snapshot_disk_fingerprint(const char *path, uint64_t *size, uint64_t *fingerprint);
+
+/* The images below a disk (its backing chain, nearest first): hashing a
+ * template of many GiB at every snapshot would cost seconds, so each is
+ * known by its absolute path, size and modification time; the writable
+ * layer on top has the content fingerprint. Returns how many (at most
+ * max), or -1 if one cannot be examined. */
+struct disk;
+struct snapshot_disk_layer {
+	char path[PATH_MAX];
+	uint64_t size;
+	int64_t mtime_ns;
+};
+int snapshot_disk_chain(const struct disk *d, struct snapshot_disk_layer *out, int max);
 
 #endif

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "block/disk.h"
 #include "vmm/snapshot_pages.h"
 
 /* Only allocated data is read, so a thin disk hashes fast; zero pages are
@@ -64,4 +65,18 @@ int snapshot_disk_fingerprint(const char *path, uint64_t *size, uint64_t *finger
 	close(fd);
 	*fingerprint = h;
 	return r;
+}
+
+int snapshot_disk_chain(const struct disk *d, struct snapshot_disk_layer *out, int max)
+{
+	int n = 0;
+	for (const struct disk *b = d->backing; b; b = b->backing) {
+		struct stat st;
+		if (n == max || fstat(b->fd, &st) < 0 || !realpath(b->path, out[n].path))
+			return -1;
+		out[n].size = (uint64_t)st.st_size;
+		out[n].mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
+		n++;
+	}
+	return n;
 }

@@ -45,14 +45,29 @@ blk-sum)
 		echo "V: sum $n $(md5sum < "/dev/$n" | cut -c1-32) $(cat "$d/size") ro=$(cat "$d/ro")"
 	done
 	;;
+blk-scribble)
+	# On every disk: writes across clusters, write-zeroes, a discard of two
+	# whole 64 KiB clusters, flushed; the host makes the same changes to a
+	# raw copy (tests/labhost/virtio-run.sh).
+	for d in /sys/block/vd*; do
+		dev=/dev/${d##*/}
+		pattern C | dd of=$dev bs=512 seek=2049 conv=fsync 2> /dev/null || echo "V: scribble $dev C failed"
+		blkzero $dev 5242880 102400 || echo "V: scribble $dev zero failed"
+		blkdiscard -o 6291456 -l 131072 $dev || echo "V: scribble $dev discard failed"
+		pattern D | dd of=$dev bs=65536 seek=112 conv=fsync 2> /dev/null || echo "V: scribble $dev D failed"
+		pattern E | dd of=$dev bs=4096 seek=2600 conv=fsync 2> /dev/null || echo "V: scribble $dev E failed"
+		echo "V: scribbled $dev"
+	done
+	;;
 blk-crash)
 	# Each record goes to its own sector and is flushed; only then is it
 	# reported. The host kills nestvm at some point and checks that every
 	# reported record is in the image.
-	n=0
+	n=$(arg from)
+	n=${n:-0}
 	while :; do
 		printf 'record %08d\n' $n | dd of=/dev/vda bs=512 seek=$n conv=sync,fsync 2> /dev/null || break
-		echo "V: synced $n"
+		echo "V: synced $n ok" # a line cut short by the kill is not whole
 		n=$((n + 1))
 	done
 	;;

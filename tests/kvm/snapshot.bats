@@ -350,3 +350,26 @@ PY
 	run --separate-stderr timeout 30 "$NESTVM" restore "$BATS_TEST_TMPDIR/snap" --console none
 	assert_one_line_error "disk $BATS_TEST_TMPDIR/d.img is missing or unreadable"
 }
+
+@test "a linked clone's snapshot belongs to its template too: a template modified since is refused unless --force" {
+	local t=$BATS_TEST_TMPDIR
+	qemu-img create -q -f qcow2 "$t/t.qcow2" 4M
+	qemu-io -c 'write -P 0x11 0 1M' "$t/t.qcow2" > /dev/null
+	qemu-img create -q -f qcow2 -b t.qcow2 -F qcow2 "$t/clone.qcow2"
+	start_counter "$t/a.out" --disk "$t/clone.qcow2"
+	ctl snapshot "$t/snap"
+	kill -9 $VM
+	wait $VM || true
+	VM=
+	python3 -c 'import json, sys; d = json.load(open(sys.argv[1]))["machine"]["disks"][0]; assert [b["path"] for b in d["backing"]] == [sys.argv[2]], d' \
+		"$t/snap/manifest.json" "$t/t.qcow2"
+	# the chain as it was: it runs (the guest counts) until timeout stops it
+	run --separate-stderr timeout 5 "$NESTVM" restore "$t/snap" --console none
+	[ "$status" -eq 124 ]
+	qemu-io -c 'write -P 0x22 0 4k' "$t/t.qcow2" > /dev/null
+	run --separate-stderr timeout 30 "$NESTVM" restore "$t/snap" --console none
+	assert_one_line_error "disk $t/clone.qcow2: backing file $t/t.qcow2 was modified since the snapshot; restore with --force"
+	run --separate-stderr timeout 5 "$NESTVM" restore "$t/snap" --console none --force
+	[ "$status" -eq 124 ]
+	[[ $stderr == *"backing file $t/t.qcow2 was modified since the snapshot; restoring anyway (--force)"* ]]
+}

@@ -10,10 +10,11 @@ setup_file() {
 	cd "$BATS_TEST_DIRNAME/../.."
 	export RUN_DIR
 	RUN_DIR=$(mktemp -d "$PWD/build/virtio.XXXXXX")
+	gcc -O2 -static -Wall -Wextra -Werror -o "$RUN_DIR/blkzero" tests/guests/blkzero.c
 	scripts/mkinitramfs-modules.sh "$RUN_DIR/initrd.cpio" tests/guests/virtio-init.sh \
-		"virtio_pci virtio_blk virtio_net virtio_rng"
+		"virtio_pci virtio_blk virtio_net virtio_rng" "$RUN_DIR/blkzero:bin/blkzero"
 	make_qcow2_images > "$RUN_DIR/qcow2.log" 2>&1 || { cat "$RUN_DIR/qcow2.log"; return 1; }
-	labhost_results 480 tests/labhost/virtio-run.sh
+	labhost_results 600 tests/labhost/virtio-run.sh
 }
 
 # qcow2 images made by QEMU's tools, and what `qemu-img convert -O raw`
@@ -32,6 +33,12 @@ make_qcow2_images() (
 	awk 'BEGIN { for (i = 0; i < 200000; i++) printf "compressible line %08d\n", i }' > comp.raw
 	qemu-img convert -c -f raw -O qcow2 -o compat=0.10,cluster_size=4k comp.raw comp.qcow2
 	qemu-img convert -f raw -O qcow2 -o cluster_size=2M base.raw big.qcow2
+	# linked clones for the guest to write: over a compressed v3 template
+	# (64 KiB clusters), and v2 over a raw base
+	qemu-img convert -c -f raw -O qcow2 base.raw wbase.qcow2
+	head -c 6291456 base.raw > wbase.raw
+	qemu-img create -q -f qcow2 -b wbase.qcow2 -F qcow2 wc3.qcow2 12M
+	qemu-img create -q -f qcow2 -o compat=0.10 -b wbase.raw -F raw wc2.qcow2 12M
 	for name in chain comp big; do
 		qemu-img convert -O raw "$name.qcow2" "$name.expected"
 		echo "$name $(md5sum < "$name.expected" | cut -c1-32) $(($(stat -c %s "$name.expected") / 512))"
@@ -78,6 +85,21 @@ field() { # field LINE NAME: the value of NAME=VALUE in a RESULT line
 		i=$((i + 1))
 	done < "$RUN_DIR/qcow2.sums"
 	[ $i -eq 3 ]
+}
+
+@test "qcow2 linked clones written by the guest: qemu-img check clean, qemu-img compare equal to raw copies given the same writes" {
+	local line
+	line=$(result blk-qcow2-write)
+	echo "$line"
+	[ "$line" = "RESULT blk-qcow2-write status=0 scribbled=2 failed=0 check=0,0 compare=0,0" ]
+}
+
+@test "qcow2: 5 rounds of SIGKILL while the stock kernel writes and flushes: no corruption, every flushed record there" {
+	local line
+	line=$(result blk-qcow2-crash)
+	echo "$line"
+	[[ $line =~ ^RESULT\ blk-qcow2-crash\ rounds=5\ corrupt=0\ records=([0-9]+)\ missing=0\ leaks=[0-9]+$ ]]
+	[ "${BASH_REMATCH[1]}" -ge 15 ]
 }
 
 @test "a pattern written and flushed by the guest is in the image; discard punches a hole; the image stays thin" {

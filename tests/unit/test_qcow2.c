@@ -620,6 +620,61 @@ static void opens_read_only_or_refuses_what_it_cannot_write(void **state)
 	disk_close(k2);
 }
 
+/* nestvm and QEMU see each other's images in use (QEMU's byte locks). */
+static void locks_like_qemu(void **state)
+{
+	(void)state;
+	sh("rm -f lb.qcow2 lc.qcow2 && qemu-img create -f qcow2 lb.qcow2 1M && "
+	   "qemu-img create -f qcow2 -b lb.qcow2 -F qcow2 lc.qcow2");
+	/* nestvm runs a clone: qemu-img cannot open the clone, nor write the
+	 * template; it may read the template */
+	struct disk *d = disk_open("--disk lc", at("lc.qcow2"), false);
+	assert_non_null(d);
+	if (sh_status("qemu-img info lc.qcow2") == 0)
+		fail_msg("qemu-img info opened a clone nestvm is writing");
+	if (sh_status("qemu-io -c 'write 0 4k' lb.qcow2") == 0)
+		fail_msg("qemu-io wrote the template under nestvm's clone");
+	assert_int_equal(sh_status("qemu-img info lb.qcow2"), 0);
+	disk_close(d);
+	assert_int_equal(sh_status("qemu-img info lc.qcow2"), 0);
+	/* qemu-io writes the clone: nestvm cannot open it, nor write the
+	 * template */
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		if (chdir(dir) == 0) {
+			int null = open("/dev/null", O_WRONLY);
+			dup2(null, 1);
+			execlp("qemu-io", "qemu-io", "-c", "sleep 20000", "lc.qcow2", (char *)NULL);
+		}
+		_exit(127);
+	}
+	/* until qemu-io holds its write lock (looked at, not taken: a
+	 * qemu-img run here would hold locks qemu-io's open could trip on) */
+	int probe = open(at("lc.qcow2"), O_RDONLY);
+	assert_true(probe >= 0);
+	for (int i = 0; i < 200; i++) {
+		struct flock l = { .l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 101, .l_len = 1 };
+		assert_int_equal(fcntl(probe, F_OFD_GETLK, &l), 0);
+		if (l.l_type != F_UNLCK)
+			break;
+		usleep(50000);
+	}
+	close(probe);
+	d = open_quoting("lc.qcow2", true, "in use by another process (a VM or qemu-img has it open for writing)");
+	assert_null(d);
+	d = open_quoting("lb.qcow2", false, "in use by another process (a VM or qemu-img that has it open does not allow writing)");
+	assert_null(d);
+	d = disk_open("--disk lb", at("lb.qcow2"), true); /* reading the template is fine */
+	assert_non_null(d);
+	disk_close(d);
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+	d = disk_open("--disk lc", at("lc.qcow2"), false);
+	assert_non_null(d);
+	disk_close(d);
+}
+
 /* The crash test's child: from generation `from` on, writes generation g
  * (64 KiB less a little, at a place of its own, not cluster-aligned) and,
  * every few, flushes and says the last generation flushed on `report`. */
@@ -760,6 +815,7 @@ int main(void)
 		cmocka_unit_test(raw_reads_stop_at_the_disk_size),
 		cmocka_unit_test(writes_match_a_raw_mirror),
 		cmocka_unit_test(opens_read_only_or_refuses_what_it_cannot_write),
+		cmocka_unit_test(locks_like_qemu),
 		cmocka_unit_test(survives_sigkill_while_writing_and_flushing),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
