@@ -1,10 +1,12 @@
 /* Disk benchmark run inside a guest by bench/blk (built static, packed in
  * the guest's initramfs): sequential 1 MiB and random 4 KiB O_DIRECT I/O on
- * a block device, one request in flight, as the guest's driver sees it.
+ * a block device as the guest's driver sees it, random I/O with one request
+ * in flight and with 32 (32 threads, one request each).
  *   blkbench DEVICE SECONDS
  * Prints "BENCH name value unit" lines. */
 #define _GNU_SOURCE
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -66,6 +68,58 @@ static double random_io(int fd, char *buf, uint64_t span, double secs, int write
 	return (double)done / t;
 }
 
+/* Queue depth 32: threads each keeping one request in flight. */
+#define DEPTH 32
+struct worker {
+	int fd, write_it;
+	uint64_t blocks, seed, done;
+	double secs;
+	char *buf;
+};
+
+static void *work(void *arg)
+{
+	struct worker *w = arg;
+	double t0 = now();
+	do {
+		for (int i = 0; i < 16; i++, w->done++) {
+			w->seed ^= w->seed << 13;
+			w->seed ^= w->seed >> 7;
+			w->seed ^= w->seed << 17;
+			off_t off = (off_t)(w->seed % w->blocks) * 4096;
+			ssize_t n = w->write_it ? pwrite(w->fd, w->buf, 4096, off)
+						: pread(w->fd, w->buf, 4096, off);
+			if (n != 4096) {
+				perror("blkbench: random I/O");
+				exit(1);
+			}
+		}
+	} while (now() - t0 < w->secs);
+	return NULL;
+}
+
+static double random_io_deep(int fd, uint64_t span, double secs, int write_it)
+{
+	struct worker w[DEPTH];
+	pthread_t t[DEPTH];
+	double t0 = now();
+	for (int i = 0; i < DEPTH; i++) {
+		w[i] = (struct worker){ fd, write_it, span / 4096, next_random() | 1, 0, secs, NULL };
+		if (posix_memalign((void **)&w[i].buf, 4096, 4096) || pthread_create(&t[i], NULL, work, &w[i])) {
+			fprintf(stderr, "blkbench: cannot start a worker\n");
+			exit(1);
+		}
+		memset(w[i].buf, 0x5a, 4096);
+	}
+	uint64_t done = 0;
+	for (int i = 0; i < DEPTH; i++) {
+		pthread_join(t[i], NULL);
+		done += w[i].done;
+		free(w[i].buf);
+	}
+	return (double)done / (now() - t0);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc != 3) {
@@ -88,5 +142,7 @@ int main(int argc, char **argv)
 	printf("BENCH seq_read %.1f MB/s\n", sequential(fd, buf, span, 0));
 	printf("BENCH rand_read_4k %.0f IOPS\n", random_io(fd, buf, span, secs, 0));
 	printf("BENCH rand_write_4k %.0f IOPS\n", random_io(fd, buf, span, secs, 1));
+	printf("BENCH rand_read_4k_qd32 %.0f IOPS\n", random_io_deep(fd, span, secs, 0));
+	printf("BENCH rand_write_4k_qd32 %.0f IOPS\n", random_io_deep(fd, span, secs, 1));
 	return 0;
 }

@@ -10,7 +10,7 @@ scripts/fetch-kernel.sh cloud
 scripts/fetch-kernel.sh generic
 dir=$(mktemp -d "$PWD/build/bench-$what.XXXXXX")
 trap 'rm -rf "$dir"' EXIT
-gcc -O2 -static -Wall -Wextra -Werror -o "$dir/blkbench" bench/blkbench.c
+gcc -O2 -static -pthread -Wall -Wextra -Werror -o "$dir/blkbench" bench/blkbench.c
 scripts/mkinitramfs-modules.sh "$dir/initrd.cpio" tests/guests/bench-virtio-init.sh \
 	"virtio_pci virtio_blk virtio_net" "$dir/blkbench:bin/blkbench"
 ./nestvm labhost --memory 3G --timeout 3000 -- bash bench/virtio_inner.sh "$what" "$dir" "$rounds"

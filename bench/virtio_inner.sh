@@ -23,13 +23,17 @@ if [ "$what" = net ]; then
 	done
 fi
 
-guest() { # guest nestvm|qemu: one measurement, BENCH lines on stdout
+guest() { # guest nestvm|qemu FORMAT: one measurement, BENCH lines on stdout
 	local dev=()
 	if [ "$what" = blk ]; then
 		rm -f $img
-		truncate -s 512M $img
+		if [ "$2" = qcow2 ]; then
+			qemu-img create -q -f qcow2 $img 512M
+		else
+			truncate -s 512M $img
+		fi
 		[ "$1" = nestvm ] && dev=(--disk $img) ||
-			dev=(-drive file=$img,format=raw,if=none,id=d0,cache=writeback,aio=threads
+			dev=(-drive file=$img,format=$2,if=none,id=d0,cache=writeback,aio=threads
 			     -device virtio-blk-pci,drive=d0)
 	else
 		python3 tests/labhost/tcp-sink.py 5000 /dev/null &
@@ -47,12 +51,20 @@ guest() { # guest nestvm|qemu: one measurement, BENCH lines on stdout
 	fi
 	wait
 }
+formats=-
+[ "$what" = blk ] && formats="raw qcow2"
 for ((r = 0; r < rounds; r++)); do
-	for vmm in nestvm qemu; do
-		log=$dir/$vmm-$r.log
-		guest $vmm 2>&1 | tr -d '\r' > "$log"
-		sed -n "s/^BENCH /RESULT $vmm /p" "$log" >> "$results"
-		grep -q '^BENCH ' "$log" || { echo "$vmm gave no result; its console ended:"; tail -n 15 "$log"; }
+	for fmt in $formats; do
+		for vmm in nestvm qemu; do
+			log=$dir/$vmm-$fmt-$r.log
+			guest $vmm $fmt 2>&1 | tr -d '\r' > "$log"
+			if [ "$fmt" = - ]; then
+				sed -n "s/^BENCH /RESULT $vmm /p" "$log" >> "$results"
+			else
+				sed -n "s/^BENCH /RESULT $vmm $fmt:/p" "$log" >> "$results"
+			fi
+			grep -q '^BENCH ' "$log" || { echo "$vmm gave no result; its console ended:"; tail -n 15 "$log"; }
+		done
 	done
 done
 rm -f $img
@@ -67,9 +79,9 @@ for line in open(sys.argv[1]):
         units[f[2]] = f[4]
 names = sorted({k[1] for k in data}, key=lambda n: list(units).index(n))
 print(f"medians of {len(data.get(('nestvm', names[0]), [])) if names else 0} runs per VMM (higher is better)")
-print(f"  {'test':16s} {'nestvm':>10s} {'QEMU':>10s} {'unit':>6s} {'nestvm/QEMU':>12s}")
+print(f"  {'test':26s} {'nestvm':>10s} {'QEMU':>10s} {'unit':>6s} {'nestvm/QEMU':>12s}")
 for n in names:
     a = statistics.median(data.get(("nestvm", n), [float("nan")]))
     b = statistics.median(data.get(("qemu", n), [float("nan")]))
-    print(f"  {n:16s} {a:10.1f} {b:10.1f} {units[n]:>6s} {a / b:12.2f}")
+    print(f"  {n:26s} {a:10.1f} {b:10.1f} {units[n]:>6s} {a / b:12.2f}")
 PY
