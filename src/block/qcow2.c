@@ -110,14 +110,15 @@ static bool l2_entry_ok(const struct qcow2 *q, uint64_t entry, const char **why)
 		return true;
 	}
 	uint64_t host = entry & ENTRY_OFFSET_MASK;
-	if (entry & ENTRY_ZERO) {
-		if (q->version < 3) {
-			*why = "a zero cluster in a version 2 image";
-			return false;
-		}
-		return true; /* reads as zeros wherever its (preallocated) data is */
+	if ((entry & ENTRY_ZERO) && q->version < 3) {
+		*why = "a zero cluster in a version 2 image";
+		return false;
 	}
-	if ((entry & ~(ENTRY_COPIED | ENTRY_OFFSET_MASK)) || (host & (q->cluster_size - 1))) {
+	/* A zero cluster reads as zeros, but the cluster it may hold (a
+	 * preallocated one) is freed when it is written: it is checked as
+	 * data is, so that it can never be the header. */
+	if ((entry & ~(ENTRY_COPIED | ENTRY_OFFSET_MASK | ENTRY_ZERO)) ||
+	    (host & (q->cluster_size - 1))) {
 		*why = "a misaligned cluster offset";
 		return false;
 	}

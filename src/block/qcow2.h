@@ -63,6 +63,7 @@ struct qcow2 {
 	uint64_t *reuse;
 	uint64_t n_reuse, cap_reuse;
 	bool broken;           /* a metadata write failed: every later request fails */
+	bool table_full;       /* the refcount table cannot grow: said once */
 };
 
 /* qcow2.c */

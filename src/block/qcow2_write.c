@@ -28,7 +28,8 @@
 #include "util/iov.h"
 #include "util/log.h"
 
-#define MAX_REFCOUNT_TABLE_BYTES (32u << 20)
+#define MAX_REFCOUNT_TABLE_BYTES (32u << 20) /* read at open */
+#define MAX_GROWN_TABLE_BYTES (8u << 20)     /* written: QEMU opens no larger one */
 #define MAX_HOST_OFFSET (1ULL << 56) /* what an L2 entry's offset field holds */
 #define COMMIT_AT_ENTRIES 65536       /* pending L2 entries that force a commit */
 #define MAX_IOV 1024
@@ -197,6 +198,8 @@ static int grow_refcount_table(struct qcow2 *q, uint64_t need)
 {
 	uint64_t cs = q->cluster_size, per_cluster = cs / 8;
 	uint64_t start = q->end >> q->cluster_bits;
+	if ((need + 1) * 8 > MAX_GROWN_TABLE_BYTES)
+		goto full;
 	uint64_t entries = q->rt_entries * 2 > need + 1 ? q->rt_entries * 2 : need + 1;
 	uint64_t table_clusters = 0, blocks = 0, last = 0;
 	for (int tries = 0;; tries++) {
@@ -226,11 +229,8 @@ static int grow_refcount_table(struct qcow2 *q, uint64_t need)
 		}
 		entries = (last >> q->rb_bits) + 1 + per_cluster;
 	}
-	if (entries * 8 > MAX_REFCOUNT_TABLE_BYTES || (last + 1) << q->cluster_bits > MAX_HOST_OFFSET) {
-		log_warn("%s: the image is too large for its refcount table to grow", q->d.name);
-		errno = ENOSPC;
-		return -1;
-	}
+	if (entries * 8 > MAX_GROWN_TABLE_BYTES || (last + 1) << q->cluster_bits > MAX_HOST_OFFSET)
+		goto full;
 	uint64_t *rt = calloc(entries, 8), *out = malloc(entries * 8);
 	if (!rt || !out) {
 		free(rt);
@@ -296,6 +296,45 @@ static int grow_refcount_table(struct qcow2 *q, uint64_t need)
 		if (refcount_put(q, c, 0) < 0 || push(&q->reuse, &q->n_reuse, &q->cap_reuse, c) < 0)
 			return -1;
 	return 0;
+full:
+	if (!q->table_full)
+		log_warn("%s: the image is too large for its refcount table to grow", q->d.name);
+	q->table_full = true;
+	errno = ENOSPC;
+	return -1;
+}
+
+/* The first cluster from c on whose refcount is 0, reading whole
+ * refcount blocks: an image may count clusters past its end as used, and a
+ * read per cluster would take minutes where a read per block takes at
+ * most a read of the file (its blocks are distinct clusters of it). */
+static int first_free_from(struct qcow2 *q, uint64_t c, uint64_t *free_cluster)
+{
+	uint64_t per = 1ULL << q->rb_bits;
+	uint16_t *block = NULL;
+	for (uint64_t i = c >> q->rb_bits;; i++) {
+		uint64_t first = i << q->rb_bits > c ? i << q->rb_bits : c;
+		if (i >= q->rt_entries || !q->rt[i]) {
+			*free_cluster = first; /* its block is made when it is taken */
+			free(block);
+			return 0;
+		}
+		if (!block && !(block = malloc(q->cluster_size))) {
+			errno = ENOMEM;
+			return -1;
+		}
+		if (qcow2_pread_exact(q->d.fd, block, q->cluster_size, q->rt[i]) < 0) {
+			free(block);
+			return -1;
+		}
+		for (uint64_t k = first & (per - 1); k < per; k++) {
+			if (block[k] == 0) {
+				*free_cluster = (i << q->rb_bits) + k;
+				free(block);
+				return 0;
+			}
+		}
+	}
 }
 
 
@@ -332,9 +371,14 @@ static int alloc_cluster(struct qcow2 *q, uint64_t *host)
 		}
 		if (refcount_get(q, c, &rc) < 0)
 			return -1;
+		if (rc != 0) { /* counted already, though past the end of the file */
+			uint64_t f;
+			if (first_free_from(q, c, &f) < 0)
+				return -1;
+			q->end = f << q->cluster_bits;
+			continue;
+		}
 		q->end += q->cluster_size;
-		if (rc != 0)
-			continue; /* counted already, though past the end of the file */
 		if (refcount_put(q, c, 1) < 0)
 			return -1;
 		grew_to(q, q->end);
@@ -347,6 +391,15 @@ static int alloc_cluster(struct qcow2 *q, uint64_t *host)
  * back to the file system and allocations take it first. */
 static int unref_cluster(struct qcow2 *q, uint64_t c)
 {
+	/* The header and the tables nestvm keeps in memory are never freed,
+	 * whatever a (hostile) image's entries say. */
+	uint64_t at = c << q->cluster_bits, cs = q->cluster_size;
+	if (c == 0 || overlaps(at, cs, q->l1_off, (uint64_t)q->l1_size * 8) ||
+	    overlaps(at, cs, q->rt_off, (uint64_t)q->rt_clusters * cs)) {
+		log_warn("%s: an entry pointed at the image's own metadata (%#" PRIx64 "); left alone",
+			 q->d.name, at);
+		return 0;
+	}
 	uint16_t rc;
 	if (refcount_get(q, c, &rc) < 0)
 		return -1;

@@ -127,6 +127,7 @@ static json_object *config_json(struct machine *m, struct state_writer *w)
 			json_object_object_add(l, "path", json_object_new_string(layers[k].path));
 			json_object_object_add(l, "size", json_object_new_int64((int64_t)layers[k].size));
 			json_object_object_add(l, "mtime_ns", json_object_new_int64(layers[k].mtime_ns));
+			json_object_object_add(l, "inode", json_object_new_int64((int64_t)layers[k].inode));
 			json_object_array_add(chain, l);
 		}
 		json_object_object_add(d, "backing", chain);
@@ -334,18 +335,28 @@ static int check_chain(const char *dir, const char *path, json_object *recorded,
 	struct snapshot_disk_layer now[DISK_MAX_BACKING];
 	int n = snapshot_disk_chain(d, now, DISK_MAX_BACKING);
 	disk_close(d);
-	const char *what = NULL;
-	const char *which = "";
+	const char *what = NULL, *which = "";
 	if (n < 0) {
-		what = "cannot be examined";
-	} else if ((size_t)n != json_object_array_length(recorded)) {
-		what = "is not the chain of backing files it had";
+		log_error("snapshot %s: disk %s: its backing files cannot be examined", dir, path);
+		return -1;
+	}
+	if ((size_t)n != json_object_array_length(recorded)) {
+		if (force) {
+			log_warn("snapshot %s: disk %s: its chain of backing files changed since the "
+				 "snapshot; restoring anyway (--force)", dir, path);
+			return 0;
+		}
+		log_error("snapshot %s: disk %s: its chain of backing files changed since the snapshot "
+			  "(%d deep, was %d); restore with --force to use it anyway", dir, path, n,
+			  (int)json_object_array_length(recorded));
+		return -1;
 	} else {
 		for (int k = 0; k < n && !what; k++) {
 			json_object *l = json_object_array_get_idx(recorded, (size_t)k);
 			json_object *p = member(l, "path", json_type_string);
 			json_object *size = member(l, "size", json_type_int);
 			json_object *mtime = member(l, "mtime_ns", json_type_int);
+			json_object *inode = member(l, "inode", json_type_int);
 			which = now[k].path;
 			if (!p || strcmp(json_object_get_string(p), now[k].path))
 				what = "is not the backing file it had";
@@ -353,6 +364,8 @@ static int check_chain(const char *dir, const char *path, json_object *recorded,
 				what = "changed size";
 			else if (!mtime || json_object_get_int64(mtime) != now[k].mtime_ns)
 				what = "was modified";
+			else if (!inode || (uint64_t)json_object_get_int64(inode) != now[k].inode)
+				what = "was replaced by another file";
 		}
 	}
 	if (!what)

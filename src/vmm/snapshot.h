@@ -46,13 +46,14 @@ int snapshot_disk_fingerprint(const char *path, uint64_t *size, uint64_t *finger
 
 /* The images below a disk (its backing chain, nearest first): hashing a
  * template of many GiB at every snapshot would cost seconds, so each is
- * known by its absolute path, size and modification time; the writable
- * layer on top has the content fingerprint. Returns how many (at most
- * max), or -1 if one cannot be examined. */
+ * known by its absolute path, inode, size and modification time (a copy
+ * put in its place keeping the time is another inode); the writable layer
+ * on top has the content fingerprint. Returns how many (at most max), or
+ * -1 if one cannot be examined. */
 struct disk;
 struct snapshot_disk_layer {
 	char path[PATH_MAX];
-	uint64_t size;
+	uint64_t size, inode;
 	int64_t mtime_ns;
 };
 int snapshot_disk_chain(const struct disk *d, struct snapshot_disk_layer *out, int max);

@@ -75,6 +75,7 @@ int snapshot_disk_chain(const struct disk *d, struct snapshot_disk_layer *out, i
 		if (n == max || fstat(b->fd, &st) < 0 || !realpath(b->path, out[n].path))
 			return -1;
 		out[n].size = (uint64_t)st.st_size;
+		out[n].inode = (uint64_t)st.st_ino;
 		out[n].mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
 		n++;
 	}

@@ -366,6 +366,13 @@ PY
 	# the chain as it was: it runs (the guest counts) until timeout stops it
 	run --separate-stderr timeout 5 "$NESTVM" restore "$t/snap" --console none
 	[ "$status" -eq 124 ]
+	# a copy in its place, the same bytes and time: another file
+	cp -p "$t/t.qcow2" "$t/t.copy"
+	mv "$t/t.qcow2" "$t/t.orig"
+	mv "$t/t.copy" "$t/t.qcow2"
+	run --separate-stderr timeout 30 "$NESTVM" restore "$t/snap" --console none
+	assert_one_line_error "disk $t/clone.qcow2: backing file $t/t.qcow2 was replaced by another file since the snapshot"
+	mv "$t/t.orig" "$t/t.qcow2"
 	qemu-io -c 'write -P 0x22 0 4k' "$t/t.qcow2" > /dev/null
 	run --separate-stderr timeout 30 "$NESTVM" restore "$t/snap" --console none
 	assert_one_line_error "disk $t/clone.qcow2: backing file $t/t.qcow2 was modified since the snapshot; restore with --force"

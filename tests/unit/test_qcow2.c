@@ -267,6 +267,9 @@ static void refuses_hostile_images(void **state)
 	patch64("h.qcow2", l2 + 8, 0x8000000000000000ULL | 0x200); /* data in the header */
 	assert_refused("h.qcow2", "entry 1: a misaligned cluster offset");
 	fresh("h.qcow2");
+	patch64("h.qcow2", l2 + 8, 0x201); /* a zero cluster "preallocated" in the header */
+	assert_refused("h.qcow2", "entry 1: a misaligned cluster offset");
+	fresh("h.qcow2");
 	patch64("h.qcow2", l2 + 16, 0x4000000000000000ULL | 1ULL << 50); /* compressed, past the end */
 	assert_refused("h.qcow2", "entry 2: a compressed cluster past the end of the file");
 	fresh("h.qcow2");
@@ -620,6 +623,62 @@ static void opens_read_only_or_refuses_what_it_cannot_write(void **state)
 	disk_close(k2);
 }
 
+/* Hostile tables met while writing: a compressed entry laid over the L1
+ * table is rewritten without freeing the table; refcount blocks that count
+ * every cluster past the end of the file as used are skipped a block at a
+ * time. Either way the write lands and reads back. */
+static void hostile_tables_while_writing(void **state)
+{
+	(void)state;
+	fresh("h.qcow2");
+	uint64_t l1 = be64_in("h.qcow2", 40);
+	uint64_t l2 = be64_in("h.qcow2", l1) & 0x00fffffffffffe00ULL;
+	/* guest cluster 1: "compressed", one sector at the L1 table */
+	patch64("h.qcow2", l2 + 8, 0x4000000000000000ULL | l1);
+	uint8_t *buf = malloc(65536), *back = malloc(65536);
+	assert_non_null(buf);
+	assert_non_null(back);
+	memset(buf, 0x7e, 65536);
+	struct disk *d = disk_open("--disk test", at("h.qcow2"), false);
+	assert_non_null(d);
+	struct iovec iov = { buf, 65536 };
+	assert_int_equal(d->ops->write(d, &iov, 1, 65536), 0);
+	assert_int_equal(d->ops->flush(d), 0);
+	disk_close(d);
+	assert_int_equal(be64_in("h.qcow2", l1) & 0x00fffffffffffe00ULL, l2); /* L1 intact */
+	d = disk_open("--disk test", at("h.qcow2"), true);
+	assert_non_null(d);
+	iov = (struct iovec){ back, 65536 };
+	assert_int_equal(d->ops->read(d, &iov, 1, 65536), 0);
+	assert_memory_equal(back, buf, 65536);
+	disk_close(d);
+	/* every refcount of the first block's range made 1: the next free
+	 * cluster is in the range after, where a new block goes */
+	fresh("h.qcow2");
+	uint64_t rb = be64_in("h.qcow2", be64_in("h.qcow2", 48));
+	size_t n = 65536 / 2;
+	uint16_t *ones = malloc(n * 2);
+	assert_non_null(ones);
+	for (size_t i = 0; i < n; i++)
+		ones[i] = htobe16(1);
+	patch("h.qcow2", rb, ones, n * 2);
+	free(ones);
+	d = disk_open("--disk test", at("h.qcow2"), false);
+	assert_non_null(d);
+	iov = (struct iovec){ buf, 65536 };
+	assert_int_equal(d->ops->write(d, &iov, 1, 3 * 65536), 0);
+	assert_int_equal(d->ops->flush(d), 0);
+	iov = (struct iovec){ back, 65536 };
+	assert_int_equal(d->ops->read(d, &iov, 1, 3 * 65536), 0);
+	assert_memory_equal(back, buf, 65536);
+	disk_close(d);
+	struct stat st;
+	assert_int_equal(stat(at("h.qcow2"), &st), 0);
+	assert_true((uint64_t)st.st_size > (2ULL << 30)); /* past the 2 GiB the first block counts */
+	free(buf);
+	free(back);
+}
+
 /* nestvm and QEMU see each other's images in use (QEMU's byte locks). */
 static void locks_like_qemu(void **state)
 {
@@ -816,6 +875,7 @@ int main(void)
 		cmocka_unit_test(writes_match_a_raw_mirror),
 		cmocka_unit_test(opens_read_only_or_refuses_what_it_cannot_write),
 		cmocka_unit_test(locks_like_qemu),
+		cmocka_unit_test(hostile_tables_while_writing),
 		cmocka_unit_test(survives_sigkill_while_writing_and_flushing),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
