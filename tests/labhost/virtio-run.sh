@@ -53,6 +53,7 @@ pattern() { # as the guest's
 	awk -v n="$1" 'BEGIN { for (i = 0; i < 40000; i++) printf "nestvm %s line %08d xxxxx\n", n, i }' | head -c 1048576
 }
 mirror() { # mirror RAW DISCARD-ZEROES
+	for p in F G H I J K L M N; do pattern $p; done | dd of=$1 bs=65536 conv=notrunc 2> /dev/null
 	pattern C | dd of=$1 bs=512 seek=2049 conv=notrunc 2> /dev/null
 	dd if=/dev/zero of=$1 bs=1024 seek=5120 count=100 conv=notrunc 2> /dev/null
 	[ "$2" = yes ] && dd if=/dev/zero of=$1 bs=65536 seek=96 count=2 conv=notrunc 2> /dev/null
