@@ -165,6 +165,9 @@ ping-phases)
 		i=$((i + 1))
 	done
 	echo "V: second $(ping -c "$(arg count)" -W 1 "$(arg peer)" | grep -o '[0-9]* packets received') answered-before=$i"
+	# L1's port on the switch goes when L1 powers off after us: the host
+	# reads its counters first
+	[ -n "$(arg linger)" ] && sleep "$(arg linger)"
 	;;
 esac
 echo "V: done"

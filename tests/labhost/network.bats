@@ -85,6 +85,7 @@ field() { # field LINE NAME: the value of NAME=VALUE in a RESULT line
 	local line
 	line=$(result nested-switch)
 	echo "$line"
+	result nested-diag
 	[[ $line == "RESULT nested-switch status=0 bridged=1 promisc=1 learn-ping=ok "* ]]
 	# while learn, the port held L1's MAC and L2's
 	[[ $(field "$line" learned) == *"52:54:00:00:06:12"* ]]
