@@ -1,7 +1,9 @@
 /* A guest's disk as its device models see it: bytes at offsets, whatever
  * the image format underneath. disk_open() recognises the format by its
  * magic (qcow2, else raw) and hands back a disk whose operations the
- * device calls from its worker thread, one request at a time. */
+ * device calls from several threads at once (its requests in flight):
+ * every format makes that safe (raw: positioned I/O on one fd; qcow2: a
+ * lock its metadata changes hold alone). */
 #ifndef NESTVM_BLOCK_DISK_H
 #define NESTVM_BLOCK_DISK_H
 

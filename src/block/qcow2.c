@@ -207,10 +207,12 @@ int qcow2_read_cluster_part(struct qcow2 *q, struct iovec *iov, unsigned n, uint
 		return -1;
 	uint64_t within = off & (q->cluster_size - 1);
 	if (entry & ENTRY_COMPRESSED) {
-		if (inflate_cluster(q, entry) < 0)
-			return -1;
-		buf_to_iov(iov, n, 0, q->inflated + within, len);
-		return 0;
+		pthread_mutex_lock(&q->inflate_lock);
+		int r = inflate_cluster(q, entry);
+		if (r == 0)
+			buf_to_iov(iov, n, 0, q->inflated + within, len);
+		pthread_mutex_unlock(&q->inflate_lock);
+		return r;
 	}
 	if (entry & ENTRY_ZERO) {
 		iov_memset(iov, n, 0);
@@ -236,7 +238,9 @@ static int qcow2_read(struct disk *d, struct iovec *iov, unsigned n, uint64_t of
 	uint64_t total = 0;
 	for (unsigned i = 0; i < n; i++)
 		total += iov[i].iov_len;
-	for (uint64_t done = 0; done < total;) {
+	int r = 0;
+	pthread_rwlock_rdlock(&q->lock);
+	for (uint64_t done = 0; done < total && r == 0;) {
 		uint64_t pos = off + done;
 		if (pos >= d->size || pos < off) { /* past the end of the disk */
 			iov_memset(part, iov_slice(iov, n, done, total - done, part), 0);
@@ -248,11 +252,11 @@ static int qcow2_read(struct disk *d, struct iovec *iov, unsigned n, uint64_t of
 		if (len > d->size - pos)
 			len = d->size - pos;
 		unsigned k = iov_slice(iov, n, done, len, part);
-		if (qcow2_read_cluster_part(q, part, k, pos, len) < 0)
-			return -1;
+		r = qcow2_read_cluster_part(q, part, k, pos, len);
 		done += len;
 	}
-	return 0;
+	pthread_rwlock_unlock(&q->lock);
+	return r;
 }
 
 static void qcow2_close(struct disk *d)
@@ -267,6 +271,8 @@ static void qcow2_close(struct disk *d)
 	free(q->l1);
 	free(q->rt);
 	close(d->fd);
+	pthread_rwlock_destroy(&q->lock);
+	pthread_mutex_destroy(&q->inflate_lock);
 	free(q);
 }
 
@@ -594,6 +600,14 @@ struct disk *qcow2_open(const char *name, const char *path, int fd, uint64_t fil
 		close(fd);
 		return NULL;
 	}
+	/* A flush or an allocation waits for the readers in progress, not
+	 * for every reader that comes after it. */
+	pthread_rwlockattr_t attr;
+	pthread_rwlockattr_init(&attr);
+	pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+	pthread_rwlock_init(&q->lock, &attr);
+	pthread_rwlockattr_destroy(&attr);
+	pthread_mutex_init(&q->inflate_lock, NULL);
 	q->d.ops = &qcow2_ops;
 	q->d.format = "qcow2";
 	q->d.readonly = readonly;

@@ -4,6 +4,7 @@
 #ifndef NESTVM_BLOCK_QCOW2_H
 #define NESTVM_BLOCK_QCOW2_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <zlib.h>
@@ -25,6 +26,13 @@ struct qcow2_dirty {
 
 struct qcow2 {
 	struct disk d;
+	/* Requests come from several threads at once. Reads, and writes
+	 * that land in clusters the image already owns, share the lock:
+	 * they change no metadata. Whatever allocates, frees or commits
+	 * holds it alone, so no reader ever follows an entry to a cluster
+	 * being freed or reused. */
+	pthread_rwlock_t lock;
+	pthread_mutex_t inflate_lock; /* the inflated cluster below */
 	unsigned cluster_bits, l2_bits;
 	uint64_t cluster_size, file_size;
 	int version;

@@ -593,7 +593,10 @@ int qcow2_flush(struct disk *d)
 	struct qcow2 *q = (struct qcow2 *)d;
 	if (d->readonly)
 		return 0;
-	return commit(q);
+	pthread_rwlock_wrlock(&q->lock);
+	int r = commit(q);
+	pthread_rwlock_unlock(&q->lock);
+	return r;
 }
 
 int qcow2_prepare_write(struct qcow2 *q, uint64_t autoclear)
@@ -711,23 +714,60 @@ static int make_room(struct qcow2 *q)
 	return 0;
 }
 
-int qcow2_write(struct disk *d, struct iovec *iov, unsigned n, uint64_t off)
+/* Where len bytes at guest offset off (inside one cluster) go in the file,
+ * if the image owns that cluster alone and it holds plain data: such a
+ * write changes no table. 0 if not. */
+static int in_place(struct qcow2 *q, uint64_t off, uint64_t *host)
 {
-	struct qcow2 *q = (struct qcow2 *)d;
-	struct iovec part[MAX_IOV];
-	if (n > MAX_IOV) {
-		errno = EINVAL;
+	uint64_t entry;
+	*host = 0;
+	if (qcow2_l2_entry(q, off, &entry) < 0)
 		return -1;
+	if ((entry & QCOW2_ENTRY_COPIED) && (entry & QCOW2_ENTRY_OFFSET_MASK) &&
+	    !(entry & (QCOW2_ENTRY_COMPRESSED | QCOW2_ENTRY_ZERO)))
+		*host = (entry & QCOW2_ENTRY_OFFSET_MASK) + (off & (q->cluster_size - 1));
+	return 0;
+}
+
+/* A write whose every cluster can be written in place, done with the
+ * lock shared (many at once): 1 if done, 0 if some cluster needs the
+ * allocating path, -1 on an I/O error. */
+static int write_shared(struct qcow2 *q, struct iovec *iov, unsigned n, uint64_t off,
+			uint64_t total)
+{
+	if (q->dirty.used >= COMMIT_AT_ENTRIES || q->n_to_free >= COMMIT_AT_ENTRIES)
+		return 0;
+	uint64_t first = off >> q->cluster_bits, last = (off + total - 1) >> q->cluster_bits;
+	if (last - first >= 64)
+		return 0; /* a long write: the allocating path does it as well */
+	uint64_t hosts[64];
+	for (uint64_t c = first; c <= last; c++) {
+		uint64_t pos = c == first ? off : c << q->cluster_bits;
+		if (in_place(q, pos, &hosts[c - first]) < 0)
+			return -1;
+		if (!hosts[c - first])
+			return 0;
 	}
+	struct iovec part[MAX_IOV];
+	for (uint64_t done = 0, c = first; done < total; c++) {
+		uint64_t pos = off + done;
+		uint64_t len = q->cluster_size - (pos & (q->cluster_size - 1));
+		if (len > total - done)
+			len = total - done;
+		unsigned k = iov_slice(iov, n, done, len, part);
+		if (iov_pwritev_all(q->d.fd, part, k, hosts[c - first]) < 0)
+			return -1;
+		done += len;
+	}
+	return 1;
+}
+
+static int write_exclusive(struct qcow2 *q, struct iovec *iov, unsigned n, uint64_t off,
+			   uint64_t total)
+{
+	struct iovec part[MAX_IOV];
 	if (make_room(q) < 0)
 		return -1;
-	uint64_t total = 0;
-	for (unsigned i = 0; i < n; i++)
-		total += iov[i].iov_len;
-	if (off > d->size || total > d->size - off) {
-		errno = ENOSPC;
-		return -1;
-	}
 	for (uint64_t done = 0; done < total;) {
 		uint64_t pos = off + done;
 		uint64_t len = q->cluster_size - (pos & (q->cluster_size - 1));
@@ -739,6 +779,39 @@ int qcow2_write(struct disk *d, struct iovec *iov, unsigned n, uint64_t off)
 		done += len;
 	}
 	return 0;
+}
+
+int qcow2_write(struct disk *d, struct iovec *iov, unsigned n, uint64_t off)
+{
+	struct qcow2 *q = (struct qcow2 *)d;
+	if (n > MAX_IOV) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (q->d.readonly) {
+		errno = EROFS;
+		return -1;
+	}
+	uint64_t total = 0;
+	for (unsigned i = 0; i < n; i++)
+		total += iov[i].iov_len;
+	if (off > d->size || total > d->size - off) {
+		errno = ENOSPC;
+		return -1;
+	}
+	if (total == 0)
+		return 0;
+	pthread_rwlock_rdlock(&q->lock);
+	int r = q->broken ? (errno = EIO, -1) : write_shared(q, iov, n, off, total);
+	pthread_rwlock_unlock(&q->lock);
+	if (r != 0)
+		return r < 0 ? -1 : 0;
+	/* Some cluster is new, shared or compressed: the tables change. A
+	 * write that was in place is simply done again. */
+	pthread_rwlock_wrlock(&q->lock);
+	r = write_exclusive(q, iov, n, off, total);
+	pthread_rwlock_unlock(&q->lock);
+	return r;
 }
 
 /* A whole cluster made to read as zeros: the zero flag (version 3), or
@@ -769,9 +842,20 @@ static int zero_cluster(struct qcow2 *q, uint64_t start, bool must_zero)
 	return set_entry(q, start, entry, zeroed);
 }
 
+static int zero_exclusive(struct qcow2 *q, uint64_t off, uint64_t len, bool must_zero);
+
 int qcow2_zero(struct disk *d, uint64_t off, uint64_t len, bool must_zero)
 {
 	struct qcow2 *q = (struct qcow2 *)d;
+	pthread_rwlock_wrlock(&q->lock);
+	int r = zero_exclusive(q, off, len, must_zero);
+	pthread_rwlock_unlock(&q->lock);
+	return r;
+}
+
+static int zero_exclusive(struct qcow2 *q, uint64_t off, uint64_t len, bool must_zero)
+{
+	struct disk *d = &q->d;
 	if (make_room(q) < 0)
 		return -1;
 	if (off > d->size || len > d->size - off) {

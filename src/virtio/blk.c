@@ -9,6 +9,7 @@
 
 #include "block/disk.h"
 #include "util/log.h"
+#include "virtio/request_pool.h"
 
 #define VIRTIO_ID_BLOCK 2
 
@@ -31,6 +32,10 @@
 #define VIRTIO_BLK_S_UNSUPP 2
 
 #define SECTOR 512
+/* Requests at once: QEMU's thread pool goes to 64; a lab host's disk is
+ * mostly its page cache, where 16 already keep the guest's queue busy. */
+#define BLK_THREADS 16
+#define BLK_SLOTS 64
 /* What one request may ask for, advertised and enforced: at most SEG_MAX
  * data buffers of at most SIZE_MAX_BYTES each. A request runs to its end
  * once started (a reset or a snapshot waits for it), so its size bounds
@@ -113,7 +118,8 @@ int virtio_blk_parse(const char *spec, struct virtio_blk_options *opt)
 int virtio_blk_open(struct virtio_blk *blk, const struct virtio_blk_options *opt)
 {
 	blk->opt = *opt;
-	blk->sync_failed = false;
+	atomic_init(&blk->sync_failed, false);
+	blk->pool = NULL;
 	snprintf(blk->name, sizeof(blk->name), "--disk %s", opt->path);
 	blk->disk = disk_open(blk->name, opt->path, opt->readonly);
 	if (!blk->disk)
@@ -176,12 +182,13 @@ static uint8_t zero_segments(struct virtio_blk *blk, const struct iovec *out, un
  * fails too, as the guest must not believe that data is safe. */
 static uint8_t sync_disk(struct virtio_blk *blk)
 {
-	if (blk->sync_failed)
+	if (atomic_load(&blk->sync_failed))
 		return VIRTIO_BLK_S_IOERR;
 	if (blk->disk->ops->flush(blk->disk) == 0)
 		return VIRTIO_BLK_S_OK;
-	log_warn("%s: flush failed: %s; every later flush fails too", blk->name, strerror(errno));
-	blk->sync_failed = true;
+	int e = errno;
+	if (!atomic_exchange(&blk->sync_failed, true))
+		log_warn("%s: flush failed: %s; every later flush fails too", blk->name, strerror(e));
 	return VIRTIO_BLK_S_IOERR;
 }
 
@@ -267,7 +274,24 @@ static uint32_t handle_request(struct virtio_dev *vd, struct virtq_chain *chain)
 static void queue_notify(struct virtio_dev *vd, unsigned q)
 {
 	struct virtio_blk *blk = vd->opaque;
-	virtio_serve_queue(vd, q, &blk->chain, handle_request);
+	if (blk->pool)
+		virtio_pool_serve(blk->pool, q);
+	else
+		virtio_serve_queue(vd, q, &blk->chain, handle_request);
+}
+
+static int start(struct virtio_dev *vd)
+{
+	struct virtio_blk *blk = vd->opaque;
+	blk->pool = virtio_pool_create(vd, BLK_THREADS, BLK_SLOTS, handle_request);
+	return blk->pool ? 0 : -1;
+}
+
+static void stop(struct virtio_dev *vd)
+{
+	struct virtio_blk *blk = vd->opaque;
+	virtio_pool_destroy(blk->pool);
+	blk->pool = NULL;
 }
 
 static void read_config(struct virtio_dev *vd, uint32_t off, uint8_t *data, uint32_t len)
@@ -299,6 +323,8 @@ static void release(struct virtio_dev *vd)
 static const struct virtio_dev_ops blk_ops = {
 	.read_config = read_config,
 	.queue_notify = queue_notify,
+	.start = start,
+	.stop = stop,
 	.release = release,
 };
 

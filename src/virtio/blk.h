@@ -3,10 +3,17 @@
  * write-zeroes punch holes. Flush returns only once the data is on stable
  * storage (the disk's flush: fdatasync for raw); a driver that does not
  * negotiate flush gets every write through to stable storage before it
- * completes. After a failed flush every later flush fails. */
+ * completes. After a failed flush every later flush fails.
+ *
+ * Requests run in parallel on a pool of threads (virtio/request_pool.h),
+ * as many at once as the guest queues, up to BLK_THREADS; the disk's
+ * formats allow concurrent calls (block/disk.h). A flush covers every
+ * write that completed before the flush was queued: those are in the
+ * file when the flush's fdatasync (or qcow2 commit) runs. */
 #ifndef NESTVM_VIRTIO_BLK_H
 #define NESTVM_VIRTIO_BLK_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -27,8 +34,9 @@ struct virtio_blk {
 	char name[sizeof(((struct virtio_blk_options *)0)->path) + 16];
 	struct disk *disk;
 	uint64_t sectors;
-	bool sync_failed; /* an fdatasync failed: data may be lost */
-	struct virtq_chain chain;
+	atomic_bool sync_failed; /* an fdatasync failed: data may be lost */
+	struct virtio_pool *pool; /* requests in flight, once started */
+	struct virtq_chain chain; /* the one request of a device not started (tests) */
 };
 
 /* Parses "PATH[,readonly][,serial=ID]"; prints the error itself. */

@@ -150,13 +150,13 @@ void virtio_serve_queue(struct virtio_dev *vd, unsigned q, struct virtq_chain *c
 	do {
 		while (!vd->quiesced && !vd->resetting && !(vd->status & VIRTIO_STATUS_NEEDS_RESET) &&
 		       virtq_pop(vq, chain) == 1) {
-			vd->in_flight = true;
+			vd->in_flight++;
 			pthread_mutex_unlock(&vd->lock);
 			uint32_t written = handle(vd, chain);
 			pthread_mutex_lock(&vd->lock);
 			virtq_push(vq, chain->head, written);
-			vd->in_flight = false;
-			pthread_cond_broadcast(&vd->idle);
+			if (--vd->in_flight == 0)
+				pthread_cond_broadcast(&vd->idle);
 		}
 		virtio_queue_interrupt(vd, q);
 		if (vd->quiesced || vd->resetting)
@@ -169,7 +169,8 @@ void virtio_serve_queue(struct virtio_dev *vd, unsigned q, struct virtq_chain *c
 }
 
 /* A request in flight touches guest memory and ends in the used ring:
- * whoever resets the queues or saves them waits for it. vd->lock held. */
+ * whoever resets the queues or saves them waits for them all. vd->lock
+ * held. */
 static void wait_idle(struct virtio_dev *vd)
 {
 	while (vd->in_flight)
@@ -240,8 +241,8 @@ static void kick(struct virtio_dev *vd, unsigned q)
 
 static void reset(struct virtio_dev *vd)
 {
-	/* The request in flight ends; no other starts (the worker checks
-	 * resetting before each), so this waits for one request at most. */
+	/* The requests in flight end; no other starts (the worker checks
+	 * resetting before each), so this waits for those already taken. */
 	vd->resetting = true;
 	wait_idle(vd);
 	vd->resetting = false;
@@ -652,6 +653,8 @@ int virtio_pci_start(struct virtio_dev *vd)
 		return -1;
 	}
 	vd->thread_started = true;
+	if (vd->ops->start && vd->ops->start(vd) < 0)
+		return -1;
 	return 0;
 }
 
@@ -664,6 +667,8 @@ void virtio_pci_destroy(struct virtio_dev *vd)
 		}
 		pthread_join(vd->thread, NULL);
 		vd->thread_started = false;
+		if (vd->ops->stop)
+			vd->ops->stop(vd);
 	}
 	for (unsigned q = 0; q < vd->num_queues; q++) {
 		struct virtio_queue *vq = &vd->queues[q];

@@ -48,6 +48,12 @@ struct virtio_dev_ops {
 	void (*reset)(struct virtio_dev *vd);
 	/* The poll fd (virtio_set_poll_fd) is readable; worker, vd->lock held. */
 	void (*poll_ready)(struct virtio_dev *vd);
+	/* The worker thread started (virtio_pci_start): a device starts its
+	 * own threads here. Optional; -1 with a message fails the start. */
+	int (*start)(struct virtio_dev *vd);
+	/* The worker thread stopped (virtio_pci_destroy): a device stops its
+	 * own threads here, with vd->lock not held and KVM still bound. */
+	void (*stop)(struct virtio_dev *vd);
 	/* The transport is gone: close the backend and free the model. */
 	void (*release)(struct virtio_dev *vd);
 	/* About once a second, main thread, vd->lock held (devices/device.h). */
@@ -90,10 +96,10 @@ struct virtio_dev {
 	 * host likes): a vCPU's register access, a pause or a snapshot must
 	 * not wait for that. */
 	pthread_mutex_t lock;
-	bool in_flight;      /* the worker runs a request's handler, unlocked */
+	unsigned in_flight;  /* requests taken from a ring and not yet returned */
 	bool quiesced;       /* no new request may start (virtio_pci_quiesce) */
-	bool resetting;      /* a reset waits for the request in flight */
-	pthread_cond_t idle; /* in_flight went false */
+	bool resetting;      /* a reset waits for the requests in flight */
+	pthread_cond_t idle; /* in_flight went to 0 */
 	uint32_t device_feature_select, driver_feature_select;
 	uint64_t driver_features;
 	uint16_t config_vector;
@@ -124,7 +130,7 @@ const struct device_ops *virtio_pci_device_ops(const struct virtio_dev *vd);
 /* Puts the device on the PCI bus and creates its eventfds. */
 int virtio_pci_init(struct virtio_dev *vd, struct kvm_guest *kvm, const struct guest_mem *mem,
 		    struct pci_bus *pci);
-/* Lets the request in flight finish, stops new ones from starting, and
+/* Lets the requests in flight finish, stops new ones from starting, and
  * returns with vd->lock held: the device's state and the guest memory it
  * writes are still until virtio_pci_unquiesce(), which lets it go on
  * (requests queued meanwhile are picked up) and releases the lock. For
@@ -154,7 +160,7 @@ void virtio_queue_interrupt(struct virtio_dev *vd, unsigned q);
  * follow the ring's suppression; a broken queue marks the device as needing
  * a reset. The loop every request/response device (blk, rng, net's TX)
  * shares. Called with vd->lock held; handle runs with it released (and
- * vd->in_flight set), so it may only touch the chain's buffers and the
+ * vd->in_flight counting it), so it may only touch the chain's buffers and the
  * device's own backend, not transport or queue state. A reset or a
  * quiesce waits for it. */
 void virtio_serve_queue(struct virtio_dev *vd, unsigned q, struct virtq_chain *chain,

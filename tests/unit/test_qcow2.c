@@ -18,7 +18,9 @@
 #include <cmocka.h>
 
 #include <endian.h>
+#include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -859,6 +861,110 @@ static int teardown(void **state)
 	return system(cmd) == 0 ? 0 : -1;
 }
 
+/* --- requests at once ----------------------------------------------------- */
+
+#define PAR_THREADS 8
+#define PAR_BLOCK 4096
+#define PAR_BLOCKS 2048 /* 8 MiB: 16 blocks of 8 threads in each 64 KiB cluster */
+
+struct par_worker {
+	struct disk *d;
+	int mirror;
+	unsigned id;
+	uint64_t seed;
+	char failure[200];
+};
+
+static uint64_t par_rnd(uint64_t *s)
+{
+	*s ^= *s << 13, *s ^= *s >> 7, *s ^= *s << 17;
+	return *s;
+}
+
+/* Thread id owns blocks id, id + 8, ...: each cluster is shared by all
+ * threads, so allocations (the image's lock alone) and writes in place
+ * (the lock shared) and reads meet in the same clusters. */
+static void *par_work(void *arg)
+{
+	struct par_worker *w = arg;
+	uint8_t buf[PAR_BLOCK], got[PAR_BLOCK], want[PAR_BLOCK];
+	for (int op = 0; op < 700 && !w->failure[0]; op++) {
+		uint64_t r = par_rnd(&w->seed);
+		uint64_t block = (r >> 8) % (PAR_BLOCKS / PAR_THREADS) * PAR_THREADS + w->id;
+		uint64_t off = block * PAR_BLOCK;
+		struct iovec iov = { buf, PAR_BLOCK };
+		switch (r % 20) {
+		default: /* write */
+			for (unsigned i = 0; i < PAR_BLOCK; i++)
+				buf[i] = (uint8_t)(w->id * 37 + op + i / 512);
+			if (w->d->ops->write(w->d, &iov, 1, off) < 0)
+				snprintf(w->failure, sizeof(w->failure), "write: %s", strerror(errno));
+			else if (pwrite(w->mirror, buf, PAR_BLOCK, (off_t)off) != PAR_BLOCK)
+				snprintf(w->failure, sizeof(w->failure), "mirror write");
+			break;
+		case 0: case 1: case 2: case 3: case 4: /* read back */
+			iov.iov_base = got;
+			if (w->d->ops->read(w->d, &iov, 1, off) < 0 ||
+			    pread(w->mirror, want, PAR_BLOCK, (off_t)off) != PAR_BLOCK)
+				snprintf(w->failure, sizeof(w->failure), "read: %s", strerror(errno));
+			else if (memcmp(got, want, PAR_BLOCK))
+				snprintf(w->failure, sizeof(w->failure),
+					 "thread %u, op %d: block %llu reads other than written", w->id,
+					 op, (unsigned long long)block);
+			break;
+		case 5: case 6:
+			if (w->d->ops->flush(w->d) < 0)
+				snprintf(w->failure, sizeof(w->failure), "flush: %s", strerror(errno));
+			break;
+		case 7: /* write zeroes: part of a cluster, so written as zeros */
+			memset(buf, 0, PAR_BLOCK);
+			if (w->d->ops->zero(w->d, off, PAR_BLOCK, true) < 0 ||
+			    pwrite(w->mirror, buf, PAR_BLOCK, (off_t)off) != PAR_BLOCK)
+				snprintf(w->failure, sizeof(w->failure), "zero: %s", strerror(errno));
+			break;
+		}
+	}
+	return NULL;
+}
+
+/* Requests in flight reach the disk from several threads at once (the
+ * device's pool): eight threads write, read back, zero and flush an
+ * overlay's shared clusters; every read sees what its thread wrote, and
+ * qemu-img finds the image clean and equal to a raw mirror. */
+static void threads_write_read_and_flush_at_once(void **state)
+{
+	(void)state;
+	sh("rm -f pbase.qcow2 p.qcow2 pmirror.raw && qemu-img create -f qcow2 pbase.qcow2 8M && "
+	   "qemu-io -c 'write -P 0x5a 0 8M' pbase.qcow2 && "
+	   "qemu-img create -f qcow2 -b pbase.qcow2 -F qcow2 p.qcow2 && "
+	   "qemu-io -c 'write -P 0x11 1M 1M' p.qcow2 && "
+	   "qemu-img convert -O raw p.qcow2 pmirror.raw");
+	struct disk *d = disk_open("--disk test", at("p.qcow2"), false);
+	assert_non_null(d);
+	assert_false(d->readonly);
+	int mirror = open(at("pmirror.raw"), O_RDWR);
+	assert_true(mirror >= 0);
+	struct par_worker w[PAR_THREADS];
+	pthread_t t[PAR_THREADS];
+	for (unsigned i = 0; i < PAR_THREADS; i++) {
+		w[i] = (struct par_worker){ .d = d, .mirror = mirror, .id = i,
+					    .seed = 0x9e3779b97f4a7c15ULL * (i + 1) };
+		assert_int_equal(pthread_create(&t[i], NULL, par_work, &w[i]), 0);
+	}
+	for (unsigned i = 0; i < PAR_THREADS; i++)
+		pthread_join(t[i], NULL);
+	for (unsigned i = 0; i < PAR_THREADS; i++)
+		if (w[i].failure[0])
+			fail_msg("%s", w[i].failure);
+	disk_close(d);
+	close(mirror);
+	assert_int_equal(checked_leaks("p.qcow2", false), 0);
+	if (sh_status("qemu-img compare -f raw -F qcow2 pmirror.raw p.qcow2") != 0) {
+		print_out();
+		fail_msg("qemu-img compare: the image differs from the mirror");
+	}
+}
+
 int main(void)
 {
 	if (system("qemu-img --version > /dev/null 2>&1 && qemu-io --version > /dev/null 2>&1") != 0) {
@@ -877,6 +983,7 @@ int main(void)
 		cmocka_unit_test(locks_like_qemu),
 		cmocka_unit_test(hostile_tables_while_writing),
 		cmocka_unit_test(survives_sigkill_while_writing_and_flushing),
+		cmocka_unit_test(threads_write_read_and_flush_at_once),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

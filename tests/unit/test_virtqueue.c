@@ -19,7 +19,10 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <stdatomic.h>
+
 #include "virtio/blk.h"
+#include "virtio/request_pool.h"
 #include "virtio/virtqueue.h"
 #include "mem/guest_mem.h"
 
@@ -639,6 +642,146 @@ static void worker_releases_the_lock_during_a_request(void **state)
 	free(vd);
 }
 
+/* --- requests in flight (virtio/request_pool.c) ------------------------ */
+
+#define POOL_THREADS 4
+#define POOL_REQUESTS 12
+
+static atomic_int pool_entered;
+static atomic_bool pool_waited_too_long;
+static sem_t pool_go; /* the first group may finish */
+
+/* Waits (at most 5 s) until `want` requests are inside a handler at once. */
+static void wait_for_entered(int want)
+{
+	for (int i = 0; atomic_load(&pool_entered) < want; i++) {
+		if (i == 5000) {
+			atomic_store(&pool_waited_too_long, true);
+			return;
+		}
+		usleep(1000);
+	}
+}
+
+/* Request i (its number in its first buffer) returns only once every
+ * request of its group of POOL_THREADS is inside a handler too: it can
+ * only finish if they run at the same time. */
+static uint32_t group_handler(struct virtio_dev *vd, struct virtq_chain *chain)
+{
+	(void)vd;
+	uint32_t i;
+	memcpy(&i, chain->iov[0].iov_base, 4);
+	atomic_fetch_add(&pool_entered, 1);
+	int group_end = (int)(i / POOL_THREADS + 1) * POOL_THREADS;
+	wait_for_entered(group_end);
+	if (i < POOL_THREADS)
+		sem_wait(&pool_go);
+	return 100 + i;
+}
+
+static void *release_once_quiesced(void *arg)
+{
+	struct virtio_dev *vd = arg;
+	/* quiesce sets quiesced, then waits on idle with the lock released. */
+	for (;;) {
+		pthread_mutex_lock(&vd->lock);
+		bool q = vd->quiesced;
+		pthread_mutex_unlock(&vd->lock);
+		if (q)
+			break;
+		usleep(1000);
+	}
+	for (int i = 0; i < POOL_THREADS; i++)
+		sem_post(&pool_go);
+	return NULL;
+}
+
+static uint16_t used_idx_of(struct fixture *f)
+{
+	uint16_t idx;
+	memcpy(&idx, gpa(f, USED_GPA + 2), 2);
+	return idx;
+}
+
+/* A pool of POOL_THREADS threads serves that many requests at once; more
+ * wait for a free slot and are taken as slots free up; a quiesce waits for
+ * every request in flight and lets none start; each chain comes back with
+ * its own length. */
+static void pool_runs_requests_at_once_and_quiesce_waits_for_all(void **state)
+{
+	struct fixture *f = *state;
+	struct virtio_dev *vd = calloc(1, sizeof(*vd));
+	assert_non_null(vd);
+	vd->name = "unit";
+	vd->num_queues = 1;
+	vd->queues[0].vq = f->q;
+	vd->queues[0].enabled = true;
+	vd->queues[0].kick_fd = -1;
+	vd->queues[0].vector = VIRTIO_NO_VECTOR;
+	vd->status = VIRTIO_STATUS_FEATURES_OK | VIRTIO_STATUS_DRIVER_OK;
+	pthread_mutex_init(&vd->lock, NULL);
+	pthread_cond_init(&vd->idle, NULL);
+	atomic_store(&pool_entered, 0);
+	atomic_store(&pool_waited_too_long, false);
+	sem_init(&pool_go, 0, 0);
+	for (uint32_t i = 0; i < POOL_REQUESTS; i++) {
+		memcpy(gpa(f, DATA_GPA + 0x100 * i), &i, 4);
+		put_desc(f, i, DATA_GPA + 0x100 * i, 16, 0, 0);
+		offer(f, (uint16_t)i);
+	}
+	struct virtio_pool *pool = virtio_pool_create(vd, POOL_THREADS, POOL_THREADS, group_handler);
+	assert_non_null(pool);
+	pthread_mutex_lock(&vd->lock);
+	virtio_pool_serve(pool, 0); /* takes the first POOL_THREADS: no more slots */
+	assert_int_equal(vd->in_flight, POOL_THREADS);
+	pthread_mutex_unlock(&vd->lock);
+
+	pthread_t releaser;
+	assert_int_equal(pthread_create(&releaser, NULL, release_once_quiesced, vd), 0);
+	virtio_pci_quiesce(vd); /* returns once the first group is back */
+	pthread_join(releaser, NULL);
+	assert_int_equal(vd->in_flight, 0);
+	assert_int_equal(used_idx_of(f), POOL_THREADS);
+	virtio_pci_unquiesce(vd);
+
+	pthread_mutex_lock(&vd->lock);
+	virtio_pool_serve(pool, 0);
+	pthread_mutex_unlock(&vd->lock);
+	for (int i = 0; i < 5000; i++) {
+		pthread_mutex_lock(&vd->lock); /* the pool writes the ring under it */
+		uint16_t used = used_idx_of(f);
+		pthread_mutex_unlock(&vd->lock);
+		if (used == POOL_REQUESTS)
+			break;
+		usleep(1000);
+	}
+	pthread_mutex_lock(&vd->lock);
+	assert_false(atomic_load(&pool_waited_too_long));
+	assert_int_equal(used_idx_of(f), POOL_REQUESTS);
+	/* Every chain came back once, with its own length. */
+	bool seen[POOL_REQUESTS] = { false };
+	for (unsigned k = 0; k < POOL_REQUESTS; k++) {
+		uint32_t id, len;
+		memcpy(&id, gpa(f, USED_GPA + 4 + 8 * k), 4);
+		memcpy(&len, gpa(f, USED_GPA + 4 + 8 * k + 4), 4);
+		assert_true(id < POOL_REQUESTS);
+		assert_false(seen[id]);
+		seen[id] = true;
+		assert_int_equal(len, 100 + id);
+	}
+	pthread_mutex_unlock(&vd->lock);
+	uint64_t handled;
+	unsigned most;
+	virtio_pool_stats(pool, &handled, &most);
+	assert_int_equal(handled, POOL_REQUESTS);
+	assert_int_equal(most, POOL_THREADS);
+	virtio_pool_destroy(pool);
+	sem_destroy(&pool_go);
+	pthread_mutex_destroy(&vd->lock);
+	pthread_cond_destroy(&vd->idle);
+	free(vd);
+}
+
 static void blk_options_are_parsed_and_checked(void **state)
 {
 	(void)state;
@@ -678,6 +821,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(blk_enforces_seg_max_and_size_max, setup, teardown),
 		cmocka_unit_test_setup_teardown(worker_releases_the_lock_during_a_request, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(pool_runs_requests_at_once_and_quiesce_waits_for_all,
+						setup, teardown),
 		cmocka_unit_test(blk_options_are_parsed_and_checked),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
