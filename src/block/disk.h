@@ -62,4 +62,11 @@ struct disk *raw_open(const char *name, bool probed, int fd, uint64_t size, bool
 struct disk *qcow2_open(const char *name, const char *path, int fd, uint64_t file_size,
 			bool readonly, const struct disk_chain *self);
 
+/* Makes a new qcow2 image at path (which must not exist): empty, or a
+ * linked clone reading what it has not written from `backing` (recorded as
+ * given, with its format, "raw" or "qcow2"). size is rounded up to 512
+ * bytes. A one-line error naming `name` and -1 on failure. */
+int disk_create_qcow2(const char *name, const char *path, uint64_t size, const char *backing,
+		      const char *backing_format);
+
 #endif

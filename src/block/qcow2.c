@@ -20,6 +20,7 @@
 
 #include "block/disk.h"
 #include "block/qcow2.h"
+#include "util/file.h"
 #include "util/iov.h"
 #include "util/log.h"
 
@@ -62,23 +63,6 @@ static uint64_t be64_at(const uint8_t *p)
 	uint64_t v;
 	memcpy(&v, p, sizeof(v));
 	return be64toh(v);
-}
-
-int qcow2_pread_exact(int fd, void *buf, size_t len, uint64_t off)
-{
-	size_t done = 0;
-	while (done < len) {
-		ssize_t r = pread(fd, (uint8_t *)buf + done, len - done, (off_t)(off + done));
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0) {
-			if (r == 0)
-				errno = EIO; /* the file ended early */
-			return -1;
-		}
-		done += (size_t)r;
-	}
-	return 0;
 }
 
 /* A compressed cluster's place in the file: its descriptor (qcow2.txt,
@@ -148,7 +132,7 @@ static int inflate_cluster(struct qcow2 *q, uint64_t entry)
 	}
 	if (len > q->file_size - off)
 		len = q->file_size - off;
-	if (qcow2_pread_exact(q->d.fd, q->compressed, len, off) < 0)
+	if (file_pread_all(q->d.fd, q->compressed, len, off) < 0)
 		return -1;
 	if (inflateReset(&q->zs) != Z_OK) {
 		errno = EIO;
@@ -186,7 +170,7 @@ int qcow2_l2_entry(struct qcow2 *q, uint64_t off, uint64_t *entry)
 		return 0;
 	uint64_t l2i = (off >> q->cluster_bits) & ((1ULL << q->l2_bits) - 1);
 	uint64_t raw;
-	if (qcow2_pread_exact(q->d.fd, &raw, sizeof(raw), table + l2i * 8) < 0)
+	if (file_pread_all(q->d.fd, &raw, sizeof(raw), table + l2i * 8) < 0)
 		return -1;
 	*entry = be64toh(raw);
 	const char *why;
@@ -425,7 +409,7 @@ static int parse_header(struct qcow2 *q, const uint8_t *h, size_t have, struct h
 	return 0;
 }
 
-static int compare_u64(const void *a, const void *b)
+int qcow2_compare_u64(const void *a, const void *b)
 {
 	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
 	return x < y ? -1 : x > y;
@@ -446,7 +430,7 @@ static int check_l2_tables_distinct(struct qcow2 *q)
 	for (uint32_t i = 0; i < q->l1_used; i++)
 		if (q->l1[i] & ENTRY_OFFSET_MASK)
 			tables[n++] = q->l1[i] & ENTRY_OFFSET_MASK;
-	qsort(tables, n, sizeof(uint64_t), compare_u64);
+	qsort(tables, n, sizeof(uint64_t), qcow2_compare_u64);
 	int r = 0;
 	for (uint32_t i = 1; i < n && r == 0; i++) {
 		if (tables[i] == tables[i - 1]) {
@@ -487,7 +471,7 @@ static int check_tables(struct qcow2 *q)
 		off_t data = lseek(q->d.fd, (off_t)table, SEEK_DATA);
 		if (data < 0 ? errno == ENXIO : (uint64_t)data >= table + q->cluster_size)
 			continue;
-		if (qcow2_pread_exact(q->d.fd, l2, q->cluster_size, table) < 0) {
+		if (file_pread_all(q->d.fd, l2, q->cluster_size, table) < 0) {
 			log_error("%s: cannot read an L2 table: %s", q->d.name, strerror(errno));
 			r = -1;
 			break;
@@ -615,7 +599,7 @@ struct disk *qcow2_open(const char *name, const char *path, int fd, uint64_t fil
 	q->file_size = file_size;
 	snprintf(q->d.name, sizeof(q->d.name), "%s", name);
 	uint8_t first[HEADER_V2_BYTES];
-	if (file_size < HEADER_V2_BYTES || qcow2_pread_exact(fd, first, sizeof(first), 0) < 0) {
+	if (file_size < HEADER_V2_BYTES || file_pread_all(fd, first, sizeof(first), 0) < 0) {
 		log_error("%s: too short for a qcow2 header", name);
 		goto fail;
 	}
@@ -630,7 +614,7 @@ struct disk *qcow2_open(const char *name, const char *path, int fd, uint64_t fil
 	q->cluster_size = 1ULL << bits;
 	size_t have = file_size < q->cluster_size ? (size_t)file_size : (size_t)q->cluster_size;
 	h = calloc(1, q->cluster_size);
-	if (!h || qcow2_pread_exact(fd, h, have, 0) < 0) {
+	if (!h || file_pread_all(fd, h, have, 0) < 0) {
 		log_error("%s: cannot read the header", name);
 		goto fail;
 	}
@@ -644,7 +628,7 @@ struct disk *qcow2_open(const char *name, const char *path, int fd, uint64_t fil
 	q->l1_used = (uint32_t)((hd.size + (1ULL << span_bits) - 1) >> span_bits);
 	/* Only the entries the disk's size reaches are ever used. */
 	q->l1 = calloc(q->l1_used ? q->l1_used : 1, sizeof(uint64_t));
-	if (!q->l1 || (q->l1_used && qcow2_pread_exact(fd, q->l1, (size_t)q->l1_used * 8, hd.l1_off) < 0)) {
+	if (!q->l1 || (q->l1_used && file_pread_all(fd, q->l1, (size_t)q->l1_used * 8, hd.l1_off) < 0)) {
 		log_error("%s: cannot read the L1 table", name);
 		goto fail;
 	}

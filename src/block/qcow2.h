@@ -75,7 +75,8 @@ struct qcow2 {
 };
 
 /* qcow2.c */
-int qcow2_pread_exact(int fd, void *buf, size_t len, uint64_t off);
+/* qsort() order of uint64_t values. */
+int qcow2_compare_u64(const void *a, const void *b);
 int qcow2_read_cluster_part(struct qcow2 *q, struct iovec *iov, unsigned n, uint64_t off,
 			    uint64_t len);
 int qcow2_l2_entry(struct qcow2 *q, uint64_t off, uint64_t *entry);

@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "block/qcow2.h"
+#include "util/file.h"
 #include "util/iov.h"
 #include "util/log.h"
 
@@ -33,29 +34,6 @@
 #define MAX_HOST_OFFSET (1ULL << 56) /* what an L2 entry's offset field holds */
 #define COMMIT_AT_ENTRIES 65536       /* pending L2 entries that force a commit */
 #define MAX_IOV 1024
-
-static int pwrite_exact(int fd, const void *buf, size_t len, uint64_t off)
-{
-	size_t done = 0;
-	while (done < len) {
-		ssize_t r = pwrite(fd, (const uint8_t *)buf + done, len - done, (off_t)(off + done));
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0) {
-			if (r == 0)
-				errno = ENOSPC;
-			return -1;
-		}
-		done += (size_t)r;
-	}
-	return 0;
-}
-
-static int compare_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-	return x < y ? -1 : x > y;
-}
 
 static bool overlaps(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen)
 {
@@ -81,7 +59,7 @@ int qcow2_open_refcounts(struct qcow2 *q)
 		log_error("%s: out of memory", name);
 		return -1;
 	}
-	if (qcow2_pread_exact(q->d.fd, q->rt, q->rt_entries * 8, q->rt_off) < 0) {
+	if (file_pread_all(q->d.fd, q->rt, q->rt_entries * 8, q->rt_off) < 0) {
 		free(sorted);
 		log_error("%s: cannot read the refcount table", name);
 		return -1;
@@ -109,7 +87,7 @@ int qcow2_open_refcounts(struct qcow2 *q)
 		}
 		sorted[n++] = b;
 	}
-	qsort(sorted, n, 8, compare_u64);
+	qsort(sorted, n, 8, qcow2_compare_u64);
 	for (uint64_t i = 1; i < n; i++) {
 		if (sorted[i] == sorted[i - 1]) {
 			log_error("%s: two refcount blocks overlap at %#" PRIx64, name, sorted[i]);
@@ -131,7 +109,7 @@ static int refcount_get(struct qcow2 *q, uint64_t cluster, uint16_t *rc)
 		return 0;
 	uint16_t v;
 	uint64_t at = q->rt[i] + (cluster & ((1ULL << q->rb_bits) - 1)) * 2;
-	if (qcow2_pread_exact(q->d.fd, &v, 2, at) < 0)
+	if (file_pread_all(q->d.fd, &v, 2, at) < 0)
 		return -1;
 	*rc = be16toh(v);
 	return 0;
@@ -146,7 +124,7 @@ static int refcount_put(struct qcow2 *q, uint64_t cluster, uint16_t rc)
 		return -1;
 	}
 	uint16_t v = htobe16(rc);
-	return pwrite_exact(q->d.fd, &v, 2, q->rt[i] + (cluster & ((1ULL << q->rb_bits) - 1)) * 2);
+	return file_pwrite_all(q->d.fd, &v, 2, q->rt[i] + (cluster & ((1ULL << q->rb_bits) - 1)) * 2);
 }
 
 static void grew_to(struct qcow2 *q, uint64_t end)
@@ -165,10 +143,10 @@ static int new_refcount_block(struct qcow2 *q, uint64_t i, uint64_t c)
 	uint16_t one = htobe16(1);
 	memcpy(q->meta + (c & ((1ULL << q->rb_bits) - 1)) * 2, &one, 2);
 	uint64_t at = c << q->cluster_bits;
-	if (pwrite_exact(q->d.fd, q->meta, q->cluster_size, at) < 0 || fdatasync(q->d.fd) < 0)
+	if (file_pwrite_all(q->d.fd, q->meta, q->cluster_size, at) < 0 || fdatasync(q->d.fd) < 0)
 		return -1;
 	uint64_t be = htobe64(at);
-	if (pwrite_exact(q->d.fd, &be, 8, q->rt_off + i * 8) < 0)
+	if (file_pwrite_all(q->d.fd, &be, 8, q->rt_off + i * 8) < 0)
 		return -1;
 	q->rt[i] = at;
 	grew_to(q, at + q->cluster_size);
@@ -261,7 +239,7 @@ static int grow_refcount_table(struct qcow2 *q, uint64_t need)
 				r = refcount_put(q, c, 1);
 		}
 		if (fresh && r == 0)
-			r = pwrite_exact(q->d.fd, q->meta, cs, rt[i]);
+			r = file_pwrite_all(q->d.fd, q->meta, cs, rt[i]);
 	}
 	for (uint64_t i = 0; i < entries; i++)
 		out[i] = htobe64(rt[i]);
@@ -272,11 +250,11 @@ static int grow_refcount_table(struct qcow2 *q, uint64_t need)
 	memcpy(header, &off_be, 8);
 	memcpy(header + 8, &clusters_be, 4);
 	if (r == 0)
-		r = pwrite_exact(q->d.fd, out, entries * 8, table_off);
+		r = file_pwrite_all(q->d.fd, out, entries * 8, table_off);
 	if (r == 0)
 		r = fdatasync(q->d.fd);
 	if (r == 0)
-		r = pwrite_exact(q->d.fd, header, sizeof(header), 48);
+		r = file_pwrite_all(q->d.fd, header, sizeof(header), 48);
 	if (r == 0)
 		r = fdatasync(q->d.fd);
 	free(out);
@@ -323,7 +301,7 @@ static int first_free_from(struct qcow2 *q, uint64_t c, uint64_t *free_cluster)
 			errno = ENOMEM;
 			return -1;
 		}
-		if (qcow2_pread_exact(q->d.fd, block, q->cluster_size, q->rt[i]) < 0) {
+		if (file_pread_all(q->d.fd, block, q->cluster_size, q->rt[i]) < 0) {
 			free(block);
 			return -1;
 		}
@@ -511,7 +489,7 @@ static int write_l2_entries(struct qcow2 *q)
 	for (uint64_t s = 0; s < m->cap; s++)
 		if (m->keys[s])
 			keys[n++] = m->keys[s] - 1;
-	qsort(keys, n, 8, compare_u64);
+	qsort(keys, n, 8, qcow2_compare_u64);
 	uint64_t l2_mask = (1ULL << q->l2_bits) - 1;
 	uint64_t *run = (uint64_t *)q->meta;
 	int r = 0;
@@ -529,7 +507,7 @@ static int write_l2_entries(struct qcow2 *q)
 			r = -1;
 			break;
 		}
-		r = pwrite_exact(q->d.fd, run, k * 8, table + (first & l2_mask) * 8);
+		r = file_pwrite_all(q->d.fd, run, k * 8, table + (first & l2_mask) * 8);
 	}
 	free(keys);
 	return r;
@@ -549,7 +527,7 @@ static int write_l1_entries(struct qcow2 *q)
 			run[k++] = htobe64(q->l1[i]);
 			q->l1_dirty[i++] = 0;
 		}
-		if (pwrite_exact(q->d.fd, run, k * 8, q->l1_off + (uint64_t)first * 8) < 0)
+		if (file_pwrite_all(q->d.fd, run, k * 8, q->l1_off + (uint64_t)first * 8) < 0)
 			return -1;
 	}
 	q->any_l1_dirty = false;
@@ -618,7 +596,7 @@ int qcow2_prepare_write(struct qcow2 *q, uint64_t autoclear)
 	 * under our writes: clearing the bits says so to QEMU. */
 	if (autoclear) {
 		uint64_t zero = 0;
-		if (pwrite_exact(q->d.fd, &zero, 8, 88) < 0 || fdatasync(q->d.fd) < 0) {
+		if (file_pwrite_all(q->d.fd, &zero, 8, 88) < 0 || fdatasync(q->d.fd) < 0) {
 			log_error("%s: cannot write the header: %s", q->d.name, strerror(errno));
 			return -1;
 		}
@@ -650,7 +628,7 @@ static int ensure_l2_table(struct qcow2 *q, uint64_t l1i)
 	if (q->l1[l1i] & QCOW2_ENTRY_OFFSET_MASK)
 		return 0;
 	uint64_t host;
-	if (alloc_cluster(q, &host) < 0 || pwrite_exact(q->d.fd, q->zeros, q->cluster_size, host) < 0)
+	if (alloc_cluster(q, &host) < 0 || file_pwrite_all(q->d.fd, q->zeros, q->cluster_size, host) < 0)
 		return -1;
 	q->l1[l1i] = host | QCOW2_ENTRY_COPIED;
 	q->l1_dirty[l1i] = 1;
@@ -690,7 +668,7 @@ static int write_in_cluster(struct qcow2 *q, struct iovec *iov, unsigned n, uint
 			return -1;
 		iov_to_buf(iov, n, 0, q->cow + within, len);
 		if (alloc_cluster(q, &fresh) < 0 ||
-		    pwrite_exact(q->d.fd, q->cow, q->cluster_size, fresh) < 0)
+		    file_pwrite_all(q->d.fd, q->cow, q->cluster_size, fresh) < 0)
 			return -1;
 	} else if (alloc_cluster(q, &fresh) < 0 || iov_pwritev_all(q->d.fd, iov, n, fresh) < 0) {
 		return -1;

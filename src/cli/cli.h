@@ -15,5 +15,6 @@ int cli_open_console(const char *spec, int *fd);
 int cmd_labhost(int argc, char **argv);
 int cmd_doctor(int argc, char **argv);
 int cmd_switch(int argc, char **argv);
+int cmd_disk(int argc, char **argv);
 
 #endif

@@ -75,6 +75,38 @@ int file_write_all(int fd, const void *buf, size_t len)
 	return 0;
 }
 
+int file_pwrite_all(int fd, const void *buf, size_t len, uint64_t off)
+{
+	for (size_t done = 0; done < len;) {
+		ssize_t r = pwrite(fd, (const uint8_t *)buf + done, len - done, (off_t)(off + done));
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0) {
+			if (r == 0)
+				errno = ENOSPC;
+			return -1;
+		}
+		done += (size_t)r;
+	}
+	return 0;
+}
+
+int file_pread_all(int fd, void *buf, size_t len, uint64_t off)
+{
+	for (size_t done = 0; done < len;) {
+		ssize_t r = pread(fd, (uint8_t *)buf + done, len - done, (off_t)(off + done));
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0) {
+			if (r == 0)
+				errno = EIO; /* the file ended early */
+			return -1;
+		}
+		done += (size_t)r;
+	}
+	return 0;
+}
+
 int path_fmt(char *out, size_t len, const char *fmt, ...)
 {
 	va_list ap;

@@ -11,8 +11,10 @@ int file_read_all(const char *option, const char *path, uint64_t max_size,
 
 /* Writes all of buf, retrying on short writes and EINTR. */
 int file_write_all(int fd, const void *buf, size_t len);
-
-
+/* The same at an offset; a write that makes no progress fails with ENOSPC. */
+int file_pwrite_all(int fd, const void *buf, size_t len, uint64_t off);
+/* Reads exactly len bytes at off; a file that ends first fails with EIO. */
+int file_pread_all(int fd, void *buf, size_t len, uint64_t off);
 
 /* snprintf for paths: returns -1 (and logs) if the result would not fit. */
 int path_fmt(char *out, size_t len, const char *fmt, ...)

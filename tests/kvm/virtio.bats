@@ -112,6 +112,70 @@ for r in sys.argv[2:]:
 	[ "$(dd if="$t/b.raw" bs=512 skip=8191 count=1 2> /dev/null | head -c 15)" = "record 00008191" ]
 }
 
+@test "nestvm disk clone: two VMs write clones of one template at once; the template in use cannot be written; bad input" {
+	require_kvm
+	local t=$BATS_TEST_TMPDIR i
+	qemu-img create -q -f qcow2 "$t/tpl.qcow2" 16M
+	qemu-io -c 'write -P 0x42 0 4M' "$t/tpl.qcow2" > /dev/null
+	local before
+	before=$(md5sum < "$t/tpl.qcow2")
+	"$NESTVM" disk clone "$t/tpl.qcow2" "$t/c1.qcow2" "$t/c2.qcow2"
+	qemu-img info "$t/c1.qcow2" | grep -q "backing file: $t/tpl.qcow2"
+	# A writes and flushes records until killed; meanwhile B runs on its own clone
+	: > "$t/a.out"
+	"$NESTVM" run --kernel "$GUEST" --cmdline "test=virtio-blk-records from=4096" \
+		--disk "$t/c1.qcow2" --console "file:$t/a.out" < /dev/null 2> "$t/a.err" &
+	local pid=$!
+	for ((i = 0; i < 600; i++)); do
+		[ "$(grep -c '^synced [0-9]* ok$' "$t/a.out")" -ge 20 ] && break
+		sleep 0.05
+	done
+	run_guest --disk "$t/c2.qcow2" --cmdline "test=virtio-blk"
+	local b_status=$status b_output=$output
+	# the template, in use under both clones, is not written by anyone
+	run_guest --disk "$t/tpl.qcow2" --cmdline "test=hello"
+	local w_status=$status w_stderr=$stderr
+	# a clone may still be made of it while VMs use it
+	"$NESTVM" disk clone "$t/tpl.qcow2" "$t/c3.qcow2"
+	[ "$(grep -c '^synced [0-9]* ok$' "$t/a.out")" -ge 20 ]
+	kill -0 $pid # A is still writing
+	kill -9 $pid
+	wait $pid || true
+	echo "$b_output"
+	[ "$b_status" -eq 0 ]
+	[[ $b_output == *"virtio-blk: done"* ]]
+	status=$w_status stderr=$w_stderr assert_one_line_error "in use by another process"
+	[ "$(md5sum < "$t/tpl.qcow2")" = "$before" ]
+	for c in c1 c2 c3; do
+		run qemu-img check "$t/$c.qcow2"
+		[ "$status" -eq 0 ] || [ "$status" -eq 3 ] # a killed writer may leak
+	done
+	qemu-io -c 'read -P 0x42 1M 4k' "$t/c2.qcow2" | grep -q "read 4096"
+	[ "$(qemu-io -c 'read -v 4096 16' "$t/c2.qcow2" | grep -c 'nestvm tier-1')" -eq 0 ]
+	qemu-img convert -O raw "$t/c2.qcow2" "$t/c2.raw"
+	[ "$(dd if="$t/c2.raw" bs=512 skip=2 count=1 2> /dev/null | head -c 34)" = \
+		"nestvm tier-1 virtio-blk sector 2 " ]
+	qemu-img convert -O raw "$t/c1.qcow2" "$t/c1.raw"
+	[ "$(dd if="$t/c1.raw" bs=512 skip=4096 count=1 2> /dev/null | head -c 15)" = "record 00004096" ]
+	# bad input: one line each
+	run --separate-stderr "$NESTVM" disk clone "$t/none.qcow2" "$t/x.qcow2"
+	assert_one_line_error "disk clone $t/none.qcow2: no such file"
+	run --separate-stderr "$NESTVM" disk clone "$t/tpl.qcow2" "$t/c1.qcow2"
+	assert_one_line_error "cannot create $t/c1.qcow2: File exists"
+	run --separate-stderr "$NESTVM" disk clone "$t/tpl.qcow2"
+	assert_one_line_error "expected TEMPLATE and at least one CLONE"
+	run --separate-stderr "$NESTVM" disk create "$t/e.qcow2"
+	assert_one_line_error "expected --size SIZE"
+	run --separate-stderr "$NESTVM" disk create --size 12Q "$t/e.qcow2"
+	assert_one_line_error "--size 12Q: expected a size"
+	run --separate-stderr "$NESTVM" disk shrink "$t/e.qcow2"
+	[ "$status" -eq 2 ]
+	[[ $stderr == "nestvm: disk: unknown action 'shrink'"* ]]
+	"$NESTVM" disk create --size 3M "$t/e.qcow2"
+	qemu-img check "$t/e.qcow2"
+	qemu-img info "$t/e.qcow2" | grep -q "virtual size: 3 MiB"
+}
+
 @test "the test guest's virtio driver reads entropy from the RNG" {
 	require_kvm
 	run_guest --rng --cmdline "test=virtio-rng"

@@ -965,6 +965,63 @@ static void threads_write_read_and_flush_at_once(void **state)
 	}
 }
 
+/* --- new images ------------------------------------------------------------ */
+
+/* disk_create_qcow2 makes what qemu-img create makes: a clean image that
+ * reads as its template, takes writes without touching the template, and
+ * that QEMU's tools read too; an existing file is never overwritten. */
+static void creates_clones_qemu_accepts(void **state)
+{
+	(void)state;
+	sh("rm -f ctpl.qcow2 ctpl.raw cl*.qcow2 cempty.qcow2 && qemu-img create -q -f qcow2 ctpl.qcow2 3M && "
+	   "qemu-io -c 'write -P 0x3c 0 1M' -c 'write -P 0x77 2M 512k' ctpl.qcow2 >/dev/null && "
+	   "qemu-img convert -O raw ctpl.qcow2 ctpl.raw");
+	char tpl[256];
+	snprintf(tpl, sizeof(tpl), "%s", at("ctpl.qcow2"));
+	assert_int_equal(disk_create_qcow2("t", at("cl1.qcow2"), 3 << 20, tpl, "qcow2"), 0);
+	assert_int_equal(disk_create_qcow2("t", at("cl2.qcow2"), 5 << 20, tpl, "qcow2"), 0);
+	assert_int_equal(disk_create_qcow2("t", at("cempty.qcow2"), 3 << 20, NULL, NULL), 0);
+	assert_int_equal(checked_leaks("cl1.qcow2", false), 0);
+	assert_int_equal(checked_leaks("cl2.qcow2", false), 0);
+	assert_int_equal(checked_leaks("cempty.qcow2", false), 0);
+	sh("qemu-img info cl1.qcow2 | grep -q 'backing file format: qcow2' && "
+	   "qemu-img info cl2.qcow2 | grep -q 'virtual size: 5 MiB' && "
+	   "qemu-img compare -q ctpl.qcow2 cl1.qcow2 && qemu-img compare -q ctpl.raw cl1.qcow2");
+	assert_reads_like_qemu("cl2.qcow2");
+	assert_reads_like_qemu("cempty.qcow2");
+	/* nestvm writes a clone; the template does not change */
+	struct disk *d = disk_open("--disk test", at("cl1.qcow2"), false);
+	assert_non_null(d);
+	assert_false(d->readonly);
+	uint8_t buf[4096];
+	memset(buf, 0xa5, sizeof(buf));
+	struct iovec iov = { buf, sizeof(buf) };
+	assert_int_equal(d->ops->write(d, &iov, 1, 4096), 0);
+	assert_int_equal(d->ops->flush(d), 0);
+	disk_close(d);
+	assert_int_equal(checked_leaks("cl1.qcow2", false), 0);
+	sh("qemu-img compare -q ctpl.qcow2 ctpl.raw && qemu-io -c 'read -P 0xa5 4k 4k' "
+	   "-c 'read -P 0x3c 8k 4k' cl1.qcow2 > /dev/null");
+	/* never over an existing file, nor with a backing name QEMU would refuse */
+	char path[256], msg[300];
+	snprintf(path, sizeof(path), "%s", at("cl1.qcow2"));
+	int saved = dup(2), devnull = open("/dev/null", O_WRONLY);
+	dup2(devnull, 2);
+	int r = disk_create_qcow2("t", path, 1 << 20, tpl, "qcow2");
+	char long_name[1100];
+	memset(long_name, 'a', sizeof(long_name) - 1);
+	long_name[sizeof(long_name) - 1] = 0;
+	int r2 = disk_create_qcow2("t", at("cl3.qcow2"), 1 << 20, long_name, "raw");
+	dup2(saved, 2);
+	close(saved);
+	close(devnull);
+	assert_int_equal(r, -1);
+	assert_int_equal(r2, -1);
+	snprintf(msg, sizeof(msg), "test -e %s", at("cl3.qcow2"));
+	assert_int_not_equal(system(msg), 0);
+	assert_int_equal(checked_leaks("cl1.qcow2", false), 0); /* not overwritten */
+}
+
 int main(void)
 {
 	if (system("qemu-img --version > /dev/null 2>&1 && qemu-io --version > /dev/null 2>&1") != 0) {
@@ -984,6 +1041,7 @@ int main(void)
 		cmocka_unit_test(hostile_tables_while_writing),
 		cmocka_unit_test(survives_sigkill_while_writing_and_flushing),
 		cmocka_unit_test(threads_write_read_and_flush_at_once),
+		cmocka_unit_test(creates_clones_qemu_accepts),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
