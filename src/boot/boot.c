@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "boot/acpi.h"
+#include "boot/smbios.h"
 #include "boot/direct64_abi.h"
 #include "boot/elf.h"
 #include "util/log.h"
@@ -28,6 +29,12 @@ static int load_linux(struct guest_mem *mem, const struct boot_config *config,
 		return -1;
 	const struct image *rd = config->initrd_path ? &initrd : NULL;
 	uint64_t rsdp = acpi_write_tables(mem, config->topo);
+	if (config->identity && smbios_write_tables(mem, config->identity) < 0) {
+		log_error("the SMBIOS tables do not fit below 1 MiB");
+		if (rd)
+			image_close(&initrd);
+		return -1;
+	}
 	int r = elf ? pvh_load(mem, config, kernel, elf, rd, rsdp, entry)
 		    : linux_load_bzimage(mem, config, kernel, rd, rsdp, entry);
 	if (rd)

@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct smbios_identity;
 #include "kvm/cpuid.h"
 #include "kvm/kvm.h"
 #include "util/image.h"
@@ -23,6 +24,7 @@ struct boot_config {
 	const char *cmdline;
 	int ncpus;
 	const struct cpu_topology *topo;
+	const struct smbios_identity *identity; /* SMBIOS tables for Linux; NULL: none */
 };
 
 struct boot_entry {

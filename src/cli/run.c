@@ -37,8 +37,9 @@ static void usage(FILE *out)
 		"  --nested               expose AMD-V/VT-x so the guest can run its own VMs\n"
 		"                         (guest RAM is then allocated up front: static memory)\n"
 		"  --disk PATH[,readonly][,serial=ID]\n"
-		"                         attach a raw disk image as virtio-blk (repeatable;\n"
-		"                         a sparse file stays thin; locked while in use)\n"
+		"                         attach a raw or qcow2 disk image as virtio-blk\n"
+		"                         (repeatable; a sparse file stays thin; locked while\n"
+		"                         in use)\n"
 		"  --net tap=IFNAME[,mac=MAC]\n"
 		"                         attach a virtio-net NIC to a tap device, created if\n"
 		"                         absent (repeatable; default MAC: 02:... derived from\n"
@@ -48,6 +49,10 @@ static void usage(FILE *out)
 		"                         QEMU stream socket) at PATH, or at PATH.NAME for a\n"
 		"                         named port; no root needed\n"
 		"  --rng                  attach virtio-rng (host random numbers)\n"
+		"  --uuid UUID            the machine's SMBIOS UUID (/sys/class/dmi/id/product_uuid;\n"
+		"                         default: a random one each run)\n"
+		"  --smbios-serial TEXT   its SMBIOS system and chassis serial number, e.g.\n"
+		"                         'ds=nocloud;h=HOST;i=ID' for cloud-init (default: none)\n"
 		"  --api-socket PATH      serve the control API (JSON lines) on this UNIX\n"
 		"                         socket: see 'nestvm ctl'\n"
 		"  --test-device          attach the nestvm test device (exit port 0xf4, MMIO\n"
@@ -72,6 +77,8 @@ int cmd_run(int argc, char **argv)
 		{ "disk", required_argument, NULL, 'D' },
 		{ "net", required_argument, NULL, 'E' },
 		{ "rng", no_argument, NULL, 'G' },
+		{ "uuid", required_argument, NULL, 'U' },
+		{ "smbios-serial", required_argument, NULL, 's' },
 		{ "api-socket", required_argument, NULL, 'A' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
@@ -84,7 +91,7 @@ int cmd_run(int argc, char **argv)
 		.console_fd = STDOUT_FILENO,
 		.console_in_fd = -1,
 	};
-	bool restart_on_reboot = true;
+	bool restart_on_reboot = true, uuid_set = false;
 	const char *console = "stdio";
 	int c;
 	uint64_t v;
@@ -161,6 +168,22 @@ int cmd_run(int argc, char **argv)
 			config.nnics++;
 			break;
 		case 'G': config.rng = true; break;
+		case 'U':
+			if (smbios_parse_uuid(optarg, config.identity.uuid) < 0) {
+				log_error("--uuid %s: expected a UUID such as "
+					  "123e4567-e89b-42d3-a456-426614174000", optarg);
+				return CLI_EXIT_USAGE;
+			}
+			uuid_set = true;
+			break;
+		case 's':
+			if (strlen(optarg) >= sizeof(config.identity.serial)) {
+				log_error("--smbios-serial: longer than %d characters",
+					  (int)sizeof(config.identity.serial) - 1);
+				return CLI_EXIT_USAGE;
+			}
+			strcpy(config.identity.serial, optarg);
+			break;
 		case 'A': config.api_socket = optarg; break;
 		case 'v': log_verbosity++; break;
 		case 'h': usage(stdout); return 0;
@@ -176,6 +199,8 @@ int cmd_run(int argc, char **argv)
 		log_error("run: unexpected argument '%s'", argv[optind]);
 		return CLI_EXIT_USAGE;
 	}
+	if (!uuid_set)
+		smbios_random_uuid(config.identity.uuid);
 	if (!config.kernel) {
 		log_error("run: --kernel FILE is required");
 		return CLI_EXIT_USAGE;

@@ -11,6 +11,7 @@
 /* Guest physical memory. */
 #define PC_BIOS_AREA_GPA      0xe0000ULL     /* reserved to 1 MiB */
 #define PC_ACPI_TABLES_GPA    PC_BIOS_AREA_GPA /* where Linux scans for the RSDP */
+#define PC_SMBIOS_GPA         0xf0000ULL     /* where Linux scans for the entry point */
 #define PC_MMIO_HOLE_START    0xc0000000ULL  /* RAM above this moves above 4 GiB */
 #define PC_MMIO_HOLE_END      0x100000000ULL
 #define PC_PCI_MMIO_BASE      0xc0000000ULL  /* BARs are placed in this window */

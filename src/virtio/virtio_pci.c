@@ -647,14 +647,15 @@ int virtio_pci_init(struct virtio_dev *vd, struct kvm_guest *kvm, const struct g
 
 int virtio_pci_start(struct virtio_dev *vd)
 {
+	/* The device's threads first: the worker may take a request at once. */
+	if (vd->ops->start && vd->ops->start(vd) < 0)
+		return -1;
 	int e = pthread_create(&vd->thread, NULL, worker, vd);
 	if (e) {
 		log_error("%s: cannot start its worker thread: %s", vd->name, strerror(e));
 		return -1;
 	}
 	vd->thread_started = true;
-	if (vd->ops->start && vd->ops->start(vd) < 0)
-		return -1;
 	return 0;
 }
 
@@ -667,9 +668,9 @@ void virtio_pci_destroy(struct virtio_dev *vd)
 		}
 		pthread_join(vd->thread, NULL);
 		vd->thread_started = false;
-		if (vd->ops->stop)
-			vd->ops->stop(vd);
 	}
+	if (vd->ops->stop)
+		vd->ops->stop(vd); /* once the worker can hand it no more requests */
 	for (unsigned q = 0; q < vd->num_queues; q++) {
 		struct virtio_queue *vq = &vd->queues[q];
 		if (vq->kick_gpa && vd->kvm->fd >= 0)

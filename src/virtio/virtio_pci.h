@@ -48,11 +48,12 @@ struct virtio_dev_ops {
 	void (*reset)(struct virtio_dev *vd);
 	/* The poll fd (virtio_set_poll_fd) is readable; worker, vd->lock held. */
 	void (*poll_ready)(struct virtio_dev *vd);
-	/* The worker thread started (virtio_pci_start): a device starts its
-	 * own threads here. Optional; -1 with a message fails the start. */
+	/* Before the worker thread starts (virtio_pci_start): a device starts
+	 * its own threads here. Optional; -1 with a message fails the start. */
 	int (*start)(struct virtio_dev *vd);
-	/* The worker thread stopped (virtio_pci_destroy): a device stops its
-	 * own threads here, with vd->lock not held and KVM still bound. */
+	/* After the worker stopped (virtio_pci_destroy, whether or not it had
+	 * started): a device stops its own threads here, with vd->lock not
+	 * held and KVM still bound. */
 	void (*stop)(struct virtio_dev *vd);
 	/* The transport is gone: close the backend and free the model. */
 	void (*release)(struct virtio_dev *vd);

@@ -204,6 +204,8 @@ static json_object *status(const struct control_ops *ops, void *vm)
 		json_object_array_add(disks, json_object_new_string(facts.disks[i]));
 	json_object_object_add(o, "disks", disks);
 	json_object_object_add(o, "restored", json_object_new_boolean(facts.restored));
+	if (facts.uuid[0])
+		json_object_object_add(o, "uuid", json_object_new_string(facts.uuid));
 	return o;
 }
 
@@ -317,6 +319,7 @@ static void machine_describe(void *vm, struct control_vm_facts *facts)
 	facts->ndisks = cfg->ndisks;
 	for (int i = 0; i < cfg->ndisks; i++)
 		facts->disks[i] = cfg->disks[i].path;
+	smbios_format_uuid(cfg->identity.uuid, facts->uuid);
 }
 
 static int machine_pause_op(void *vm)

@@ -53,6 +53,7 @@ struct control_vm_facts {
 	bool restored;  /* resumed from a snapshot instead of booted */
 	int ndisks;
 	const char *disks[CONTROL_MAX_DISKS]; /* image paths */
+	char uuid[37];  /* the SMBIOS UUID; "" if none */
 };
 
 /* Everything the protocol asks of the VM, so that it can be run (by unit

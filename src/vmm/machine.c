@@ -249,6 +249,7 @@ static int build(struct machine *m, const struct kvm_cpuid2 *supported)
 		.cmdline = config->cmdline,
 		.ncpus = config->ncpus,
 		.topo = &m->topo,
+		.identity = &config->identity,
 	};
 	/* A restored machine's memory already holds its kernel. */
 	if (!config->restore_dir && boot_load(&m->mem, &boot, &m->boot) < 0)

@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "boot/boot.h"
+#include "boot/smbios.h"
 #include "devices/acpi_pm.h"
 #include "devices/bus.h"
 #include "devices/device.h"
@@ -50,6 +51,7 @@ struct machine_config {
 	struct virtio_blk_options disks[MACHINE_MAX_DISKS];
 	struct virtio_net_options nics[MACHINE_MAX_NICS];
 	bool rng;          /* attach virtio-rng */
+	struct smbios_identity identity; /* SMBIOS UUID and serial (Linux guests) */
 	const char *api_socket;  /* control API socket, or NULL */
 	const char *restore_dir; /* resume this snapshot instead of booting */
 };

@@ -98,6 +98,10 @@ static json_object *config_json(struct machine *m, struct state_writer *w)
 	json_object_object_add(o, "nested", json_object_new_boolean(c->nested));
 	json_object_object_add(o, "test_device", json_object_new_boolean(c->test_device));
 	json_object_object_add(o, "rng", json_object_new_boolean(c->rng));
+	char uuid[37];
+	smbios_format_uuid(c->identity.uuid, uuid);
+	json_object_object_add(o, "uuid", json_object_new_string(uuid));
+	json_object_object_add(o, "smbios_serial", json_object_new_string(c->identity.serial));
 	json_object *disks = json_object_new_array();
 	for (int i = 0; i < c->ndisks; i++) {
 		json_object *d = json_object_new_object();
@@ -430,6 +434,14 @@ int snapshot_read_config(const char *dir, bool force, bool trust, struct machine
 	c->nested = (v = member(mc, "nested", json_type_boolean)) && json_object_get_boolean(v);
 	c->test_device = (v = member(mc, "test_device", json_type_boolean)) && json_object_get_boolean(v);
 	c->rng = (v = member(mc, "rng", json_type_boolean)) && json_object_get_boolean(v);
+	/* The identity a reboot's tables show again (the tables in memory
+	 * came with the snapshot). */
+	if (!(v = member(mc, "uuid", json_type_string)) ||
+	    smbios_parse_uuid(json_object_get_string(v), c->identity.uuid) < 0)
+		smbios_random_uuid(c->identity.uuid);
+	if ((v = member(mc, "smbios_serial", json_type_string)))
+		snprintf(c->identity.serial, sizeof(c->identity.serial), "%s",
+			 json_object_get_string(v));
 	int r = 0;
 	c->ndisks = (int)json_object_array_length(disks);
 	for (int i = 0; i < c->ndisks && r == 0; i++) {

@@ -24,6 +24,8 @@ info)
 	echo "V: vda size=$(cat /sys/block/vda/size) ro=$(cat /sys/block/vda/ro) serial=$(cat /sys/block/vda/serial 2> /dev/null)"
 	echo "V: mac $(cat /sys/class/net/eth0/address)"
 	echo "V: rng $(cat /sys/class/misc/hw_random/rng_current) bytes=$(head -c 4096 /dev/hwrng | wc -c)"
+	id=/sys/class/dmi/id
+	echo "V: dmi uuid=$(cat $id/product_uuid) serial=$(cat $id/product_serial) chassis=$(cat $id/chassis_serial) vendor=$(cat $id/sys_vendor) product=$(cat $id/product_name) bios=$(cat $id/bios_vendor)"
 	;;
 blk-write)
 	# 1 MiB at 4 MiB and 1 MiB at 40 MiB into the disk, flushed.

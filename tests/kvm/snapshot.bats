@@ -42,8 +42,11 @@ ctl() {
 	run --separate-stderr timeout 60 "$NESTVM" ctl "$SOCK" "$@"
 }
 
-@test "snapshot, SIGKILL, restore: the count goes on where it stopped, without a new boot" {
-	start_counter "$BATS_TEST_TMPDIR/a.out"
+@test "snapshot, SIGKILL, restore: the count goes on where it stopped, without a new boot; the UUID stays" {
+	local uuid=6a0c1b7e-2f3d-4e5a-9b8c-7d6e5f4a3b2c
+	start_counter "$BATS_TEST_TMPDIR/a.out" --uuid $uuid
+	ctl status
+	[[ $output == *'"uuid":"'$uuid'"'* ]]
 	local before at
 	before=$(last_count "$BATS_TEST_TMPDIR/a.out")
 	ctl snapshot "$BATS_TEST_TMPDIR/snap"
@@ -56,10 +59,13 @@ ctl() {
 	VM=
 	# only used memory is stored: a 512 MiB guest, a few pages in use
 	[ "$(du -k "$BATS_TEST_TMPDIR/snap/memory.bin" | cut -f1)" -lt 4096 ]
+	grep -q '"uuid": *"'$uuid'"' "$BATS_TEST_TMPDIR/snap/manifest.json"
 	timeout 60 "$NESTVM" restore "$BATS_TEST_TMPDIR/snap" --console "file:$BATS_TEST_TMPDIR/b.out" \
-		< /dev/null &
+		--api-socket "$SOCK" < /dev/null &
 	VM=$!
 	wait_for "$BATS_TEST_TMPDIR/b.out" "count $((at + 3))"
+	ctl status
+	[[ $output == *'"uuid":"'$uuid'"'* ]]
 	kill $VM
 	wait $VM || true
 	VM=

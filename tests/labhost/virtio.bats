@@ -58,7 +58,7 @@ field() { # field LINE NAME: the value of NAME=VALUE in a RESULT line
 	return 1
 }
 
-@test "stock virtio_pci drives blk, net and rng through MSI-X; serial and default MAC" {
+@test "stock virtio_pci drives blk, net and rng through MSI-X; serial and default MAC; SMBIOS identity in /sys/class/dmi/id" {
 	local line
 	line=$(result info)
 	echo "$line"
@@ -72,6 +72,8 @@ field() { # field LINE NAME: the value of NAME=VALUE in a RESULT line
 	# locally administered, unicast
 	[[ $line =~ "V: mac 02:"[0-9a-f:]{14}"|" ]]
 	[[ $line == *"V: rng virtio_rng.0 bytes=4096|"* ]]
+	# SMBIOS: the identity given, as Linux shows it in /sys/class/dmi/id
+	[[ $line == *"V: dmi uuid=0f1e2d3c-4b5a-5968-8776-a5b4c3d2e1f0 serial=ds=nocloud;h=hv1;i=lab-hv1 chassis=ds=nocloud;h=hv1;i=lab-hv1 vendor=nestvm product=nestvm VM bios=nestvm|"* ]]
 }
 
 @test "qcow2 from qemu-img (a 3-deep chain over raw, compressed v2, 2 MiB clusters) reads as qemu-img reads it" {

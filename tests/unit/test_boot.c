@@ -7,11 +7,13 @@
 #include <stdint.h>
 #include <cmocka.h>
 #include <asm/bootparam.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "boot/acpi.h"
 #include "boot/boot.h"
+#include "boot/smbios.h"
 #include "boot/x86.h"
 
 #define SETUP_SECTS 4
@@ -251,6 +253,97 @@ static void acpi_tables_are_consistent(void **state)
 	guest_mem_free(&mem);
 }
 
+/* The n-th string (1-based) of the SMBIOS structure at p; NULL if absent. */
+static const char *smbios_string(const uint8_t *p, uint8_t n)
+{
+	if (n == 0)
+		return NULL;
+	const char *str = (const char *)p + p[1];
+	for (uint8_t i = 1; i < n; i++) {
+		if (!*str)
+			return NULL;
+		str += strlen(str) + 1;
+	}
+	return *str ? str : NULL;
+}
+
+/* The SMBIOS 3.0 entry point where Linux scans for it, with a good
+ * checksum, pointing at structures that walk to the end-of-table marker:
+ * the UUID in SMBIOS byte order (as Linux turns it back into
+ * product_uuid), the serial as system and chassis serial, and the
+ * virtual-machine bit. */
+static void smbios_tables_describe_the_machine(void **state)
+{
+	(void)state;
+	struct guest_mem mem;
+	assert_int_equal(guest_mem_alloc(&mem, 64 << 20, 0), 0);
+	struct smbios_identity id = { .serial = "ds=nocloud;h=hv1;i=lab-hv1" };
+	assert_int_equal(smbios_parse_uuid("0f1E2d3c-4b5a-5968-8776-a5b4c3d2e1f0", id.uuid), 0);
+	uint8_t bad[16];
+	assert_int_equal(smbios_parse_uuid("0f1e2d3c-4b5a-5968-8776-a5b4c3d2e1f", bad), -1);
+	assert_int_equal(smbios_parse_uuid("0f1e2d3c+4b5a-5968-8776-a5b4c3d2e1f0", bad), -1);
+	assert_int_equal(smbios_parse_uuid("0f1e2d3c-4b5a-5968-8776-a5b4c3d2e1fg", bad), -1);
+	char text[37];
+	smbios_format_uuid(id.uuid, text);
+	assert_string_equal(text, "0f1e2d3c-4b5a-5968-8776-a5b4c3d2e1f0");
+	assert_int_equal(smbios_write_tables(&mem, &id), 0);
+
+	const uint8_t *e = guest_mem_ptr(&mem, 0xf0000, 0x18);
+	assert_memory_equal(e, "_SM3_", 5);
+	uint8_t sum = 0;
+	for (int i = 0; i < e[6]; i++)
+		sum = (uint8_t)(sum + e[i]);
+	assert_int_equal(sum, 0);
+	assert_int_equal(e[7], 3);
+	uint32_t max;
+	uint64_t addr;
+	memcpy(&max, e + 12, 4);
+	memcpy(&addr, e + 16, 8);
+	assert_true(addr >= 0xf0000 && addr + max <= 0x100000);
+	const uint8_t *p = guest_mem_ptr(&mem, addr, max), *endp = p + max;
+	bool seen[128] = { false };
+	while (p < endp) {
+		assert_true(p[1] >= 4 && p + p[1] < endp);
+		uint8_t type = p[0];
+		seen[type & 127] = true;
+		if (type == 0)
+			assert_int_equal(p[0x13] & 0x10, 0x10); /* a virtual machine */
+		if (type == 1) {
+			const uint8_t want[16] = { 0x3c, 0x2d, 0x1e, 0x0f, 0x5a, 0x4b, 0x68, 0x59,
+						   0x87, 0x76, 0xa5, 0xb4, 0xc3, 0xd2, 0xe1, 0xf0 };
+			assert_memory_equal(p + 8, want, 16);
+			assert_string_equal(smbios_string(p, p[7]), id.serial);
+			assert_string_equal(smbios_string(p, p[4]), "nestvm");
+		}
+		if (type == 3)
+			assert_string_equal(smbios_string(p, p[7]), id.serial);
+		/* past the formatted part and the strings' double NUL */
+		const uint8_t *q = p + p[1];
+		while (q + 1 < endp && (q[0] || q[1]))
+			q++;
+		p = q + 2;
+		if (type == 127)
+			break;
+	}
+	assert_ptr_equal(p, endp);
+	for (int t = 0; t < 4; t++)
+		assert_true(seen[t]);
+	assert_true(seen[32] && seen[127]);
+
+	/* no serial: the string is left out, its number is 0 */
+	struct smbios_identity plain = { { 0 }, "" };
+	assert_int_equal(smbios_write_tables(&mem, &plain), 0);
+	memcpy(&addr, e + 16, 8);
+	p = guest_mem_ptr(&mem, addr, 64);
+	p += p[1];
+	while (p[0] || p[1])
+		p++;
+	p += 2; /* type 1 */
+	assert_int_equal(p[0], 1);
+	assert_int_equal(p[7], 0);
+	guest_mem_free(&mem);
+}
+
 int main(void)
 {
 	cpu_topology_init(&topo1, 1, 0);
@@ -262,6 +355,7 @@ int main(void)
 		cmocka_unit_test(command_line_limit),
 		cmocka_unit_test(random_corruption_never_crashes),
 		cmocka_unit_test(acpi_tables_are_consistent),
+		cmocka_unit_test(smbios_tables_describe_the_machine),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
