@@ -51,7 +51,7 @@ static void usage(FILE *out)
 		"  --rng                  attach virtio-rng (host random numbers)\n"
 		"  --uuid UUID            the machine's SMBIOS UUID (/sys/class/dmi/id/product_uuid;\n"
 		"                         default: a random one each run)\n"
-		"  --smbios-serial TEXT   its SMBIOS system and chassis serial number, e.g.\n"
+		"  --serial TEXT          its SMBIOS system and chassis serial number, e.g.\n"
 		"                         'ds=nocloud;h=HOST;i=ID' for cloud-init (default: none)\n"
 		"  --api-socket PATH      serve the control API (JSON lines) on this UNIX\n"
 		"                         socket: see 'nestvm ctl'\n"
@@ -78,7 +78,7 @@ int cmd_run(int argc, char **argv)
 		{ "net", required_argument, NULL, 'E' },
 		{ "rng", no_argument, NULL, 'G' },
 		{ "uuid", required_argument, NULL, 'U' },
-		{ "smbios-serial", required_argument, NULL, 's' },
+		{ "serial", required_argument, NULL, 's' },
 		{ "api-socket", required_argument, NULL, 'A' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
@@ -178,7 +178,7 @@ int cmd_run(int argc, char **argv)
 			break;
 		case 's':
 			if (strlen(optarg) >= sizeof(config.identity.serial)) {
-				log_error("--smbios-serial: longer than %d characters",
+				log_error("--serial: longer than %d characters",
 					  (int)sizeof(config.identity.serial) - 1);
 				return CLI_EXIT_USAGE;
 			}

@@ -56,7 +56,7 @@ run_nestvm() {
 	assert_one_line_error "--cpus 100000"
 }
 
-@test "unknown option, missing --kernel, bad --console, bad --uuid or --smbios-serial" {
+@test "unknown option, missing --kernel, bad --console, bad --uuid or --serial" {
 	run_nestvm run --frobnicate
 	assert_one_line_error "--frobnicate"
 	run_nestvm run
@@ -69,8 +69,8 @@ run_nestvm() {
 	assert_one_line_error "--uuid 6a0c1b7e-2f3d-4e5a-9b8c-7d6e5f4a3b2: expected a UUID"
 	run_nestvm run --kernel "$GUEST" --uuid 6a0c1b7e_2f3d-4e5a-9b8c-7d6e5f4a3b2c
 	assert_one_line_error "expected a UUID"
-	run_nestvm run --kernel "$GUEST" --smbios-serial "$(head -c 256 /dev/zero | tr '\0' x)"
-	assert_one_line_error "--smbios-serial: longer than 255 characters"
+	run_nestvm run --kernel "$GUEST" --serial "$(head -c 256 /dev/zero | tr '\0' x)"
+	assert_one_line_error "--serial: longer than 255 characters"
 }
 
 @test "no /dev/kvm" {

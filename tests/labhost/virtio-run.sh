@@ -30,7 +30,7 @@ truncate -s 64M $img
 # 1 MiB of data where the guest will discard, so the hole must be punched.
 head -c 1048576 /dev/urandom | dd of=$img bs=1048576 seek=8 conv=notrunc 2> /dev/null
 vm info "case=info" --disk $img,serial=NESTVM-DISK-1 --net tap=nvtap0 --rng \
-	--uuid 0f1e2d3c-4b5a-5968-8776-a5b4c3d2e1f0 --smbios-serial 'ds=nocloud;h=hv1;i=lab-hv1'
+	--uuid 0f1e2d3c-4b5a-5968-8776-a5b4c3d2e1f0 --serial 'ds=nocloud;h=hv1;i=lab-hv1'
 echo "RESULT info status=$? $(grep -a '^V: ' "$dir/info.out" | tr -d '\r' | tr '\n' '|')"
 
 vm write "case=blk-write" --disk $img
