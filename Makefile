@@ -27,7 +27,7 @@ SANITIZE := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-om
 # The layers the unit tests link against; the lab host (a module of its own,
 # with its init script assembled in) and the subcommands only go into nestvm.
 CORE_SRCS := $(wildcard src/util/*.c src/mem/*.c src/block/*.c src/kvm/*.c src/boot/*.c src/devices/*.c src/net/*.c \
-                        src/virtio/*.c src/vmm/*.c src/nested/*.c)
+                        src/virtio/*.c src/vmm/*.c src/nested/*.c src/lab/*.c)
 LABHOST_SRCS := $(wildcard src/labhost/*.c src/labhost/*.S)
 CLI_SRCS  := $(wildcard src/cli/*.c)
 
@@ -58,12 +58,18 @@ all: nestvm $(GUEST_ELF)
 # .cache/slirp by scripts/build-slirp.sh; it needs glib (static in nestvm).
 SLIRP_DIR := .cache/slirp
 SLIRP_LIB := $(SLIRP_DIR)/lib/libslirp.a
-LIBS := -ljson-c -lsodium -lseccomp -lz $(SLIRP_LIB) -lglib-2.0 -lpcre2-8 -lm
+LIBS := -ljson-c -lyaml -lsodium -lseccomp -lz $(SLIRP_LIB) -lglib-2.0 -lpcre2-8 -lm
 
 $(SLIRP_LIB): scripts/build-slirp.sh
 	$(say) SLIRP $@
 	$(Q)scripts/build-slirp.sh
 	$(Q)touch $@
+
+# Lab identities are version 5 UUIDs: SHA-1 from glib, which is linked for
+# libslirp anyway.
+GLIB_CFLAGS := $(shell pkg-config --cflags glib-2.0 2> /dev/null)
+build/release/src/lab/lab.c.o build/asan/src/lab/lab.c.o build/tsan/src/lab/lab.c.o: BASE += $(GLIB_CFLAGS)
+build/fuzz/src/lab/lab.c.o: FUZZ_FLAGS += $(GLIB_CFLAGS)
 
 # Only the NAT includes libslirp's header.
 build/release/src/net/nat.c.o build/asan/src/net/nat.c.o build/tsan/src/net/nat.c.o \

@@ -6,6 +6,7 @@ set -euo pipefail
 packages=(
 	gcc make libc6-dev          # the build
 	libjson-c-dev               # doctor --json, control API, snapshots (linked statically)
+	libyaml-dev                 # lab manifests (statically)
 	libsodium-dev               # snapshot manifests signed with the user's key (statically)
 	libseccomp-dev              # the seccomp sandbox (statically)
 	zlib1g-dev                  # qcow2's compressed clusters (statically)

@@ -68,5 +68,9 @@ struct disk *qcow2_open(const char *name, const char *path, int fd, uint64_t fil
  * bytes. A one-line error naming `name` and -1 on failure. */
 int disk_create_qcow2(const char *name, const char *path, uint64_t size, const char *backing,
 		      const char *backing_format);
+/* Makes `clone` a linked clone of `template` (opened, its chain checked,
+ * as a read-only disk), naming it by its absolute path; size 0: the
+ * template's. */
+int disk_clone(const char *name, const char *template, const char *clone, uint64_t size);
 
 #endif

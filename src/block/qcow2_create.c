@@ -129,3 +129,21 @@ int disk_create_qcow2(const char *name, const char *path, uint64_t size, const c
 	}
 	return 0;
 }
+
+int disk_clone(const char *name, const char *template, const char *clone, uint64_t size)
+{
+	/* Opened as a VM's read-only disk opens it: its whole chain checked,
+	 * and a shared lock that a VM writing it refuses. */
+	struct disk *t = disk_open(name, template, true);
+	if (!t)
+		return -1;
+	char *abs = realpath(template, NULL);
+	int r = -1;
+	if (!abs)
+		log_error("%s: cannot resolve the path of %s", name, template);
+	else
+		r = disk_create_qcow2(name, clone, size ? size : t->size, abs, t->format);
+	free(abs);
+	disk_close(t);
+	return r;
+}

@@ -16,5 +16,6 @@ int cmd_labhost(int argc, char **argv);
 int cmd_doctor(int argc, char **argv);
 int cmd_switch(int argc, char **argv);
 int cmd_disk(int argc, char **argv);
+int cmd_lab(int argc, char **argv);
 
 #endif

@@ -72,25 +72,9 @@ int cmd_disk(int argc, char **argv)
 	}
 	const char *template = argv[i++];
 	snprintf(name, sizeof(name), "disk clone %s", template);
-	/* Opened as a VM's read-only disk opens it: its whole chain checked,
-	 * and a shared lock that a VM writing it refuses. */
-	struct disk *t = disk_open(name, template, true);
-	if (!t)
-		return 1;
-	char *abs = realpath(template, NULL);
-	if (!abs) {
-		log_error("%s: cannot resolve its path", name);
-		disk_close(t);
-		return 1;
+	for (; i < argc; i++) {
+		if (disk_clone(name, template, argv[i], sized ? size : 0) < 0)
+			return 1;
 	}
-	if (!sized)
-		size = t->size;
-	int r = 0;
-	for (; i < argc && r == 0; i++) {
-		snprintf(name, sizeof(name), "disk clone %s", argv[i]);
-		r = disk_create_qcow2(name, argv[i], size, abs, t->format);
-	}
-	free(abs);
-	disk_close(t);
-	return r < 0 ? 1 : 0;
+	return 0;
 }

@@ -16,6 +16,7 @@ static const struct {
 	{ "run", cmd_run, "boot a VM" },
 	{ "restore", cmd_restore, "resume a VM from a snapshot" },
 	{ "ctl", cmd_ctl, "control a running VM or switch through its API socket" },
+	{ "lab", cmd_lab, "bring up, inspect and take down labs described in a YAML file" },
 	{ "disk", cmd_disk, "make linked clones of a template, or empty qcow2 images" },
 	{ "switch", cmd_switch, "run a userspace Ethernet switch for VMs (no root needed)" },
 	{ "doctor", cmd_doctor, "check this host for running and nesting VMs" },

@@ -1,0 +1,598 @@
+#define _GNU_SOURCE
+#include "lab/manifest.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <yaml.h>
+
+#include "util/log.h"
+#include "util/parse.h"
+
+#define MAX_MANIFEST_BYTES (1 << 20)
+
+struct loader {
+	struct lab_manifest *m;
+	yaml_document_t doc;
+	bool failed;
+	/* Where each node's entry came from, for messages about it. */
+	yaml_node_t *node_at[LAB_MAX_NODES];
+	yaml_node_t *dep_at[LAB_MAX_NODES][LAB_MAX_DEPS];
+};
+
+static void fail_at(struct loader *l, const yaml_node_t *n, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void fail_at(struct loader *l, const yaml_node_t *n, const char *fmt, ...)
+{
+	if (l->failed)
+		return; /* the first error is the one to fix */
+	l->failed = true;
+	char msg[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	log_error("%s:%zu:%zu: %s", l->m->path, n ? n->start_mark.line + 1 : 1,
+		  n ? n->start_mark.column + 1 : 1, msg);
+}
+
+static const char *scalar(const yaml_node_t *n)
+{
+	return n && n->type == YAML_SCALAR_NODE ? (const char *)n->data.scalar.value : NULL;
+}
+
+static yaml_node_t *node(struct loader *l, int id)
+{
+	return yaml_document_get_node(&l->doc, id);
+}
+
+/* Copies a scalar that must fit; `what` names it in the message. */
+static void string_value(struct loader *l, yaml_node_t *v, const char *what, char *out, size_t len)
+{
+	const char *s = scalar(v);
+	if (!s) {
+		fail_at(l, v, "%s: expected a string", what);
+		return;
+	}
+	if (strlen(s) >= len) {
+		fail_at(l, v, "%s: longer than %zu characters", what, len - 1);
+		return;
+	}
+	strcpy(out, s);
+}
+
+static bool bool_value(struct loader *l, yaml_node_t *v, const char *what)
+{
+	const char *s = scalar(v);
+	if (s && (!strcmp(s, "true") || !strcmp(s, "yes")))
+		return true;
+	if (s && (!strcmp(s, "false") || !strcmp(s, "no")))
+		return false;
+	fail_at(l, v, "%s: expected true or false", what);
+	return false;
+}
+
+/* A name a node, template or network may have: it becomes a hostname and
+ * part of file names. */
+static bool valid_name(const char *s)
+{
+	size_t n = strlen(s);
+	if (n == 0 || n > LAB_NAME_MAX || s[0] == '-')
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '-'))
+			return false;
+	return true;
+}
+
+#define FOR_PAIRS(l, map, k, v)                                                          \
+	for (yaml_node_pair_t *p_ = (map)->data.mapping.pairs.start;                      \
+	     p_ < (map)->data.mapping.pairs.top && !(l)->failed &&                        \
+	     ((k) = node(l, p_->key), (v) = node(l, p_->value), 1);                       \
+	     p_++)
+
+static bool is_map(struct loader *l, yaml_node_t *n, const char *what)
+{
+	if (n && n->type == YAML_MAPPING_NODE)
+		return true;
+	fail_at(l, n, "%s: expected a mapping (key: value, ...)", what);
+	return false;
+}
+
+/* Duplicate keys are legal to libyaml and an error here: the second would
+ * silently replace the first. */
+static bool duplicate_key(struct loader *l, yaml_node_t *map, yaml_node_t *key)
+{
+	for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top; p++) {
+		yaml_node_t *k = node(l, p->key);
+		if (k == key)
+			return false;
+		if (scalar(k) && scalar(key) && !strcmp(scalar(k), scalar(key))) {
+			fail_at(l, key, "'%s' appears twice", scalar(key));
+			return true;
+		}
+	}
+	return false;
+}
+
+static int find(const char *name, const void *items, size_t stride, int n)
+{
+	for (int i = 0; i < n; i++)
+		if (!strcmp((const char *)items + (size_t)i * stride, name))
+			return i;
+	return -1;
+}
+
+static void load_template(struct loader *l, yaml_node_t *key, yaml_node_t *map)
+{
+	struct lab_manifest *m = l->m;
+	const char *name = scalar(key);
+	if (!name || !valid_name(name)) {
+		fail_at(l, key, "template name '%s': use a-z, 0-9 and '-', up to %d characters",
+			name ? name : "?", LAB_NAME_MAX);
+		return;
+	}
+	if (m->ntemplates == LAB_MAX_TEMPLATES) {
+		fail_at(l, key, "more than %d templates", LAB_MAX_TEMPLATES);
+		return;
+	}
+	if (!is_map(l, map, name))
+		return;
+	struct lab_template *t = &m->templates[m->ntemplates++];
+	strcpy(t->name, name);
+	yaml_node_t *k, *v;
+	FOR_PAIRS(l, map, k, v) {
+		const char *f = scalar(k);
+		char *path = !f ? NULL : !strcmp(f, "kernel") ? t->kernel : !strcmp(f, "initrd") ? t->initrd
+			   : !strcmp(f, "disk") ? t->disk : NULL;
+		if (duplicate_key(l, map, k))
+			break;
+		if (path) {
+			string_value(l, v, f, path, PATH_MAX);
+			if (!l->failed && path[0] != '/')
+				fail_at(l, v, "%s: give an absolute path", f);
+		} else if (f && !strcmp(f, "cmdline")) {
+			string_value(l, v, f, t->cmdline, sizeof(t->cmdline));
+		} else {
+			fail_at(l, k, "unknown key '%s' in template %s (expected kernel, initrd, disk, "
+				"cmdline)", f ? f : "?", name);
+		}
+	}
+	if (!l->failed && !t->kernel[0])
+		fail_at(l, key, "template %s has no kernel", name);
+}
+
+static void load_network(struct loader *l, yaml_node_t *key, yaml_node_t *map)
+{
+	struct lab_manifest *m = l->m;
+	const char *name = scalar(key);
+	if (!name || !valid_name(name)) {
+		fail_at(l, key, "network name '%s': use a-z, 0-9 and '-', up to %d characters",
+			name ? name : "?", LAB_NAME_MAX);
+		return;
+	}
+	if (m->nnetworks == LAB_MAX_NETWORKS) {
+		fail_at(l, key, "more than %d networks", LAB_MAX_NETWORKS);
+		return;
+	}
+	struct lab_network *n = &m->networks[m->nnetworks++];
+	strcpy(n->name, name);
+	if (map && map->type == YAML_SCALAR_NODE && !*scalar(map))
+		return; /* "lan:" alone: a plain switch */
+	if (!is_map(l, map, name))
+		return;
+	yaml_node_t *k, *v;
+	FOR_PAIRS(l, map, k, v) {
+		const char *f = scalar(k);
+		if (duplicate_key(l, map, k))
+			break;
+		if (f && !strcmp(f, "nat")) {
+			n->nat = true;
+			const char *s = scalar(v);
+			unsigned a, b, c, d, prefix;
+			char tail;
+			if (!s || (*s && (sscanf(s, "%u.%u.%u.%u/%u%c", &a, &b, &c, &d, &prefix, &tail) != 5 ||
+					  a > 255 || b > 255 || c > 255 || d > 255 || prefix < 8 || prefix > 27)))
+				fail_at(l, v, "nat: expected a subnet such as 169.254.88.0/24 (prefix 8 to 27)");
+			else
+				snprintf(n->subnet, sizeof(n->subnet), "%s", s);
+		} else {
+			fail_at(l, k, "unknown key '%s' in network %s (expected nat)", f ? f : "?", name);
+		}
+	}
+}
+
+/* "hv[1-3]" names hv1, hv2, hv3; any other name itself. Returns how many
+ * names (0 for a range that expands to nothing, -1 if malformed). */
+static int expand(const char *pattern, char names[][LAB_NAME_MAX + 1], int max)
+{
+	const char *open = strchr(pattern, '[');
+	if (!open) {
+		if (strlen(pattern) > LAB_NAME_MAX || max < 1)
+			return -1;
+		strcpy(names[0], pattern);
+		return 1;
+	}
+	unsigned lo, hi;
+	int used = 0;
+	if (sscanf(open, "[%u-%u]%n", &lo, &hi, &used) != 2 || open[used] != 0 || hi > 9999)
+		return -1;
+	int n = 0;
+	for (unsigned i = lo; i <= hi; i++) {
+		if (n == max)
+			return -1;
+		if (snprintf(names[n], LAB_NAME_MAX + 1, "%.*s%u", (int)(open - pattern), pattern, i) >
+		    LAB_NAME_MAX)
+			return -1;
+		n++;
+	}
+	return n;
+}
+
+static void load_nics(struct loader *l, struct lab_node *nd, yaml_node_t *seq)
+{
+	if (!seq || seq->type != YAML_SEQUENCE_NODE) {
+		fail_at(l, seq, "nics: expected a list such as [{network: lan}]");
+		return;
+	}
+	for (yaml_node_item_t *it = seq->data.sequence.items.start;
+	     it < seq->data.sequence.items.top && !l->failed; it++) {
+		yaml_node_t *map = node(l, *it);
+		if (nd->nnics == LAB_MAX_NICS) {
+			fail_at(l, map, "more than %d NICs", LAB_MAX_NICS);
+			return;
+		}
+		if (!is_map(l, map, "a NIC"))
+			return;
+		struct lab_nic *nic = &nd->nics[nd->nnics++];
+		nic->network = -1;
+		yaml_node_t *k, *v;
+		FOR_PAIRS(l, map, k, v) {
+			const char *f = scalar(k);
+			if (duplicate_key(l, map, k))
+				break;
+			if (f && !strcmp(f, "network")) {
+				const char *s = scalar(v);
+				nic->network = s ? find(s, l->m->networks, sizeof(struct lab_network),
+							l->m->nnetworks) : -1;
+				if (nic->network < 0)
+					fail_at(l, v, "network '%s' is not declared under networks", s ? s : "?");
+			} else if (f && !strcmp(f, "mac")) {
+				const char *s = scalar(v);
+				if (!s || parse_mac(s, nic->mac) < 0)
+					fail_at(l, v, "mac: expected a MAC such as 02:00:00:00:00:01");
+				nic->mac_given = true;
+			} else {
+				fail_at(l, k, "unknown key '%s' in a NIC (expected network, mac)", f ? f : "?");
+			}
+		}
+		if (!l->failed && nic->network < 0)
+			fail_at(l, map, "a NIC without a network");
+	}
+}
+
+static void load_node_fields(struct loader *l, struct lab_node *nd, yaml_node_t *key, yaml_node_t *map,
+			     int first_of_range)
+{
+	(void)first_of_range;
+	yaml_node_t *k, *v;
+	nd->template = -1;
+	nd->cpus = 1;
+	nd->memory = 256ULL << 20;
+	FOR_PAIRS(l, map, k, v) {
+		const char *f = scalar(k);
+		if (duplicate_key(l, map, k))
+			break;
+		if (!f) {
+			fail_at(l, k, "expected a key");
+		} else if (!strcmp(f, "template")) {
+			const char *s = scalar(v);
+			nd->template = s ? find(s, l->m->templates, sizeof(struct lab_template),
+						l->m->ntemplates) : -1;
+			if (nd->template < 0)
+				fail_at(l, v, "template '%s' is not declared under templates", s ? s : "?");
+		} else if (!strcmp(f, "memory")) {
+			const char *s = scalar(v);
+			if (!s || parse_size(s, &nd->memory) < 0 || nd->memory < (32ULL << 20) ||
+			    nd->memory % 4096)
+				fail_at(l, v, "memory: expected a size such as 256M (at least 32M)");
+		} else if (!strcmp(f, "cpus")) {
+			const char *s = scalar(v);
+			uint64_t c;
+			if (!s || parse_uint(s, 1, 255, &c) < 0)
+				fail_at(l, v, "cpus: expected a number from 1 to 255");
+			else
+				nd->cpus = (int)c;
+		} else if (!strcmp(f, "nested")) {
+			nd->nested = bool_value(l, v, "nested");
+		} else if (!strcmp(f, "nics")) {
+			load_nics(l, nd, v);
+		} else if (!strcmp(f, "depends_on")) {
+			/* resolved once every node is known */
+		} else if (!strcmp(f, "health")) {
+			if (!is_map(l, v, "health"))
+				break;
+			yaml_node_t *hk, *hv;
+			FOR_PAIRS(l, v, hk, hv) {
+				const char *h = scalar(hk);
+				if (h && !strcmp(h, "console"))
+					string_value(l, hv, "health: console", nd->health_console,
+						     sizeof(nd->health_console));
+				else
+					fail_at(l, hk, "unknown key '%s' in health (expected console)",
+						h ? h : "?");
+			}
+		} else {
+			fail_at(l, k, "unknown key '%s' in node %s (expected template, memory, cpus, "
+				"nested, nics, depends_on, health)", f, scalar(key));
+		}
+	}
+	if (!l->failed && nd->template < 0)
+		fail_at(l, key, "node %s has no template", nd->name);
+}
+
+static void load_nodes(struct loader *l, yaml_node_t *nodes)
+{
+	struct lab_manifest *m = l->m;
+	yaml_node_t *key, *map;
+	FOR_PAIRS(l, nodes, key, map) {
+		const char *pattern = scalar(key);
+		char names[LAB_MAX_NODES][LAB_NAME_MAX + 1];
+		int n = pattern ? expand(pattern, names, LAB_MAX_NODES - m->nnodes) : -1;
+		if (n == 0) {
+			fail_at(l, key, "the range %s expands to no node", pattern);
+			break;
+		}
+		if (n < 0) {
+			fail_at(l, key, "node name '%s': use a-z, 0-9 and '-' (up to %d characters), a range "
+				"such as hv[1-3], and at most %d nodes", pattern ? pattern : "?", LAB_NAME_MAX,
+				LAB_MAX_NODES);
+			break;
+		}
+		if (!is_map(l, map, pattern))
+			break;
+		for (int i = 0; i < n && !l->failed; i++) {
+			if (!valid_name(names[i])) {
+				fail_at(l, key, "node name '%s': use a-z, 0-9 and '-'", names[i]);
+				break;
+			}
+			if (find(names[i], m->nodes, sizeof(struct lab_node), m->nnodes) >= 0) {
+				fail_at(l, key, "node %s is declared twice", names[i]);
+				break;
+			}
+			struct lab_node *nd = &m->nodes[m->nnodes];
+			strcpy(nd->name, names[i]);
+			l->node_at[m->nnodes] = key;
+			m->nnodes++;
+			load_node_fields(l, nd, key, map, i == 0);
+		}
+	}
+}
+
+/* depends_on: names or ranges of other nodes. */
+static void load_deps(struct loader *l, yaml_node_t *nodes)
+{
+	struct lab_manifest *m = l->m;
+	int index = 0;
+	yaml_node_t *key, *map;
+	FOR_PAIRS(l, nodes, key, map) {
+		char names[LAB_MAX_NODES][LAB_NAME_MAX + 1];
+		int copies = expand(scalar(key), names, LAB_MAX_NODES);
+		yaml_node_t *deps = NULL, *k, *v;
+		FOR_PAIRS(l, map, k, v)
+			if (scalar(k) && !strcmp(scalar(k), "depends_on"))
+				deps = v;
+		for (int c = 0; c < copies && !l->failed; c++, index++) {
+			if (!deps)
+				continue;
+			struct lab_node *nd = &m->nodes[index];
+			if (deps->type != YAML_SEQUENCE_NODE) {
+				fail_at(l, deps, "depends_on: expected a list of node names");
+				return;
+			}
+			for (yaml_node_item_t *it = deps->data.sequence.items.start;
+			     it < deps->data.sequence.items.top && !l->failed; it++) {
+				yaml_node_t *d = node(l, *it);
+				char dn[LAB_MAX_NODES][LAB_NAME_MAX + 1];
+				int nd_count = scalar(d) ? expand(scalar(d), dn, LAB_MAX_NODES) : -1;
+				if (nd_count <= 0) {
+					fail_at(l, d, "depends_on: '%s' names no node", scalar(d) ? scalar(d) : "?");
+					return;
+				}
+				for (int j = 0; j < nd_count; j++) {
+					int target = find(dn[j], m->nodes, sizeof(struct lab_node), m->nnodes);
+					if (target < 0) {
+						fail_at(l, d, "depends_on: node %s is not declared", dn[j]);
+						return;
+					}
+					if (nd->ndeps < LAB_MAX_DEPS) {
+						l->dep_at[index][nd->ndeps] = d;
+						nd->deps[nd->ndeps++] = target;
+					}
+				}
+			}
+		}
+	}
+}
+
+/* Orders the nodes so each comes after what it depends on; a cycle is an
+ * error at one of its edges. */
+static void order_nodes(struct loader *l)
+{
+	struct lab_manifest *m = l->m;
+	int state[LAB_MAX_NODES] = { 0 }; /* 0 new, 1 on the path, 2 placed */
+	int placed = 0;
+	/* Depth-first, iterative: a stack of (node, next dependency). */
+	int stack[LAB_MAX_NODES], next[LAB_MAX_NODES];
+	for (int start = 0; start < m->nnodes && !l->failed; start++) {
+		if (state[start])
+			continue;
+		int sp = 0;
+		stack[sp] = start, next[sp] = 0, state[start] = 1;
+		while (sp >= 0 && !l->failed) {
+			int n = stack[sp];
+			if (next[sp] < m->nodes[n].ndeps) {
+				int di = next[sp]++;
+				int d = m->nodes[n].deps[di];
+				if (d == n) {
+					fail_at(l, l->dep_at[n][di], "depends_on: %s depends on itself (a cycle)",
+						m->nodes[n].name);
+				} else if (state[d] == 1) {
+					fail_at(l, l->dep_at[n][di], "depends_on: %s and %s depend on each other "
+						"(a cycle)", m->nodes[n].name, m->nodes[d].name);
+				} else if (state[d] == 0) {
+					sp++;
+					stack[sp] = d, next[sp] = 0, state[d] = 1;
+				}
+			} else {
+				state[n] = 2;
+				m->order[placed++] = n;
+				sp--;
+			}
+		}
+	}
+}
+
+static void load_root(struct loader *l, yaml_node_t *root, uint64_t host_ram)
+{
+	struct lab_manifest *m = l->m;
+	if (!root) {
+		fail_at(l, NULL, "the file is empty");
+		return;
+	}
+	if (!is_map(l, root, "the file"))
+		return;
+	yaml_node_t *k, *v, *templates = NULL, *networks = NULL, *nodes = NULL, *name = NULL;
+	FOR_PAIRS(l, root, k, v) {
+		const char *f = scalar(k);
+		if (duplicate_key(l, root, k))
+			break;
+		if (f && !strcmp(f, "name"))
+			name = v;
+		else if (f && !strcmp(f, "templates"))
+			templates = v;
+		else if (f && !strcmp(f, "networks"))
+			networks = v;
+		else if (f && !strcmp(f, "nodes"))
+			nodes = v;
+		else
+			fail_at(l, k, "unknown key '%s' (expected name, templates, networks, nodes)",
+				f ? f : "?");
+	}
+	if (l->failed)
+		return;
+	if (!name || !scalar(name) || !valid_name(scalar(name))) {
+		fail_at(l, name ? name : root, "name: the lab needs a name of a-z, 0-9 and '-', up to %d "
+			"characters", LAB_NAME_MAX);
+		return;
+	}
+	strcpy(m->name, scalar(name));
+	if (!templates || !nodes) {
+		fail_at(l, root, "a lab needs templates and nodes");
+		return;
+	}
+	if (!is_map(l, templates, "templates") || !is_map(l, nodes, "nodes") ||
+	    (networks && !(networks->type == YAML_SCALAR_NODE && !*scalar(networks)) &&
+	     !is_map(l, networks, "networks")))
+		return;
+	FOR_PAIRS(l, templates, k, v)
+		if (!duplicate_key(l, templates, k))
+			load_template(l, k, v);
+	if (networks && networks->type == YAML_MAPPING_NODE)
+		FOR_PAIRS(l, networks, k, v)
+			if (!duplicate_key(l, networks, k))
+				load_network(l, k, v);
+	if (!l->failed)
+		load_nodes(l, nodes);
+	if (!l->failed && m->nnodes == 0)
+		fail_at(l, nodes, "no nodes");
+	if (!l->failed)
+		load_deps(l, nodes);
+	if (!l->failed)
+		order_nodes(l);
+	uint64_t total = 0;
+	for (int i = 0; i < m->nnodes && !l->failed && host_ram; i++) {
+		total += m->nodes[i].memory;
+		if (total > host_ram)
+			fail_at(l, l->node_at[i], "node %s: the nodes up to here need %llu MiB, more than "
+				"this host's %llu MiB of RAM", m->nodes[i].name,
+				(unsigned long long)(total >> 20), (unsigned long long)(host_ram >> 20));
+	}
+}
+
+static int parse_file(const char *path, struct loader *l)
+{
+	FILE *f = fopen(path, "rb");
+	if (!f) {
+		log_error("%s: %s", path, strerror(errno));
+		return -1;
+	}
+	yaml_parser_t parser;
+	yaml_parser_initialize(&parser);
+	yaml_parser_set_input_file(&parser, f);
+	int ok = yaml_parser_load(&parser, &l->doc);
+	if (!ok) {
+		log_error("%s:%zu:%zu: %s%s%s", path, parser.problem_mark.line + 1,
+			  parser.problem_mark.column + 1, parser.problem ? parser.problem : "not YAML",
+			  parser.context ? " " : "", parser.context ? parser.context : "");
+	} else if (ftell(f) > MAX_MANIFEST_BYTES) {
+		log_error("%s: larger than %d bytes", path, MAX_MANIFEST_BYTES);
+		yaml_document_delete(&l->doc);
+		ok = 0;
+	}
+	yaml_parser_delete(&parser);
+	fclose(f);
+	return ok ? 0 : -1;
+}
+
+int lab_manifest_load(const char *path, uint64_t host_ram, struct lab_manifest *m)
+{
+	memset(m, 0, sizeof(*m));
+	if (strlen(path) >= sizeof(m->path)) {
+		log_error("%s: path too long", path);
+		return -1;
+	}
+	strcpy(m->path, path);
+	struct loader *l = calloc(1, sizeof(*l));
+	if (!l) {
+		log_error("%s: out of memory", path);
+		return -1;
+	}
+	l->m = m;
+	int r = -1;
+	if (parse_file(path, l) == 0) {
+		load_root(l, yaml_document_get_root_node(&l->doc), host_ram);
+		yaml_document_delete(&l->doc);
+		r = l->failed ? -1 : 0;
+	}
+	free(l);
+	return r;
+}
+
+int lab_manifest_name(const char *path, char name[LAB_NAME_MAX + 1])
+{
+	struct loader *l = calloc(1, sizeof(*l));
+	struct lab_manifest *m = calloc(1, sizeof(*m));
+	int r = -1;
+	if (!l || !m) {
+		log_error("%s: out of memory", path);
+	} else if (snprintf(m->path, sizeof(m->path), "%s", path), l->m = m, parse_file(path, l) == 0) {
+		yaml_node_t *root = yaml_document_get_root_node(&l->doc), *k, *v;
+		if (root && root->type == YAML_MAPPING_NODE)
+			FOR_PAIRS(l, root, k, v)
+				if (scalar(k) && !strcmp(scalar(k), "name") && scalar(v) &&
+				    valid_name(scalar(v))) {
+					strcpy(name, scalar(v));
+					r = 0;
+				}
+		if (r < 0)
+			fail_at(l, root, "name: the lab needs a name of a-z, 0-9 and '-'");
+		yaml_document_delete(&l->doc);
+	}
+	free(l);
+	free(m);
+	return r;
+}

@@ -1,0 +1,80 @@
+/* A lab described in a YAML file (nestvm lab): its templates, networks and
+ * nodes. Loading checks everything a user can get wrong before anything
+ * starts, and says where: "FILE:LINE:COLUMN: what is wrong". Unknown keys
+ * are errors, so a misspelt option is never silently ignored.
+ *
+ *   name: pair
+ *   templates:
+ *     tiny: {kernel: /abs/vmlinuz, initrd: /abs/initrd.gz, cmdline: "console=ttyS0"}
+ *   networks:
+ *     lan: {nat: 169.254.88.0/24}
+ *   nodes:
+ *     a: {template: tiny, memory: 256M, nics: [{network: lan}]}
+ *     hv[1-2]: {template: tiny, nested: true, depends_on: [a],
+ *               health: {console: "login:"}}
+ */
+#ifndef NESTVM_LAB_MANIFEST_H
+#define NESTVM_LAB_MANIFEST_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#define LAB_NAME_MAX 32
+#define LAB_MAX_TEMPLATES 16
+#define LAB_MAX_NETWORKS 16
+#define LAB_MAX_NODES 64
+#define LAB_MAX_NICS 8
+#define LAB_MAX_DEPS LAB_MAX_NODES
+
+struct lab_template {
+	char name[LAB_NAME_MAX + 1];
+	char kernel[PATH_MAX], initrd[PATH_MAX], disk[PATH_MAX]; /* "" if none */
+	char cmdline[2048];
+};
+
+struct lab_network {
+	char name[LAB_NAME_MAX + 1];
+	bool nat;
+	char subnet[32]; /* with nat: "A.B.C.D/N"; "" for the switch's default */
+};
+
+struct lab_nic {
+	int network;    /* index into networks */
+	bool mac_given;
+	uint8_t mac[6];
+};
+
+struct lab_node {
+	char name[LAB_NAME_MAX + 1];
+	int template;   /* index into templates */
+	uint64_t memory;
+	int cpus;
+	bool nested;
+	int nnics;
+	struct lab_nic nics[LAB_MAX_NICS];
+	int ndeps;
+	int deps[LAB_MAX_DEPS]; /* indexes into nodes */
+	char health_console[256]; /* healthy once this appears on its console; "" */
+};
+
+struct lab_manifest {
+	char path[PATH_MAX];
+	char name[LAB_NAME_MAX + 1];
+	int ntemplates, nnetworks, nnodes;
+	struct lab_template templates[LAB_MAX_TEMPLATES];
+	struct lab_network networks[LAB_MAX_NETWORKS];
+	struct lab_node nodes[LAB_MAX_NODES];
+	int order[LAB_MAX_NODES]; /* nodes, each after those it depends on */
+};
+
+/* Loads and checks the manifest at path into *m (zeroed first). host_ram:
+ * the bytes of RAM nodes may take together (0: not checked). Prints the
+ * first error as "PATH:LINE:COLUMN: message" and returns -1. */
+int lab_manifest_load(const char *path, uint64_t host_ram, struct lab_manifest *m);
+
+/* Reads only the lab's name (for down and status, which work from the
+ * lab's state even after the file changed). */
+int lab_manifest_name(const char *path, char name[LAB_NAME_MAX + 1]);
+
+#endif

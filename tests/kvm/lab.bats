@@ -1,0 +1,105 @@
+#!/usr/bin/env bats
+# nestvm lab on this machine's /dev/kvm: a two-node lab of test guests
+# (test=count) on a NAT network, each node a linked clone of the
+# template's disk; up, status, down, up again. Linux nodes: tier 2.
+bats_require_minimum_version 1.5.0
+load helpers
+
+teardown() {
+	# nothing of the lab may outlive its test
+	[ -n "${LAB:-}" ] && "$NESTVM" lab down "$LAB" --state-dir "$BATS_TEST_TMPDIR/st" --timeout 1 \
+		> /dev/null 2>&1
+	pkill -9 -f "$BATS_TEST_TMPDIR/st" 2> /dev/null
+	true
+}
+
+write_lab() { # write_lab FILE
+	cat > "$1" <<YAML
+name: pair
+templates:
+  tiny: {kernel: $PWD/$GUEST, cmdline: "test=count", disk: $BATS_TEST_TMPDIR/tpl.qcow2}
+networks:
+  lan: {nat: 169.254.88.0/24}
+nodes:
+  a: {template: tiny, memory: 128M, nics: [{network: lan}], health: {console: "count 2"}}
+  b: {template: tiny, memory: 128M, depends_on: [a], nics: [{network: lan}],
+      health: {console: "count 2"}}
+YAML
+}
+
+lab() {
+	"$NESTVM" lab "$1" "$LAB" --state-dir "$BATS_TEST_TMPDIR/st" "${@:2}"
+}
+
+@test "lab up, status, down, up: nodes healthy in order, distinct identities that stay, linked clones, nothing left behind" {
+	require_kvm
+	local t=$BATS_TEST_TMPDIR
+	LAB=$t/lab.yaml
+	qemu-img create -q -f qcow2 "$t/tpl.qcow2" 16M
+	write_lab "$LAB"
+	run --separate-stderr lab up
+	echo "$output"; echo "$stderr"
+	[ "$status" -eq 0 ]
+	[ "$output" = "$(printf 'a: up\nb: up')" ]
+	lab status --json > "$t/s1.json"
+	cat "$t/s1.json"
+	python3 - "$t/s1.json" <<'PY'
+import json, os, sys
+s = json.load(open(sys.argv[1]))
+nodes = {n["name"]: n for n in s["nodes"]}
+assert set(nodes) == {"a", "b"}, nodes
+for n in nodes.values():
+    assert n["state"] == "running" and n["pid"] > 0, n
+    assert len(n["macs"]) == 1 and int(n["macs"][0][:2], 16) & 3 == 2, n
+    assert "count 2" in open(n["console_log"]).read(), n
+    assert n["uuid"][14] == "5", n
+assert nodes["a"]["uuid"] != nodes["b"]["uuid"]
+assert nodes["a"]["macs"] != nodes["b"]["macs"]
+assert [x["state"] for x in s["networks"]] == ["running"]
+PY
+	# each node is a linked clone of the template, and says its UUID itself
+	qemu-img info -U "$t/st/pair/a.qcow2" | grep -q "backing file: $t/tpl.qcow2"
+	local uuid_a pid_a
+	uuid_a=$(python3 -c 'import json,sys; print([n for n in json.load(open(sys.argv[1]))["nodes"] if n["name"]=="a"][0]["uuid"])' "$t/s1.json")
+	pid_a=$(python3 -c 'import json,sys; print([n for n in json.load(open(sys.argv[1]))["nodes"] if n["name"]=="a"][0]["pid"])' "$t/s1.json")
+	"$NESTVM" ctl "$t/st/pair/a.api" status | grep -q "\"uuid\":\"$uuid_a\""
+	# up again: nothing restarts
+	run --separate-stderr lab up
+	[ "$status" -eq 0 ]
+	lab status --json | grep -q "\"name\":\"a\",\"state\":\"running\",\"pid\":$pid_a,"
+	# down: the test guest ignores the power button, so after 1 s it is stopped
+	run --separate-stderr lab down --timeout 1
+	echo "$output"; echo "$stderr"
+	[ "$status" -eq 0 ]
+	[[ $stderr == *"2 of 2 nodes did not power off within 1 s and were stopped"* ]]
+	! pgrep -f "$t/st/pair" > /dev/null
+	[ -z "$(find "$t/st" -type s)" ]
+	lab status --json | python3 -c '
+import json, sys
+s = json.load(sys.stdin)
+assert all(n["state"] == "stopped" for n in s["nodes"] + s["networks"]), s'
+	# up again: the same identities, the disks kept
+	lab up
+	lab status --json > "$t/s2.json"
+	python3 - "$t/s1.json" "$t/s2.json" <<'PY'
+import json, sys
+a, b = (json.load(open(p)) for p in sys.argv[1:])
+ids = lambda s: {n["name"]: (n["uuid"], n["macs"]) for n in s["nodes"]}
+assert ids(a) == ids(b), (ids(a), ids(b))
+PY
+	lab down --timeout 1 2> /dev/null
+	! pgrep -f "$t/st/pair" > /dev/null
+}
+
+@test "lab: bad manifest, unknown action, a lab that is not up" {
+	local t=$BATS_TEST_TMPDIR
+	printf 'name: x\ntemplates: {t: {kernel: /k}}\nnodes:\n  a: {template: t, colour: red}\n' > "$t/bad.yaml"
+	run --separate-stderr "$NESTVM" lab up "$t/bad.yaml" --state-dir "$t/st"
+	assert_one_line_error "$t/bad.yaml:4:20: unknown key 'colour' in node a"
+	run --separate-stderr "$NESTVM" lab status "$t/bad.yaml" --state-dir "$t/st"
+	assert_one_line_error "lab x: not up"
+	run --separate-stderr "$NESTVM" lab reboot "$t/bad.yaml"
+	assert_one_line_error "unknown action 'reboot'"
+	run --separate-stderr "$NESTVM" lab up "$t/none.yaml" --state-dir "$t/st"
+	assert_one_line_error "$t/none.yaml: No such file or directory"
+}

@@ -1,0 +1,206 @@
+/* Unit tests: lab manifests (lab/manifest.c) and lab identities
+ * (lab/lab.c): a good manifest loads with ranges expanded and nodes in
+ * dependency order; each kind of bad manifest is refused with one line
+ * that gives the file, line and column; UUIDs (version 5) and MACs derive
+ * from the lab's seed and the node's name, stably, and differ between
+ * labs and nodes. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "boot/smbios.h"
+#include "lab/lab.h"
+#include "lab/manifest.h"
+
+static char dir[64];
+
+static const char *write_file(const char *name, const char *text)
+{
+	static char path[128];
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	fputs(text, f);
+	fclose(f);
+	return path;
+}
+
+static struct lab_manifest *load_ok(const char *text)
+{
+	struct lab_manifest *m = calloc(1, sizeof(*m));
+	assert_non_null(m);
+	if (lab_manifest_load(write_file("ok.yaml", text), 64ULL << 30, m) < 0)
+		fail_msg("a good manifest was refused");
+	return m;
+}
+
+/* The manifest is refused, and the one line printed has `where` (LINE:COL)
+ * and `message`. */
+static void assert_refused(const char *text, const char *where, const char *message)
+{
+	char errpath[128];
+	snprintf(errpath, sizeof(errpath), "%s/stderr", dir);
+	fflush(stderr);
+	int saved = dup(2), fd = open(errpath, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	dup2(fd, 2);
+	close(fd);
+	struct lab_manifest *m = calloc(1, sizeof(*m));
+	const char *path = write_file("bad.yaml", text);
+	int r = lab_manifest_load(path, 8ULL << 30, m);
+	fflush(stderr);
+	dup2(saved, 2);
+	close(saved);
+	free(m);
+	char got[1024] = "";
+	FILE *f = fopen(errpath, "r");
+	size_t n = fread(got, 1, sizeof(got) - 1, f);
+	fclose(f);
+	got[n] = 0;
+	char want[256];
+	snprintf(want, sizeof(want), "%s:%s: ", path, where);
+	if (r != -1 || !strstr(got, want) || !strstr(got, message) || strchr(got, '\n') != got + n - 1)
+		fail_msg("expected one line with '%s' and '%s', got '%s'", want, message, got);
+}
+
+static void loads_the_smallest_manifest_and_ranges(void **state)
+{
+	(void)state;
+	struct lab_manifest *m = load_ok(
+		"name: pair\n"
+		"templates:\n"
+		"  tiny: {kernel: /abs/vmlinuz, initrd: /abs/initrd.gz, cmdline: \"console=ttyS0 quiet\"}\n"
+		"networks:\n"
+		"  lan: {nat: 169.254.88.0/24}\n"
+		"nodes:\n"
+		"  a: {template: tiny, memory: 256M, nics: [{network: lan}]}\n"
+		"  b: {template: tiny, memory: 256M, cpus: 1, nested: false, nics: [{network: lan}]}\n");
+	assert_string_equal(m->name, "pair");
+	assert_int_equal(m->nnodes, 2);
+	assert_string_equal(m->templates[0].initrd, "/abs/initrd.gz");
+	assert_string_equal(m->templates[0].cmdline, "console=ttyS0 quiet");
+	assert_true(m->networks[0].nat);
+	assert_string_equal(m->networks[0].subnet, "169.254.88.0/24");
+	assert_int_equal(m->nodes[1].memory, 256 << 20);
+	assert_int_equal(m->nodes[1].nnics, 1);
+	free(m);
+
+	m = load_ok("name: rack\n"
+		    "templates: {t: {kernel: /k, disk: /d.qcow2}}\n"
+		    "networks: {lan: , mgmt: {nat: \"\"}}\n"
+		    "nodes:\n"
+		    "  hv[1-3]:\n"
+		    "    template: t\n"
+		    "    nested: true\n"
+		    "    depends_on: [jump]\n"
+		    "    nics: [{network: lan, mac: '02:aa:bb:cc:dd:ee'}, {network: mgmt}]\n"
+		    "    health: {console: 'login:'}\n"
+		    "  jump: {template: t, depends_on: [db]}\n"
+		    "  db: {template: t}\n");
+	assert_int_equal(m->nnodes, 5);
+	assert_string_equal(m->nodes[0].name, "hv1");
+	assert_string_equal(m->nodes[2].name, "hv3");
+	assert_true(m->nodes[2].nested);
+	assert_string_equal(m->nodes[2].health_console, "login:");
+	assert_true(m->nodes[0].nics[0].mac_given);
+	assert_int_equal(m->nodes[0].nics[0].mac[5], 0xee);
+	assert_false(m->networks[0].nat);
+	assert_true(m->networks[1].nat);
+	/* db, then jump, then the hypervisors */
+	int pos[5];
+	for (int i = 0; i < 5; i++)
+		pos[m->order[i]] = i;
+	assert_true(pos[4] < pos[3]);
+	for (int i = 0; i < 3; i++)
+		assert_true(pos[3] < pos[i]);
+	free(m);
+}
+
+static void bad_manifests_say_where(void **state)
+{
+	(void)state;
+	const char *head = "name: pair\ntemplates:\n  tiny: {kernel: /abs/vmlinuz}\n";
+	char text[1024];
+#define BAD(body, where, msg)                                    \
+	do {                                                     \
+		snprintf(text, sizeof(text), "%s%s", head, body); \
+		assert_refused(text, where, msg);                \
+	} while (0)
+	BAD("nodes:\n  a: {template: tiny, colour: blue}\n", "5:23", "unknown key 'colour' in node a");
+	BAD("nodes:\n  a: {template: tiny}\nsize: 3\n", "6:1", "unknown key 'size'");
+	BAD("nodes:\n  a: {template: tiny}\n  a: {template: tiny}\n", "6:3", "node a is declared twice");
+	BAD("nodes:\n  a: {template: big}\n", "5:17", "template 'big' is not declared");
+	BAD("nodes:\n  a: {template: tiny, nics: [{network: wan}]}\n", "5:40",
+	    "network 'wan' is not declared");
+	BAD("nodes:\n  a: {template: tiny, depends_on: [b]}\n  b: {template: tiny, depends_on: [a]}\n",
+	    "6:36", "a cycle");
+	BAD("nodes:\n  a: {template: tiny, depends_on: [a]}\n", "5:36", "a depends on itself");
+	BAD("nodes:\n  a: {template: tiny, memory: 6G}\n  b: {template: tiny, memory: 4G}\n", "6:3",
+	    "more than this host's 8192 MiB");
+	BAD("nodes:\n  hv[3-1]: {template: tiny}\n", "5:3", "expands to no node");
+	BAD("nodes:\n  a: {template: tiny, depends_on: [z]}\n", "5:36", "node z is not declared");
+	BAD("nodes:\n  a: {template: tiny, memory: lots}\n", "5:31", "memory: expected a size");
+	BAD("nodes:\n  a: {template: tiny, nested: maybe}\n", "5:31", "nested: expected true or false");
+	BAD("nodes:\n  A_1: {template: tiny}\n", "5:3", "node name 'A_1'");
+	BAD("nodes:\n  a: {template: tiny\n", "6:1", "did not find expected");
+	BAD("networks: {lan: {nat: 10.0.0.0/30}}\nnodes:\n  a: {template: tiny}\n", "4:23",
+	    "nat: expected a subnet");
+	assert_refused("templates:\n  t: {kernel: /k}\nnodes:\n  a: {template: t}\n", "1:1", "name:");
+	assert_refused("name: x\ntemplates:\n  t: {kernel: relative/k}\nnodes:\n  a: {template: t}\n",
+		       "3:15", "give an absolute path");
+#undef BAD
+}
+
+static void identities_are_stable_and_distinct(void **state)
+{
+	(void)state;
+	const char *seed = "00112233445566778899aabbccddeeff", *other = "ffeeddccbbaa99887766554433221100";
+	uint8_t u1[16], u2[16], u3[16], u4[16];
+	lab_node_uuid(seed, "hv1", u1);
+	lab_node_uuid(seed, "hv1", u2);
+	lab_node_uuid(seed, "hv2", u3);
+	lab_node_uuid(other, "hv1", u4);
+	assert_memory_equal(u1, u2, 16);
+	assert_memory_not_equal(u1, u3, 16);
+	assert_memory_not_equal(u1, u4, 16);
+	assert_int_equal(u1[6] >> 4, 5);      /* version 5 */
+	assert_int_equal(u1[8] & 0xc0, 0x80); /* RFC variant */
+	uint8_t m1[6], m2[6], m3[6];
+	lab_node_mac(seed, "hv1", 0, m1);
+	lab_node_mac(seed, "hv1", 1, m2);
+	lab_node_mac(other, "hv1", 0, m3);
+	assert_int_equal(m1[0], 0x02); /* locally administered, unicast */
+	assert_memory_not_equal(m1, m2, 6);
+	assert_memory_not_equal(m1, m3, 6);
+}
+
+static int setup(void **state)
+{
+	(void)state;
+	snprintf(dir, sizeof(dir), "/tmp/nestvm-unit-lab.XXXXXX");
+	return mkdtemp(dir) ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	char cmd[128];
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(loads_the_smallest_manifest_and_ranges),
+		cmocka_unit_test(bad_manifests_say_where),
+		cmocka_unit_test(identities_are_stable_and_distinct),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
