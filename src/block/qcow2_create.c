@@ -10,6 +10,7 @@
 #include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,11 +44,11 @@ static void put64(uint8_t *p, uint64_t v)
 int disk_create_qcow2(const char *name, const char *path, uint64_t size, const char *backing,
 		      const char *backing_format)
 {
-	size = (size + 511) & ~511ULL;
 	if (size > MAX_CREATE_SIZE) {
 		log_error("%s: a size over 64 TiB", name);
 		return -1;
 	}
+	size = (size + 511) & ~511ULL;
 	size_t name_len = backing ? strlen(backing) : 0, fmt_len = backing ? strlen(backing_format) : 0;
 	if (name_len > MAX_BACKING_NAME) {
 		log_error("%s: the backing file's path is longer than %d bytes", name, MAX_BACKING_NAME);
@@ -56,9 +57,8 @@ int disk_create_qcow2(const char *name, const char *path, uint64_t size, const c
 	uint64_t l2_span = (uint64_t)CLUSTER_SIZE * (CLUSTER_SIZE / 8);
 	uint32_t l1_size = (uint32_t)((size + l2_span - 1) / l2_span);
 	uint64_t l1_clusters = ((uint64_t)l1_size * 8 + CLUSTER_SIZE - 1) / CLUSTER_SIZE;
-	if (l1_clusters == 0)
-		l1_clusters = 1;
-	uint64_t clusters = 3 + l1_clusters; /* header, refcount table and block, L1 */
+	/* header, refcount table and block, L1 (none for an empty disk) */
+	uint64_t clusters = 3 + l1_clusters;
 	if (clusters > CLUSTER_SIZE / 2) {
 		log_error("%s: too large for one refcount block", name); /* not below 64 TiB */
 		return -1;
@@ -122,6 +122,19 @@ int disk_create_qcow2(const char *name, const char *path, uint64_t size, const c
 	int e = errno;
 	close(fd);
 	free(c);
+	if (r == 0) {
+		/* The new name must survive a crash as well as the bytes. */
+		char *slash = strrchr(path, '/');
+		char dir[PATH_MAX];
+		snprintf(dir, sizeof(dir), "%.*s", slash ? (int)(slash - path) + 1 : 1, slash ? path : ".");
+		int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (dfd < 0 || fsync(dfd) < 0) {
+			r = -1;
+			e = errno;
+		}
+		if (dfd >= 0)
+			close(dfd);
+	}
 	if (r != 0) {
 		log_error("%s: cannot write %s: %s", name, path, strerror(e));
 		unlink(path);

@@ -25,6 +25,7 @@
 #include "util/log.h"
 
 #define SOCKET_PATH_MAX 107 /* sun_path, less its terminating NUL */
+#define SWITCH_API_SUFFIX ".switch-api"
 
 /* nestvm's namespace for lab UUIDs (version 5, RFC 9562): itself a
  * version 4 UUID, fixed for good. */
@@ -109,10 +110,18 @@ static void path_in(const struct lab *lab, char *out, const char *name, const ch
 		out[0] = 0;
 }
 
-/* Opens (creating with create) the lab's directory, locks it against another
- * lab command, reads its seed and state. */
-static int lab_open(struct lab *lab, const char *name, const struct lab_options *opt, bool create)
+enum open_mode {
+	OPEN_UP,     /* created if need be, locked, a seed made */
+	OPEN_DOWN,   /* must exist, locked */
+	OPEN_STATUS, /* must exist, only read: works while up or down runs */
+};
+
+/* Opens the lab's directory, locks it against another lab command that
+ * changes it, reads its seed and state. */
+static int lab_open(struct lab *lab, const char *name, const struct lab_options *opt,
+		    enum open_mode mode)
 {
+	bool create = mode == OPEN_UP;
 	memset(lab, 0, sizeof(*lab));
 	lab->opt = *opt;
 	lab->lock_fd = -1;
@@ -123,11 +132,12 @@ static int lab_open(struct lab *lab, const char *name, const struct lab_options 
 		log_error("lab %s: the state directory's path is too long", name);
 		return -1;
 	}
-	/* The longest socket in it: DIR/NAME.api, with a name of 32. */
-	if (strlen(lab->dir) + 1 + LAB_NAME_MAX + 4 > SOCKET_PATH_MAX) {
-		log_error("lab %s: state directory %s is too long for UNIX socket paths (at most %d "
+	/* The longest socket in it: DIR/NAME.switch-api, with a name of 32. */
+	size_t longest = 1 + LAB_NAME_MAX + strlen(SWITCH_API_SUFFIX);
+	if (strlen(lab->dir) + longest > SOCKET_PATH_MAX) {
+		log_error("lab %s: state directory %s is too long for UNIX socket paths (at most %zu "
 			  "characters); give a shorter --state-dir", name, lab->dir,
-			  SOCKET_PATH_MAX - LAB_NAME_MAX - 5);
+			  SOCKET_PATH_MAX - longest);
 		return -1;
 	}
 	struct stat st;
@@ -142,11 +152,13 @@ static int lab_open(struct lab *lab, const char *name, const struct lab_options 
 		}
 	}
 	char p[PATH_MAX];
-	path_in(lab, p, "lock", "");
-	lab->lock_fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-	if (lab->lock_fd < 0 || flock(lab->lock_fd, LOCK_EX | LOCK_NB) < 0) {
-		log_error("lab %s: another nestvm lab command is working on it (%s)", name, p);
-		return -1;
+	if (mode != OPEN_STATUS) {
+		path_in(lab, p, "lock", "");
+		lab->lock_fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+		if (lab->lock_fd < 0 || flock(lab->lock_fd, LOCK_EX | LOCK_NB) < 0) {
+			log_error("lab %s: another nestvm lab up or down is working on it (%s)", name, p);
+			return -1;
+		}
 	}
 	path_in(lab, p, "seed", "");
 	FILE *f = fopen(p, "r");
@@ -155,7 +167,7 @@ static int lab_open(struct lab *lab, const char *name, const struct lab_options 
 			lab->seed[0] = 0;
 		fclose(f);
 	}
-	if (!lab->seed[0]) {
+	if (!lab->seed[0] && mode == OPEN_UP) {
 		uint8_t r[16];
 		if (getrandom(r, sizeof(r), 0) != sizeof(r)) {
 			log_error("lab %s: getrandom: %s", name, strerror(errno));
@@ -170,10 +182,18 @@ static int lab_open(struct lab *lab, const char *name, const struct lab_options 
 		}
 	}
 	path_in(lab, p, "state.json", "");
+	if (access(p, F_OK) < 0) {
+		lab->state = json_object_new_object();
+		return 0;
+	}
+	/* Written whole or not at all (save_state renames): one that does not
+	 * parse was changed by someone else, and starting nodes again from it
+	 * could run a second copy of each. */
 	lab->state = json_object_from_file(p);
 	if (!lab->state || !json_object_is_type(lab->state, json_type_object)) {
-		json_object_put(lab->state);
-		lab->state = json_object_new_object();
+		log_error("lab %s: %s is not the state nestvm wrote; look at it, then remove it (and "
+			  "stop the lab's processes by hand) to start afresh", name, p);
+		return -1;
 	}
 	return 0;
 }
@@ -273,6 +293,8 @@ static int spawn(char *const argv[], const char *log)
 		setsid();
 		if (in < 0 || dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(out, 2) < 0)
 			_exit(127);
+		if (in > 2)
+			close(in);
 		/* The lab's processes are this nestvm, whatever PATH holds. */
 		execv("/proc/self/exe", argv);
 		dprintf(2, "nestvm: cannot run /proc/self/exe: %s\n", strerror(errno));
@@ -371,7 +393,7 @@ static int start_network(struct lab *lab, const struct lab_network *n)
 	json_object *nets = section(lab, "networks"), *st;
 	char sock[PATH_MAX], api[PATH_MAX], log[PATH_MAX];
 	path_in(lab, sock, n->name, ".sock");
-	path_in(lab, api, n->name, ".switch-api");
+	path_in(lab, api, n->name, SWITCH_API_SUFFIX);
 	path_in(lab, log, n->name, ".switch-log");
 	if (json_object_object_get_ex(nets, n->name, &st) && alive(int_of(st, "pid"), api))
 		return 0;
@@ -379,15 +401,18 @@ static int start_network(struct lab *lab, const struct lab_network *n)
 	unlink(api);
 	char nat[64];
 	snprintf(nat, sizeof(nat), "--nat=%s", n->subnet);
-	char *argv[] = { "nestvm", "switch", "--socket", sock, "--api-socket", api,
+	char *argv[] = { "nestvm", "switch", "--api-socket", api, "--socket", sock,
 			 n->nat ? (n->subnet[0] ? nat : "--nat") : NULL, NULL };
 	int pid = spawn(argv, log);
 	if (pid < 0)
 		return -1;
 	/* Ready once it answers on its API socket. */
 	char reply[65536];
-	for (int64_t end = now_ms() + 20000; now_ms() < end;) {
-		if (control_request(api, "{\"command\":\"status\"}\n", reply, sizeof(reply), 1000) == 0)
+	bool answered = false;
+	for (int64_t end = now_ms() + 20000; now_ms() < end && !answered;) {
+		answered = control_request(api, "{\"command\":\"status\"}\n", reply, sizeof(reply),
+					   1000) == 0;
+		if (answered)
 			break;
 		if (!still_running(pid, api)) {
 			char why[512];
@@ -397,6 +422,13 @@ static int start_network(struct lab *lab, const struct lab_network *n)
 			return -1;
 		}
 		usleep(50 * 1000);
+	}
+	if (!answered) {
+		log_error("lab %s: network %s does not answer on %s after 20 s; stopped it", lab->name,
+			  n->name, api);
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+		return -1;
 	}
 	st = json_object_new_object();
 	json_object_object_add(st, "pid", json_object_new_int(pid));
@@ -438,6 +470,9 @@ static int start_node(struct lab *lab, const struct lab_manifest *m, const struc
 	int a = 0;
 	argv[a++] = "nestvm";
 	argv[a++] = "run";
+	/* First: alive() finds a node's process by it in its command line. */
+	argv[a++] = "--api-socket";
+	argv[a++] = api;
 	argv[a++] = "--kernel";
 	argv[a++] = (char *)t->kernel;
 	if (t->initrd[0]) {
@@ -478,8 +513,6 @@ static int start_node(struct lab *lab, const struct lab_manifest *m, const struc
 	argv[a++] = serial;
 	argv[a++] = "--console";
 	argv[a++] = console_spec;
-	argv[a++] = "--api-socket";
-	argv[a++] = api;
 	argv[a] = NULL;
 	if (truncate(console, 0) < 0 && errno != ENOENT)
 		log_warn("%s: cannot empty it: %s", console, strerror(errno));
@@ -544,9 +577,12 @@ int lab_up(const char *file, const struct lab_options *opt)
 	long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
 	struct lab lab;
 	int r = -1;
-	if (lab_manifest_load(file, pages > 0 && page > 0 ? (uint64_t)pages * (uint64_t)page : 0, m) < 0 ||
-	    lab_open(&lab, m->name, opt, true) < 0)
+	lab.state = NULL;
+	lab.lock_fd = -1;
+	if (lab_manifest_load(file, pages > 0 && page > 0 ? (uint64_t)pages * (uint64_t)page : 0, m) < 0)
 		goto out_manifest;
+	if (lab_open(&lab, m->name, opt, OPEN_UP) < 0)
+		goto out;
 	json_object_object_add(lab.state, "manifest", json_object_new_string(m->path));
 	/* Health is this run's finding: a node found healthy before may have
 	 * died since. */
@@ -609,14 +645,24 @@ int lab_down(const char *file, const struct lab_options *opt)
 {
 	char name[LAB_NAME_MAX + 1];
 	struct lab lab;
-	if (lab_manifest_name(file, name) < 0 || lab_open(&lab, name, opt, false) < 0)
+	if (lab_manifest_name(file, name) < 0)
 		return -1;
+	if (lab_open(&lab, name, opt, OPEN_DOWN) < 0) {
+		lab_close(&lab);
+		return -1;
+	}
 	json_object *nodes = section(&lab, "nodes"), *nets = section(&lab, "networks");
 	/* Every node's power button at once, then the answers: nestvm answers
 	 * once the VM has ended, powered off or stopped after the timeout. */
 	char request[128];
 	snprintf(request, sizeof(request), "{\"command\":\"shutdown\",\"timeout\":%d}\n", opt->timeout_s);
-	int fds[LAB_MAX_NODES], n_fds = 0, running = 0, forced = 0;
+	int n_fds = 0, running = 0, forced = 0;
+	int *fds = calloc((size_t)json_object_object_length(nodes) + 1, sizeof(int));
+	if (!fds) {
+		log_error("lab %s: out of memory", name);
+		lab_close(&lab);
+		return -1;
+	}
 	json_object_object_foreach(nodes, n, st) {
 		(void)n;
 		int fd = -1;
@@ -634,8 +680,7 @@ int lab_down(const char *file, const struct lab_options *opt)
 		} else {
 			fd = -2; /* not running */
 		}
-		if (n_fds < LAB_MAX_NODES)
-			fds[n_fds++] = fd;
+		fds[n_fds++] = fd;
 	}
 	int k = 0;
 	int64_t end = now_ms() + (int64_t)opt->timeout_s * 1000 + 10000;
@@ -679,6 +724,7 @@ int lab_down(const char *file, const struct lab_options *opt)
 		json_object_object_add(st2, "healthy", json_object_new_int(0));
 		printf("%s: down (%s)\n", n2, how);
 	}
+	free(fds);
 	json_object_object_foreach(nets, n3, st3) {
 		(void)n3;
 		const char *api = str_of(st3, "api_socket");
@@ -707,8 +753,12 @@ int lab_status(const char *file, const struct lab_options *opt)
 {
 	char name[LAB_NAME_MAX + 1];
 	struct lab lab;
-	if (lab_manifest_name(file, name) < 0 || lab_open(&lab, name, opt, false) < 0)
+	if (lab_manifest_name(file, name) < 0)
 		return -1;
+	if (lab_open(&lab, name, opt, OPEN_STATUS) < 0) {
+		lab_close(&lab);
+		return -1;
+	}
 	json_object *out = json_object_new_object(), *list = json_object_new_array();
 	json_object_object_add(out, "name", json_object_new_string(name));
 	json_object_object_add(out, "state_dir", json_object_new_string(lab.dir));

@@ -28,8 +28,8 @@ struct lab_options {
 /* Starts what is not running, in dependency order, and waits for each node
  * to be healthy; 0 when all are. */
 int lab_up(const char *file, const struct lab_options *opt);
-/* Presses every node's power button (last started first), stops what has
- * not powered off after the timeout, then the networks. */
+/* Presses every node's power button (all at once), stops what has not
+ * powered off after the timeout, then the networks. */
 int lab_down(const char *file, const struct lab_options *opt);
 /* Prints every node's and network's state (JSON with opt->json). */
 int lab_status(const char *file, const struct lab_options *opt);

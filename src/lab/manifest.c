@@ -297,8 +297,8 @@ static void load_node_fields(struct loader *l, struct lab_node *nd, yaml_node_t 
 		} else if (!strcmp(f, "memory")) {
 			const char *s = scalar(v);
 			if (!s || parse_size(s, &nd->memory) < 0 || nd->memory < (32ULL << 20) ||
-			    nd->memory % 4096)
-				fail_at(l, v, "memory: expected a size such as 256M (at least 32M)");
+			    nd->memory > (4ULL << 40) || nd->memory % 4096)
+				fail_at(l, v, "memory: expected a size such as 256M (32M to 4T)");
 		} else if (!strcmp(f, "cpus")) {
 			const char *s = scalar(v);
 			uint64_t c;
@@ -318,6 +318,8 @@ static void load_node_fields(struct loader *l, struct lab_node *nd, yaml_node_t 
 			yaml_node_t *hk, *hv;
 			FOR_PAIRS(l, v, hk, hv) {
 				const char *h = scalar(hk);
+				if (duplicate_key(l, v, hk))
+					break;
 				if (h && !strcmp(h, "console"))
 					string_value(l, hv, "health: console", nd->health_console,
 						     sizeof(nd->health_console));
@@ -515,7 +517,7 @@ static void load_root(struct loader *l, yaml_node_t *root, uint64_t host_ram)
 		order_nodes(l);
 	uint64_t total = 0;
 	for (int i = 0; i < m->nnodes && !l->failed && host_ram; i++) {
-		total += m->nodes[i].memory;
+		total += m->nodes[i].memory; /* each at most 4 TiB, 64 of them: no wrap */
 		if (total > host_ram)
 			fail_at(l, l->node_at[i], "node %s: the nodes up to here need %llu MiB, more than "
 				"this host's %llu MiB of RAM", m->nodes[i].name,

@@ -38,8 +38,8 @@
 #define BLK_SLOTS 64
 /* What one request may ask for, advertised and enforced: at most SEG_MAX
  * data buffers of at most SIZE_MAX_BYTES each. A request runs to its end
- * once started (a reset or a snapshot waits for it), so its size bounds
- * that wait; without these a chain of 1024 buffers, each as large as guest
+ * once taken from the ring (a reset or a snapshot waits for every one
+ * taken, BLK_SLOTS at most), so its size bounds that wait; without these a chain of 1024 buffers, each as large as guest
  * RAM, could read about 1024x RAM from a sparse disk in one go. */
 #define SEG_MAX 254
 #define SIZE_MAX_BYTES (1u << 20)

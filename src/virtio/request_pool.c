@@ -102,8 +102,10 @@ static void *pool_thread(void *arg)
 		virtio_queue_interrupt(vd, q);
 		if (!vd->in_flight)
 			pthread_cond_broadcast(&vd->idle);
-		if (pool->starved[q] && !pool->stopping && virtio_live(vd))
-			virtio_pool_serve(pool, q);
+		/* A slot is free: every queue left waiting for one is looked at. */
+		for (unsigned sq = 0; sq < vd->num_queues && !pool->stopping && virtio_live(vd); sq++)
+			if (pool->starved[sq])
+				virtio_pool_serve(pool, sq);
 	}
 	pthread_mutex_unlock(&vd->lock);
 	return NULL;

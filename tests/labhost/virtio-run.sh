@@ -183,11 +183,15 @@ done
 # One guest reaches the lab host: ping, then 8 MiB over TCP.
 timeout 200 python3 tests/labhost/tcp-sink.py 5000 /tmp/received &
 listener=$!
+started=$(date +%s)
 vm net-host "case=net addr=169.254.0.4 peer=169.254.0.1 port=5000" \
 	--net tap=nvtap4,mac=52:54:00:00:00:04
 host_status=$?
 wait $listener
-echo "RESULT net-host status=$host_status ping=$(v net-host ping) mac=$(v net-host mac) sum=$(v net-host sum) got=$(md5sum < /tmp/received | cut -c1-32) bytes=$(wc -c < /tmp/received)"
+listener_status=$? # 124: the listener's 200 s ran out
+# (seconds, whether the guest's nc finished, the listener's status: what a
+# short transfer needs to be told apart, slow from cut)
+echo "RESULT net-host status=$host_status ping=$(v net-host ping) mac=$(v net-host mac) sum=$(v net-host sum) got=$(md5sum < /tmp/received | cut -c1-32) bytes=$(wc -c < /tmp/received) seconds=$(($(date +%s) - started)) sent=$(grep -ac '^V: sent' "$dir/net-host.out") listener=$listener_status"
 
 # Two guests on the bridge reach each other; each also has a second NIC on a
 # tap nestvm creates.
