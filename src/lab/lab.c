@@ -747,6 +747,86 @@ int lab_down(const char *file, const struct lab_options *opt)
 	return r;
 }
 
+/* --- reset ------------------------------------------------------------- */
+
+int lab_reset(const char *file, const char *only, const struct lab_options *opt)
+{
+	struct lab_manifest *m = calloc(1, sizeof(*m));
+	if (!m) {
+		log_error("lab: out of memory");
+		return -1;
+	}
+	struct lab lab;
+	int r = -1;
+	lab.state = NULL;
+	lab.lock_fd = -1;
+	if (lab_manifest_load(file, 0, m) < 0)
+		goto out_manifest;
+	int target = -1;
+	if (only) {
+		for (int i = 0; i < m->nnodes; i++)
+			if (!strcmp(m->nodes[i].name, only))
+				target = i;
+		if (target < 0) {
+			log_error("lab %s: no node %s in %s", m->name, only, file);
+			goto out_manifest;
+		}
+	}
+	if (lab_open(&lab, m->name, opt, OPEN_DOWN) < 0)
+		goto out;
+	r = 0;
+	for (int i = 0; i < m->nnodes && r == 0; i++) {
+		const struct lab_node *nd = &m->nodes[m->order[i]];
+		if (target >= 0 && m->order[i] != target)
+			continue;
+		json_object *st;
+		bool was_running = false;
+		char overlay[PATH_MAX];
+		path_in(&lab, overlay, nd->name, ".qcow2");
+		if (json_object_object_get_ex(section(&lab, "nodes"), nd->name, &st)) {
+			const char *api = str_of(st, "api_socket");
+			int pid = int_of(st, "pid");
+			/* Its disk is thrown away: no shutdown to wait for. */
+			if (alive(pid, api)) {
+				was_running = true;
+				kill(pid, SIGKILL);
+				wait_gone(pid, api, 10000);
+				if (alive(pid, api)) {
+					log_error("lab %s: node %s (pid %d) does not stop", m->name, nd->name, pid);
+					r = -1;
+					break;
+				}
+			}
+			json_object_object_add(st, "pid", json_object_new_int(0));
+			json_object_object_add(st, "healthy", json_object_new_int(0));
+		}
+		if (unlink(overlay) < 0 && errno != ENOENT) {
+			log_error("lab %s: cannot remove %s: %s", m->name, overlay, strerror(errno));
+			r = -1;
+			break;
+		}
+		/* A fresh clone of the template; the identity comes from the
+		 * seed, so it is the same. */
+		if (was_running) {
+			if (start_node(&lab, m, nd) < 0 || wait_healthy(&lab, nd) < 0) {
+				r = -1;
+				break;
+			}
+			if (json_object_object_get_ex(section(&lab, "nodes"), nd->name, &st))
+				json_object_object_add(st, "healthy", json_object_new_int(1));
+		}
+		printf("%s: reset%s\n", nd->name, was_running ? ", up" : "");
+		fflush(stdout);
+	}
+	if (save_state(&lab) < 0)
+		r = -1;
+out:
+	lab_close(&lab);
+out_manifest:
+	free(m);
+	return r;
+}
+
 /* --- status ------------------------------------------------------------- */
 
 int lab_status(const char *file, const struct lab_options *opt)

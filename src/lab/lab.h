@@ -31,6 +31,10 @@ int lab_up(const char *file, const struct lab_options *opt);
 /* Presses every node's power button (all at once), stops what has not
  * powered off after the timeout, then the networks. */
 int lab_down(const char *file, const struct lab_options *opt);
+/* Throws away the disk of every node (or of the one named): stopped hard,
+ * a fresh linked clone of its template, started again if it ran; the
+ * identity stays. */
+int lab_reset(const char *file, const char *only, const struct lab_options *opt);
 /* Prints every node's and network's state (JSON with opt->json). */
 int lab_status(const char *file, const struct lab_options *opt);
 

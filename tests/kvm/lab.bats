@@ -31,7 +31,7 @@ lab() {
 	"$NESTVM" lab "$1" "$LAB" --state-dir "$BATS_TEST_TMPDIR/st" "${@:2}"
 }
 
-@test "lab up, status, down, up: nodes healthy in order, distinct identities that stay, linked clones, nothing left behind" {
+@test "lab up, status, down, up, reset: nodes healthy in order, distinct identities that stay, linked clones, fresh disks after reset, nothing left behind" {
 	require_kvm
 	local t=$BATS_TEST_TMPDIR
 	LAB=$t/lab.yaml
@@ -87,6 +87,28 @@ a, b = (json.load(open(p)) for p in sys.argv[1:])
 ids = lambda s: {n["name"]: (n["uuid"], n["macs"]) for n in s["nodes"]}
 assert ids(a) == ids(b), (ids(a), ids(b))
 PY
+	# reset: a's disk goes back to its template's, its identity stays
+	lab down --timeout 1 2> /dev/null
+	qemu-io -c 'write -P 0x77 0 64k' "$t/st/pair/a.qcow2" > /dev/null
+	lab up > /dev/null
+	qemu-io -U -r -c 'read -P 0x77 0 64k' "$t/st/pair/a.qcow2" | grep -q "^read 65536/65536"
+	run --separate-stderr lab reset a
+	echo "$output"; echo "$stderr"
+	[ "$status" -eq 0 ]
+	[ "$output" = "a: reset, up" ]
+	run qemu-io -U -r -c 'read -P 0 0 64k' "$t/st/pair/a.qcow2"
+	echo "$output"
+	[[ $output == *"read 65536/65536"* ]] && [[ $output != *"verification failed"* ]]
+	lab status --json > "$t/s3.json"
+	python3 - "$t/s1.json" "$t/s3.json" <<'PY'
+import json, sys
+a, b = (json.load(open(p)) for p in sys.argv[1:])
+ids = lambda s: {n["name"]: (n["uuid"], n["macs"]) for n in s["nodes"]}
+assert ids(a) == ids(b), (ids(a), ids(b))
+assert all(n["state"] == "running" for n in b["nodes"]), b
+PY
+	run --separate-stderr lab reset nosuch
+	assert_one_line_error "no node nosuch in $LAB"
 	lab down --timeout 1 2> /dev/null
 	! pgrep -f "$t/st/pair" > /dev/null
 }
