@@ -318,33 +318,47 @@ static bool still_running(int pid, const char *mark)
 	return alive(pid, mark);
 }
 
-/* One request on a control socket; the reply into `reply`. */
-static int control_request(const char *sock, const char *request, char *reply, size_t len, int wait_ms)
+static int64_t now_ms(void)
 {
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+/* Connects to a control socket and sends one request; the socket, or -1. */
+static int control_send(const char *sock, const char *request)
+{
 	struct sockaddr_un addr = { .sun_family = AF_UNIX };
-	if (fd < 0 || strlen(sock) >= sizeof(addr.sun_path)) {
-		if (fd >= 0)
-			close(fd);
+	if (strlen(sock) >= sizeof(addr.sun_path))
 		return -1;
-	}
 	strcpy(addr.sun_path, sock);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd >= 0 && (connect(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0 ||
+			send(fd, request, strlen(request), MSG_NOSIGNAL) != (ssize_t)strlen(request))) {
+		close(fd);
+		fd = -1;
+	}
+	return fd;
+}
+
+/* Reads the answer line into `reply` until end_ms (monotonic) and closes
+ * the socket; 0 once a whole line came. */
+static int control_answer(int fd, char *reply, size_t len, int64_t end_ms)
+{
 	size_t got = 0;
 	int r = -1;
-	if (connect(fd, (struct sockaddr *)&addr, sizeof(addr)) == 0 &&
-	    send(fd, request, strlen(request), MSG_NOSIGNAL) == (ssize_t)strlen(request)) {
-		while (got + 1 < len) {
-			struct pollfd p = { .fd = fd, .events = POLLIN };
-			if (poll(&p, 1, wait_ms) <= 0)
-				break;
-			ssize_t n = recv(fd, reply + got, len - 1 - got, 0);
-			if (n <= 0)
-				break;
-			got += (size_t)n;
-			if (memchr(reply, '\n', got)) {
-				r = 0;
-				break;
-			}
+	while (got + 1 < len) {
+		int64_t left = end_ms - now_ms();
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		if (left <= 0 || poll(&p, 1, (int)left) <= 0)
+			break;
+		ssize_t n = recv(fd, reply + got, len - 1 - got, 0);
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+		if (memchr(reply, '\n', got)) {
+			r = 0;
+			break;
 		}
 	}
 	reply[got] = 0;
@@ -352,12 +366,14 @@ static int control_request(const char *sock, const char *request, char *reply, s
 	return r;
 }
 
-static int64_t now_ms(void)
+/* One request on a control socket; the reply into `reply`. */
+static int control_request(const char *sock, const char *request, char *reply, size_t len, int wait_ms)
 {
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+	int fd = control_send(sock, request);
+	reply[0] = 0;
+	return fd < 0 ? -1 : control_answer(fd, reply, len, now_ms() + wait_ms);
 }
+
 
 static bool file_contains(const char *path, const char *text)
 {
@@ -668,14 +684,7 @@ int lab_down(const char *file, const struct lab_options *opt)
 		int fd = -1;
 		const char *api = str_of(st, "api_socket");
 		if (alive(int_of(st, "pid"), api)) {
-			struct sockaddr_un addr = { .sun_family = AF_UNIX };
-			snprintf(addr.sun_path, sizeof(addr.sun_path), "%s", api);
-			fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-			if (fd >= 0 && (connect(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0 ||
-					send(fd, request, strlen(request), MSG_NOSIGNAL) < 0)) {
-				close(fd);
-				fd = -1;
-			}
+			fd = control_send(api, request);
 			running++;
 		} else {
 			fd = -2; /* not running */
@@ -692,20 +701,8 @@ int lab_down(const char *file, const struct lab_options *opt)
 		const char *api = str_of(st2, "api_socket");
 		int pid = int_of(st2, "pid");
 		char reply[4096] = "";
-		size_t got = 0;
-		while (fd >= 0 && got + 1 < sizeof(reply) && !memchr(reply, '\n', got)) {
-			int64_t left = end - now_ms();
-			struct pollfd p = { .fd = fd, .events = POLLIN };
-			if (left <= 0 || poll(&p, 1, (int)left) <= 0)
-				break;
-			ssize_t r = recv(fd, reply + got, sizeof(reply) - 1 - got, 0);
-			if (r <= 0)
-				break;
-			got += (size_t)r;
-			reply[got] = 0;
-		}
 		if (fd >= 0)
-			close(fd);
+			control_answer(fd, reply, sizeof(reply), end);
 		const char *how = strstr(reply, "powered-off") ? "powered off"
 				  : strstr(reply, "stopped-after-timeout") ? "stopped after the timeout"
 									    : NULL;

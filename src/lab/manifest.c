@@ -126,20 +126,29 @@ static int find(const char *name, const void *items, size_t stride, int n)
 	return -1;
 }
 
+/* The name under which a template or network is declared: valid, and
+ * room for one more of its kind (count of max); NULL after the error. */
+static const char *declared_name(struct loader *l, yaml_node_t *key, const char *kind, int count,
+				 int max)
+{
+	const char *name = scalar(key);
+	if (!name || !valid_name(name)) {
+		fail_at(l, key, "%s name '%s': use a-z, 0-9 and '-', up to %d characters", kind,
+			name ? name : "?", LAB_NAME_MAX);
+		return NULL;
+	}
+	if (count == max) {
+		fail_at(l, key, "more than %d %ss", max, kind);
+		return NULL;
+	}
+	return name;
+}
+
 static void load_template(struct loader *l, yaml_node_t *key, yaml_node_t *map)
 {
 	struct lab_manifest *m = l->m;
-	const char *name = scalar(key);
-	if (!name || !valid_name(name)) {
-		fail_at(l, key, "template name '%s': use a-z, 0-9 and '-', up to %d characters",
-			name ? name : "?", LAB_NAME_MAX);
-		return;
-	}
-	if (m->ntemplates == LAB_MAX_TEMPLATES) {
-		fail_at(l, key, "more than %d templates", LAB_MAX_TEMPLATES);
-		return;
-	}
-	if (!is_map(l, map, name))
+	const char *name = declared_name(l, key, "template", m->ntemplates, LAB_MAX_TEMPLATES);
+	if (!name || !is_map(l, map, name))
 		return;
 	struct lab_template *t = &m->templates[m->ntemplates++];
 	strcpy(t->name, name);
@@ -168,16 +177,9 @@ static void load_template(struct loader *l, yaml_node_t *key, yaml_node_t *map)
 static void load_network(struct loader *l, yaml_node_t *key, yaml_node_t *map)
 {
 	struct lab_manifest *m = l->m;
-	const char *name = scalar(key);
-	if (!name || !valid_name(name)) {
-		fail_at(l, key, "network name '%s': use a-z, 0-9 and '-', up to %d characters",
-			name ? name : "?", LAB_NAME_MAX);
+	const char *name = declared_name(l, key, "network", m->nnetworks, LAB_MAX_NETWORKS);
+	if (!name)
 		return;
-	}
-	if (m->nnetworks == LAB_MAX_NETWORKS) {
-		fail_at(l, key, "more than %d networks", LAB_MAX_NETWORKS);
-		return;
-	}
 	struct lab_network *n = &m->networks[m->nnetworks++];
 	strcpy(n->name, name);
 	if (map && map->type == YAML_SCALAR_NODE && !*scalar(map))
@@ -274,10 +276,8 @@ static void load_nics(struct loader *l, struct lab_node *nd, yaml_node_t *seq)
 	}
 }
 
-static void load_node_fields(struct loader *l, struct lab_node *nd, yaml_node_t *key, yaml_node_t *map,
-			     int first_of_range)
+static void load_node_fields(struct loader *l, struct lab_node *nd, yaml_node_t *key, yaml_node_t *map)
 {
-	(void)first_of_range;
 	yaml_node_t *k, *v;
 	nd->template = -1;
 	nd->cpus = 1;
@@ -369,7 +369,7 @@ static void load_nodes(struct loader *l, yaml_node_t *nodes)
 			strcpy(nd->name, names[i]);
 			l->node_at[m->nnodes] = key;
 			m->nnodes++;
-			load_node_fields(l, nd, key, map, i == 0);
+			load_node_fields(l, nd, key, map);
 		}
 	}
 }

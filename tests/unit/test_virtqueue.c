@@ -585,12 +585,10 @@ static uint16_t used_index(struct fixture *f)
 	return idx;
 }
 
-/* A request's I/O runs without the device lock (a vCPU's register access
- * must not wait for a slow disk); a quiesce waits for it to end and keeps
- * new ones from starting until unquiesce. */
-static void worker_releases_the_lock_during_a_request(void **state)
+/* A transport with one enabled queue over the fixture's ring, no KVM and
+ * no worker: the tests drive it by hand. */
+static struct virtio_dev *unit_device(struct fixture *f)
 {
-	struct fixture *f = *state;
 	struct virtio_dev *vd = calloc(1, sizeof(*vd));
 	assert_non_null(vd);
 	vd->name = "unit";
@@ -601,6 +599,23 @@ static void worker_releases_the_lock_during_a_request(void **state)
 	vd->queues[0].vector = VIRTIO_NO_VECTOR;
 	pthread_mutex_init(&vd->lock, NULL);
 	pthread_cond_init(&vd->idle, NULL);
+	return vd;
+}
+
+static void free_unit_device(struct virtio_dev *vd)
+{
+	pthread_mutex_destroy(&vd->lock);
+	pthread_cond_destroy(&vd->idle);
+	free(vd);
+}
+
+/* A request's I/O runs without the device lock (a vCPU's register access
+ * must not wait for a slow disk); a quiesce waits for it to end and keeps
+ * new ones from starting until unquiesce. */
+static void worker_releases_the_lock_during_a_request(void **state)
+{
+	struct fixture *f = *state;
+	struct virtio_dev *vd = unit_device(f);
 	sem_init(&handler_entered, 0, 0);
 	sem_init(&handler_release, 0, 0);
 	put_desc(f, 0, DATA_GPA, 16, 0, 0);
@@ -637,9 +652,7 @@ static void worker_releases_the_lock_during_a_request(void **state)
 	uint32_t len;
 	memcpy(&len, gpa(f, USED_GPA + 4 + 8 * 1 + 4), 4);
 	assert_int_equal(len, 3);
-	pthread_mutex_destroy(&vd->lock);
-	pthread_cond_destroy(&vd->idle);
-	free(vd);
+	free_unit_device(vd);
 }
 
 /* --- requests in flight (virtio/request_pool.c) ------------------------ */
@@ -696,13 +709,6 @@ static void *release_once_quiesced(void *arg)
 	return NULL;
 }
 
-static uint16_t used_idx_of(struct fixture *f)
-{
-	uint16_t idx;
-	memcpy(&idx, gpa(f, USED_GPA + 2), 2);
-	return idx;
-}
-
 /* A pool of POOL_THREADS threads serves that many requests at once; more
  * wait for a free slot and are taken as slots free up; a quiesce waits for
  * every request in flight and lets none start; each chain comes back with
@@ -710,17 +716,8 @@ static uint16_t used_idx_of(struct fixture *f)
 static void pool_runs_requests_at_once_and_quiesce_waits_for_all(void **state)
 {
 	struct fixture *f = *state;
-	struct virtio_dev *vd = calloc(1, sizeof(*vd));
-	assert_non_null(vd);
-	vd->name = "unit";
-	vd->num_queues = 1;
-	vd->queues[0].vq = f->q;
-	vd->queues[0].enabled = true;
-	vd->queues[0].kick_fd = -1;
-	vd->queues[0].vector = VIRTIO_NO_VECTOR;
+	struct virtio_dev *vd = unit_device(f);
 	vd->status = VIRTIO_STATUS_FEATURES_OK | VIRTIO_STATUS_DRIVER_OK;
-	pthread_mutex_init(&vd->lock, NULL);
-	pthread_cond_init(&vd->idle, NULL);
 	atomic_store(&pool_entered, 0);
 	atomic_store(&pool_waited_too_long, false);
 	sem_init(&pool_go, 0, 0);
@@ -741,7 +738,7 @@ static void pool_runs_requests_at_once_and_quiesce_waits_for_all(void **state)
 	virtio_pci_quiesce(vd); /* returns once the first group is back */
 	pthread_join(releaser, NULL);
 	assert_int_equal(vd->in_flight, 0);
-	assert_int_equal(used_idx_of(f), POOL_THREADS);
+	assert_int_equal(used_index(f), POOL_THREADS);
 	virtio_pci_unquiesce(vd);
 
 	pthread_mutex_lock(&vd->lock);
@@ -749,7 +746,7 @@ static void pool_runs_requests_at_once_and_quiesce_waits_for_all(void **state)
 	pthread_mutex_unlock(&vd->lock);
 	for (int i = 0; i < 5000; i++) {
 		pthread_mutex_lock(&vd->lock); /* the pool writes the ring under it */
-		uint16_t used = used_idx_of(f);
+		uint16_t used = used_index(f);
 		pthread_mutex_unlock(&vd->lock);
 		if (used == POOL_REQUESTS)
 			break;
@@ -757,7 +754,7 @@ static void pool_runs_requests_at_once_and_quiesce_waits_for_all(void **state)
 	}
 	pthread_mutex_lock(&vd->lock);
 	assert_false(atomic_load(&pool_waited_too_long));
-	assert_int_equal(used_idx_of(f), POOL_REQUESTS);
+	assert_int_equal(used_index(f), POOL_REQUESTS);
 	/* Every chain came back once, with its own length. */
 	bool seen[POOL_REQUESTS] = { false };
 	for (unsigned k = 0; k < POOL_REQUESTS; k++) {
@@ -777,9 +774,7 @@ static void pool_runs_requests_at_once_and_quiesce_waits_for_all(void **state)
 	assert_int_equal(most, POOL_THREADS);
 	virtio_pool_destroy(pool);
 	sem_destroy(&pool_go);
-	pthread_mutex_destroy(&vd->lock);
-	pthread_cond_destroy(&vd->idle);
-	free(vd);
+	free_unit_device(vd);
 }
 
 static void blk_options_are_parsed_and_checked(void **state)
