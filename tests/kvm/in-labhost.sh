@@ -11,6 +11,8 @@ log_dir=$1
 export TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=1}
 for f in tests/kvm/*.bats; do
 	base=kvm-$(basename "$f" .bats)
+	start=$SECONDS
 	bats --tap "$f" > "$log_dir/$base.tap" 2> "$log_dir/$base.stderr"
 	echo $? > "$log_dir/$base.rc"
+	echo $((SECONDS - start)) > "$log_dir/$base.seconds"
 done
