@@ -319,6 +319,29 @@ static void test_count(void)
 	}
 }
 
+/* Reads COM1 and answers each line with "echo: LINE": the console tests
+ * check that bytes typed reach the guest, and its answer comes back. */
+static void test_echo(void)
+{
+	char line[128];
+	unsigned n = 0;
+	puts_serial("echo ready\n");
+	for (;;) {
+		while (!(inb(COM1 + 5) & 0x01)) /* wait for data ready */
+			__asm__ volatile("pause");
+		char c = (char)inb(COM1);
+		if (c == '\r' || c == '\n') {
+			line[n] = 0;
+			puts_serial("echo: ");
+			puts_serial(line);
+			putc_serial('\n');
+			n = 0;
+		} else if (n < sizeof(line) - 1) {
+			line[n++] = c;
+		}
+	}
+}
+
 void guest_main(uint64_t index, const struct direct64_bootinfo *info);
 
 void guest_main(uint64_t index, const struct direct64_bootinfo *info)
@@ -355,6 +378,8 @@ void guest_main(uint64_t index, const struct direct64_bootinfo *info)
 		test_pio();
 	if (word_is(test, "count"))
 		test_count();
+	if (word_is(test, "echo"))
+		test_echo();
 	if (word_is(test, "virtio-blk"))
 		test_virtio_blk();
 	if (word_is(test, "virtio-blk-records"))

@@ -3,15 +3,27 @@
 #ifndef NESTVM_CLI_CLI_H
 #define NESTVM_CLI_CLI_H
 
+struct machine_config;
+struct console_socket;
+
 /* Exit status for bad usage or configuration, before any VM runs. */
 #define CLI_EXIT_USAGE 2
 
 int cmd_run(int argc, char **argv);
 int cmd_restore(int argc, char **argv);
 int cmd_ctl(int argc, char **argv);
+int cmd_console(int argc, char **argv);
+/* Relays this terminal and the console socket at path until Ctrl-A x, the
+ * end of stdin, or the VM's end; messages name `what`. nestvm's exit
+ * status: 0, or 1 when it could not attach. */
+int cli_console_attach(const char *path, const char *what);
 
-/* --console stdio|file:PATH|none: the fd COM1 writes to (-1: none). */
-int cli_open_console(const char *spec, int *fd);
+/* --console stdio|file:PATH|append:PATH|none and --console-socket PATH (or
+ * NULL): sets config's console_fd, console_in_fd (stdin with stdio) and
+ * console_socket (cs, opened here). cli_close_console() undoes it. */
+int cli_open_console(const char *spec, const char *socket_path, struct machine_config *config,
+		     struct console_socket *cs);
+void cli_close_console(struct machine_config *config);
 int cmd_labhost(int argc, char **argv);
 int cmd_doctor(int argc, char **argv);
 int cmd_switch(int argc, char **argv);

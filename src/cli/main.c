@@ -15,6 +15,7 @@ static const struct {
 } commands[] = {
 	{ "run", cmd_run, "boot a VM" },
 	{ "restore", cmd_restore, "resume a VM from a snapshot" },
+	{ "console", cmd_console, "attach this terminal to a VM's console socket" },
 	{ "ctl", cmd_ctl, "control a running VM or switch through its API socket" },
 	{ "lab", cmd_lab, "bring up, inspect and take down labs described in a YAML file" },
 	{ "disk", cmd_disk, "make linked clones of a template, or empty qcow2 images" },

@@ -16,8 +16,9 @@ static void usage(FILE *out)
 		"Resumes the VM saved in snapshot DIR ('nestvm ctl PATH snapshot DIR'), with\n"
 		"the same memory, vCPUs, devices and disks; the guest goes on where it was.\n"
 		"  --api-socket PATH      serve the control API on this UNIX socket\n"
-		"  --console stdio|file:PATH|none\n"
+		"  --console stdio|file:PATH|append:PATH|none\n"
 		"                         where the serial console goes (default stdio)\n"
+		"  --console-socket PATH  also serve the console on this UNIX socket\n"
 		"  --force                restore even if a disk changed since the snapshot\n"
 		"  --trust                open the disks and NICs a snapshot names even if this\n"
 		"                         user's nestvm did not make it (check them first)\n"
@@ -29,6 +30,7 @@ int cmd_restore(int argc, char **argv)
 	static const struct option options[] = {
 		{ "api-socket", required_argument, NULL, 'A' },
 		{ "console", required_argument, NULL, 'C' },
+		{ "console-socket", required_argument, NULL, 'O' },
 		{ "force", no_argument, NULL, 'F' },
 		{ "trust", no_argument, NULL, 'T' },
 		{ "verbose", no_argument, NULL, 'v' },
@@ -36,7 +38,7 @@ int cmd_restore(int argc, char **argv)
 		{ 0 },
 	};
 	struct machine_config config = { .console_in_fd = -1, .cmdline = "" };
-	const char *console = "stdio";
+	const char *console = "stdio", *console_socket = NULL;
 	bool force = false, trust = false;
 	int c;
 	optind = 1;
@@ -45,6 +47,7 @@ int cmd_restore(int argc, char **argv)
 		switch (c) {
 		case 'A': config.api_socket = optarg; break;
 		case 'C': console = optarg; break;
+		case 'O': console_socket = optarg; break;
 		case 'F': force = true; break;
 		case 'T': trust = true; break;
 		case 'v': log_verbosity++; break;
@@ -62,10 +65,9 @@ int cmd_restore(int argc, char **argv)
 	if (snapshot_read_config(dir, force, trust, &config) < 0)
 		return MACHINE_EXIT_ERROR;
 	config.restore_dir = dir;
-	if (cli_open_console(console, &config.console_fd) < 0)
+	struct console_socket cs;
+	if (cli_open_console(console, console_socket, &config, &cs) < 0)
 		return CLI_EXIT_USAGE;
-	if (config.console_fd == STDOUT_FILENO)
-		config.console_in_fd = STDIN_FILENO;
 	struct machine m;
 	int status = MACHINE_EXIT_ERROR;
 	if (machine_create(&m, &config) == 0) {
@@ -76,7 +78,6 @@ int cmd_restore(int argc, char **argv)
 			log_info("the restored guest rebooted: exiting");
 	}
 	machine_destroy(&m);
-	if (config.console_fd > STDOUT_FILENO)
-		close(config.console_fd);
+	cli_close_console(&config);
 	return status;
 }

@@ -31,9 +31,11 @@ static void usage(FILE *out)
 		"                         baseline a guest can keep on other hosts (default host)\n"
 		"  --on-reboot restart|exit\n"
 		"                         what a guest reboot does (default restart)\n"
-		"  --console stdio|file:PATH|none\n"
+		"  --console stdio|file:PATH|append:PATH|none\n"
 		"                         where the serial console (COM1) goes (default stdio;\n"
 		"                         stdin is its input, Ctrl-A x quits on a terminal)\n"
+		"  --console-socket PATH  also serve the console on this UNIX socket, to one\n"
+		"                         client at a time ('nestvm console PATH')\n"
 		"  --nested               expose AMD-V/VT-x so the guest can run its own VMs\n"
 		"                         (guest RAM is then allocated up front: static memory)\n"
 		"  --disk PATH[,readonly][,serial=ID]\n"
@@ -69,6 +71,7 @@ int cmd_run(int argc, char **argv)
 		{ "memory", required_argument, NULL, 'm' },
 		{ "cpus", required_argument, NULL, 'n' },
 		{ "console", required_argument, NULL, 'C' },
+		{ "console-socket", required_argument, NULL, 'O' },
 		{ "test-device", no_argument, NULL, 'T' },
 		{ "nested", no_argument, NULL, 'N' },
 		{ "cores-per-socket", required_argument, NULL, 'S' },
@@ -92,7 +95,7 @@ int cmd_run(int argc, char **argv)
 		.console_in_fd = -1,
 	};
 	bool restart_on_reboot = true, uuid_set = false;
-	const char *console = "stdio";
+	const char *console = "stdio", *console_socket = NULL;
 	int c;
 	uint64_t v;
 	optind = 1;
@@ -121,6 +124,7 @@ int cmd_run(int argc, char **argv)
 			config.ncpus = (int)v;
 			break;
 		case 'C': console = optarg; break;
+		case 'O': console_socket = optarg; break;
 		case 'T': config.test_device = true; break;
 		case 'N': config.nested = true; break;
 		case 'S':
@@ -218,10 +222,9 @@ int cmd_run(int argc, char **argv)
 			  config.ncpus);
 		return CLI_EXIT_USAGE;
 	}
-	if (cli_open_console(console, &config.console_fd) < 0)
+	struct console_socket cs;
+	if (cli_open_console(console, console_socket, &config, &cs) < 0)
 		return CLI_EXIT_USAGE;
-	if (config.console_fd == STDOUT_FILENO)
-		config.console_in_fd = STDIN_FILENO;
 
 	int status;
 	for (;;) {
@@ -244,7 +247,6 @@ int cmd_run(int argc, char **argv)
 		}
 		log_info("the guest rebooted: restarting it");
 	}
-	if (config.console_fd > STDOUT_FILENO)
-		close(config.console_fd);
+	cli_close_console(&config);
 	return status;
 }

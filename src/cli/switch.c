@@ -114,6 +114,7 @@ static void usage(FILE *out)
 		"  --nat-restricted     the NAT passes no outbound traffic, only --forward\n"
 		"  --forward tcp|udp:HOSTADDR:HOSTPORT-GUESTADDR:GUESTPORT\n"
 		"                       a host port forwarded to a guest through the NAT\n"
+		"  --dhcp-host MAC=ADDR the NAT's DHCP gives ADDR to MAC alone, always\n"
 		"  --api-socket PATH    control API: nestvm ctl PATH status\n",
 		SWITCH_DEFAULT_MAC_LIMIT, VXLAN_DEFAULT_PORT, NAT_DEFAULT_SUBNET);
 }
@@ -794,6 +795,15 @@ int cmd_switch(int argc, char **argv)
 			if (nat_parse_forward("--forward", v, &s->nat_cfg.forwards[s->nat_cfg.nforwards]) < 0)
 				goto out;
 			s->nat_cfg.nforwards++;
+		} else if (!strcmp(a, "--dhcp-host")) {
+			if (s->nat_cfg.nreservations == NAT_MAX_RESERVATIONS) {
+				log_error("--dhcp-host %s: at most %d reservations", v, NAT_MAX_RESERVATIONS);
+				goto out;
+			}
+			if (nat_parse_reservation("--dhcp-host", v,
+						  &s->nat_cfg.reservations[s->nat_cfg.nreservations]) < 0)
+				goto out;
+			s->nat_cfg.nreservations++;
 		} else if (!strcmp(a, "--port")) {
 			if (s->nnamed == MAX_NAMED) {
 				log_error("--port %s: at most %d named ports", v, MAX_NAMED);
@@ -811,6 +821,10 @@ int cmd_switch(int argc, char **argv)
 	}
 	if (s->nat_cfg.nforwards && !s->nat_on) {
 		log_error("--forward: needs --nat (forwards go through the NAT uplink)");
+		goto out;
+	}
+	if (s->nat_cfg.nreservations && !s->nat_on) {
+		log_error("--dhcp-host: needs --nat (the DHCP server is the NAT's)");
 		goto out;
 	}
 	if (s->nat_on && !s->nat_cfg.prefix && nat_parse_subnet("--nat", NAT_DEFAULT_SUBNET, &s->nat_cfg) < 0)

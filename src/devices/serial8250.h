@@ -17,6 +17,7 @@
 struct serial8250 {
 	pthread_mutex_t lock;
 	int out_fd;                  /* -1: output discarded */
+	int mirror_fd;               /* also written, never waited for; -1: none */
 	void (*set_irq)(void *ctx, int irq, int level); /* NULL: no interrupt line */
 	void *irq_ctx;
 	int irq;

@@ -1,8 +1,10 @@
 #define _GNU_SOURCE
 #include "lab/lab.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <glib.h>
 #include <json-c/json.h>
 #include <limits.h>
@@ -16,16 +18,20 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "block/disk.h"
 #include "boot/smbios.h"
+#include "util/file.h"
 #include "util/log.h"
 
 #define SOCKET_PATH_MAX 107 /* sun_path, less its terminating NUL */
 #define SWITCH_API_SUFFIX ".switch-api"
+#define CONSOLE_SOCKET_SUFFIX ".console.sock" /* the longest name in the directory */
 
 /* nestvm's namespace for lab UUIDs (version 5, RFC 9562): itself a
  * version 4 UUID, fixed for good. */
@@ -132,8 +138,8 @@ static int lab_open(struct lab *lab, const char *name, const struct lab_options 
 		log_error("lab %s: the state directory's path is too long", name);
 		return -1;
 	}
-	/* The longest socket in it: DIR/NAME.switch-api, with a name of 32. */
-	size_t longest = 1 + LAB_NAME_MAX + strlen(SWITCH_API_SUFFIX);
+	/* The longest socket in it: DIR/NAME.console.sock, with a name of 32. */
+	size_t longest = 1 + LAB_NAME_MAX + strlen(CONSOLE_SOCKET_SUFFIX);
 	if (strlen(lab->dir) + longest > SOCKET_PATH_MAX) {
 		log_error("lab %s: state directory %s is too long for UNIX socket paths (at most %zu "
 			  "characters); give a shorter --state-dir", name, lab->dir,
@@ -404,8 +410,75 @@ static void last_line(const char *path, char *out, size_t len)
 
 /* --- up ----------------------------------------------------------------- */
 
-static int start_network(struct lab *lab, const struct lab_network *n)
+static void nic_mac(const struct lab *lab, const struct lab_node *nd, int i, uint8_t mac[6])
 {
+	if (nd->nics[i].mac_given)
+		memcpy(mac, nd->nics[i].mac, 6);
+	else
+		lab_node_mac(lab->seed, nd->name, i, mac);
+}
+
+/* Every NIC on a NAT network has an address of its own, reserved at the
+ * network's DHCP server: the manifest's ip, else one derived from its MAC
+ * (a hash into the pool, the next free one on a collision, in the
+ * manifest's order), so forwards can name it and it never changes while
+ * the manifest does not. Into ips[node][nic]; 0 for NICs on plain
+ * switches, and -1 when a pool is full. */
+static int assign_addresses(const struct lab *lab, const struct lab_manifest *m,
+			    uint32_t ips[LAB_MAX_NODES][LAB_MAX_NICS])
+{
+	memset(ips, 0, sizeof(uint32_t) * LAB_MAX_NODES * LAB_MAX_NICS);
+	for (int ni = 0; ni < m->nnetworks; ni++) {
+		const struct lab_network *n = &m->networks[ni];
+		if (!n->nat)
+			continue;
+		uint32_t first;
+		unsigned count;
+		lab_network_pool(n, &first, &count);
+		bool *taken = calloc(count, sizeof(bool));
+		if (!taken)
+			return -1;
+		for (int i = 0; i < m->nnodes; i++)
+			for (int c = 0; c < m->nodes[i].nnics; c++)
+				if (m->nodes[i].nics[c].network == ni && m->nodes[i].nics[c].ip) {
+					ips[i][c] = m->nodes[i].nics[c].ip;
+					taken[ips[i][c] - first] = true; /* the manifest checked the range */
+				}
+		for (int i = 0; i < m->nnodes; i++)
+			for (int c = 0; c < m->nodes[i].nnics; c++) {
+				if (m->nodes[i].nics[c].network != ni || ips[i][c])
+					continue;
+				uint8_t mac[6];
+				nic_mac(lab, &m->nodes[i], c, mac);
+				uint32_t h = 2166136261u; /* FNV-1a */
+				for (int b = 0; b < 6; b++)
+					h = (h ^ mac[b]) * 16777619u;
+				unsigned k = 0, slot = h % count;
+				while (k < count && taken[slot])
+					slot = (slot + 1) % count, k++;
+				if (k == count) {
+					log_error("lab %s: network %s has no address left for node %s", lab->name,
+						  n->name, m->nodes[i].name);
+					free(taken);
+					return -1;
+				}
+				taken[slot] = true;
+				ips[i][c] = first + slot;
+			}
+		free(taken);
+	}
+	return 0;
+}
+
+static void ip_text(uint32_t a, char out[16])
+{
+	snprintf(out, 16, "%u.%u.%u.%u", a >> 24, a >> 16 & 255, a >> 8 & 255, a & 255);
+}
+
+static int start_network(struct lab *lab, const struct lab_manifest *m, int ni,
+			 uint32_t ips[LAB_MAX_NODES][LAB_MAX_NICS])
+{
+	const struct lab_network *n = &m->networks[ni];
 	json_object *nets = section(lab, "networks"), *st;
 	char sock[PATH_MAX], api[PATH_MAX], log[PATH_MAX];
 	path_in(lab, sock, n->name, ".sock");
@@ -417,9 +490,58 @@ static int start_network(struct lab *lab, const struct lab_network *n)
 	unlink(api);
 	char nat[64];
 	snprintf(nat, sizeof(nat), "--nat=%s", n->subnet);
-	char *argv[] = { "nestvm", "switch", "--api-socket", api, "--socket", sock,
-			 n->nat ? (n->subnet[0] ? nat : "--nat") : NULL, NULL };
+	/* Its reservations (--dhcp-host MAC=IP) and forwards, each two
+	 * arguments, after the fixed ones. */
+	enum { ARG_TEXT = 64 };
+	size_t max_args = 8 + 2 * ((size_t)LAB_MAX_NODES * LAB_MAX_NICS + LAB_MAX_FORWARDS);
+	char **argv = calloc(max_args, sizeof(char *));
+	char (*text)[ARG_TEXT] = calloc(max_args, ARG_TEXT);
+	if (!argv || !text) {
+		free(argv);
+		free(text);
+		log_error("lab %s: out of memory", lab->name);
+		return -1;
+	}
+	int a = 0, t = 0;
+	argv[a++] = "nestvm";
+	argv[a++] = "switch";
+	argv[a++] = "--api-socket";
+	argv[a++] = api;
+	argv[a++] = "--socket";
+	argv[a++] = sock;
+	if (n->nat) {
+		argv[a++] = n->subnet[0] ? nat : "--nat";
+		for (int i = 0; i < m->nnodes; i++)
+			for (int c = 0; c < m->nodes[i].nnics; c++) {
+				if (m->nodes[i].nics[c].network != ni)
+					continue;
+				uint8_t mac[6];
+				char ip[16];
+				nic_mac(lab, &m->nodes[i], c, mac);
+				ip_text(ips[i][c], ip);
+				snprintf(text[t], ARG_TEXT, "%02x:%02x:%02x:%02x:%02x:%02x=%s", mac[0], mac[1],
+					 mac[2], mac[3], mac[4], mac[5], ip);
+				argv[a++] = "--dhcp-host";
+				argv[a++] = text[t++];
+			}
+		for (int f = 0; f < n->nforwards; f++) {
+			const struct lab_forward *fw = &n->forwards[f];
+			int c = 0;
+			while (m->nodes[fw->node].nics[c].network != ni) /* the manifest checked it has one */
+				c++;
+			char host[16], guest[16];
+			ip_text(fw->host_addr, host);
+			ip_text(ips[fw->node][c], guest);
+			snprintf(text[t], ARG_TEXT, "%s:%s:%u-%s:%u", fw->udp ? "udp" : "tcp", host,
+				 fw->host_port, guest, fw->port);
+			argv[a++] = "--forward";
+			argv[a++] = text[t++];
+		}
+	}
+	argv[a] = NULL;
 	int pid = spawn(argv, log);
+	free(argv);
+	free(text);
 	if (pid < 0)
 		return -1;
 	/* Ready once it answers on its API socket. */
@@ -454,24 +576,27 @@ static int start_network(struct lab *lab, const struct lab_network *n)
 	return save_state(lab);
 }
 
+/* A node's definition as it runs: a digest of its nestvm command line, so
+ * that up notices a manifest changed under a running node. */
+static void argv_digest(char *const argv[], char out[41])
+{
+	GChecksum *c = g_checksum_new(G_CHECKSUM_SHA1);
+	for (int i = 0; argv[i]; i++)
+		g_checksum_update(c, (const guchar *)argv[i], (gssize)strlen(argv[i]) + 1);
+	snprintf(out, 41, "%s", g_checksum_get_string(c));
+	g_checksum_free(c);
+}
+
 static int start_node(struct lab *lab, const struct lab_manifest *m, const struct lab_node *nd)
 {
 	json_object *nodes = section(lab, "nodes"), *st;
 	const struct lab_template *t = &m->templates[nd->template];
-	char api[PATH_MAX], console[PATH_MAX], log[PATH_MAX], overlay[PATH_MAX];
+	char api[PATH_MAX], console[PATH_MAX], console_sock[PATH_MAX], log[PATH_MAX], overlay[PATH_MAX];
 	path_in(lab, api, nd->name, ".api");
 	path_in(lab, console, nd->name, ".console");
+	path_in(lab, console_sock, nd->name, CONSOLE_SOCKET_SUFFIX);
 	path_in(lab, log, nd->name, ".log");
 	path_in(lab, overlay, nd->name, ".qcow2");
-	if (json_object_object_get_ex(nodes, nd->name, &st) && alive(int_of(st, "pid"), api))
-		return 0;
-	unlink(api);
-	if (t->disk[0] && access(overlay, F_OK) < 0) {
-		char what[128];
-		snprintf(what, sizeof(what), "lab %s: node %s", lab->name, nd->name);
-		if (disk_clone(what, t->disk, overlay, 0) < 0)
-			return -1;
-	}
 	uint8_t uuid[16];
 	char uuid_text[37], serial[256], memory[32], cpus[16], disk[PATH_MAX + 8];
 	lab_node_uuid(lab->seed, nd->name, uuid);
@@ -481,7 +606,9 @@ static int start_node(struct lab *lab, const struct lab_manifest *m, const struc
 	snprintf(cpus, sizeof(cpus), "%d", nd->cpus);
 	snprintf(disk, sizeof(disk), "%s", overlay);
 	char console_spec[PATH_MAX + 8], nets[LAB_MAX_NICS][PATH_MAX + 64];
-	snprintf(console_spec, sizeof(console_spec), "file:%s", console);
+	/* Appended to, so that a restored node's console goes on in the same
+	 * log; a started one empties it first (below). */
+	snprintf(console_spec, sizeof(console_spec), "append:%s", console);
 	char *argv[64];
 	int a = 0;
 	argv[a++] = "nestvm";
@@ -510,10 +637,7 @@ static int start_node(struct lab *lab, const struct lab_manifest *m, const struc
 	json_object *macs = json_object_new_array();
 	for (int i = 0; i < nd->nnics; i++) {
 		uint8_t mac[6];
-		if (nd->nics[i].mac_given)
-			memcpy(mac, nd->nics[i].mac, 6);
-		else
-			lab_node_mac(lab->seed, nd->name, i, mac);
+		nic_mac(lab, nd, i, mac);
 		char text[18], sock[PATH_MAX];
 		snprintf(text, sizeof(text), "%02x:%02x:%02x:%02x:%02x:%02x", mac[0], mac[1], mac[2],
 			 mac[3], mac[4], mac[5]);
@@ -529,7 +653,29 @@ static int start_node(struct lab *lab, const struct lab_manifest *m, const struc
 	argv[a++] = serial;
 	argv[a++] = "--console";
 	argv[a++] = console_spec;
+	argv[a++] = "--console-socket";
+	argv[a++] = console_sock;
 	argv[a] = NULL;
+	char digest[41];
+	argv_digest(argv, digest);
+	if (json_object_object_get_ex(nodes, nd->name, &st) && alive(int_of(st, "pid"), api)) {
+		if (*str_of(st, "config") && strcmp(str_of(st, "config"), digest))
+			log_warn("lab %s: node %s's definition in %s changed since it started; it runs "
+				 "on as it was (nestvm lab down then up applies the change)", lab->name,
+				 nd->name, m->path);
+		json_object_put(macs);
+		return 0;
+	}
+	unlink(api);
+	unlink(console_sock);
+	if (t->disk[0] && access(overlay, F_OK) < 0) {
+		char what[128];
+		snprintf(what, sizeof(what), "lab %s: node %s", lab->name, nd->name);
+		if (disk_clone(what, t->disk, overlay, 0) < 0) {
+			json_object_put(macs);
+			return -1;
+		}
+	}
 	if (truncate(console, 0) < 0 && errno != ENOENT)
 		log_warn("%s: cannot empty it: %s", console, strerror(errno));
 	int pid = spawn(argv, log);
@@ -537,7 +683,26 @@ static int start_node(struct lab *lab, const struct lab_manifest *m, const struc
 		json_object_put(macs);
 		return -1;
 	}
+	json_object *deps = json_object_new_array();
+	for (int d = 0; d < nd->ndeps; d++)
+		json_object_array_add(deps, json_object_new_string(m->nodes[nd->deps[d]].name));
+	json_object *forwards = json_object_new_array();
+	for (int ni = 0; ni < m->nnetworks; ni++)
+		for (int f = 0; f < m->networks[ni].nforwards; f++) {
+			const struct lab_forward *fw = &m->networks[ni].forwards[f];
+			if (fw->node != nd - m->nodes)
+				continue;
+			char host[16], text[64];
+			ip_text(fw->host_addr, host);
+			snprintf(text, sizeof(text), "%s:%u->%u/%s", host, fw->host_port, fw->port,
+				 fw->udp ? "udp" : "tcp");
+			json_object_array_add(forwards, json_object_new_string(text));
+		}
 	st = json_object_new_object();
+	json_object_object_add(st, "config", json_object_new_string(digest));
+	json_object_object_add(st, "forwards", forwards);
+	json_object_object_add(st, "depends_on", deps);
+	json_object_object_add(st, "console_socket", json_object_new_string(console_sock));
 	json_object_object_add(st, "pid", json_object_new_int(pid));
 	json_object_object_add(st, "uuid", json_object_new_string(uuid_text));
 	json_object_object_add(st, "hostname", json_object_new_string(nd->name));
@@ -550,10 +715,54 @@ static int start_node(struct lab *lab, const struct lab_manifest *m, const struc
 	return save_state(lab);
 }
 
-/* Healthy: it answers on its API socket, running, and the console shows
- * the manifest's health line (if it names one). */
-static int wait_healthy(struct lab *lab, const struct lab_node *nd)
+/* Does a server answer on host_addr:port? Through a NAT forward the
+ * connection is taken at once, whoever listens behind it, so only the
+ * server's first bytes (an ssh banner, say) within a second tell. */
+static bool tcp_answers(uint32_t host_addr, uint16_t port)
 {
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(port),
+				 .sin_addr.s_addr = htonl(host_addr) };
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return false;
+	bool answered = false;
+	if (connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0 || errno == EINPROGRESS) {
+		int64_t end = now_ms() + 1000;
+		for (int64_t left; !answered && (left = end - now_ms()) > 0;) {
+			struct pollfd p = { .fd = fd, .events = POLLIN };
+			if (poll(&p, 1, (int)left) <= 0)
+				break;
+			char byte;
+			ssize_t n = recv(fd, &byte, 1, 0);
+			if (n == 1)
+				answered = true;
+			else if (n == 0 || (errno != EAGAIN && errno != EINTR))
+				break; /* closed or refused: nobody listens behind it */
+		}
+	}
+	close(fd);
+	return answered;
+}
+
+/* The forward a TCP health check goes through (the manifest checked one
+ * exists). */
+static const struct lab_forward *health_forward(const struct lab_manifest *m, const struct lab_node *nd)
+{
+	for (int ni = 0; ni < m->nnetworks; ni++)
+		for (int f = 0; f < m->networks[ni].nforwards; f++) {
+			const struct lab_forward *fw = &m->networks[ni].forwards[f];
+			if (fw->node == nd - m->nodes && fw->port == nd->health_tcp && !fw->udp)
+				return fw;
+		}
+	return NULL;
+}
+
+/* Healthy: it answers on its API socket, running, the console shows the
+ * manifest's health line and its health port answers through its forward
+ * (for those the manifest names). */
+static int wait_healthy(struct lab *lab, const struct lab_manifest *m, const struct lab_node *nd)
+{
+	const struct lab_forward *tcp = nd->health_tcp ? health_forward(m, nd) : NULL;
 	json_object *st;
 	if (!json_object_object_get_ex(section(lab, "nodes"), nd->name, &st))
 		return -1;
@@ -566,7 +775,8 @@ static int wait_healthy(struct lab *lab, const struct lab_node *nd)
 		if (!answered)
 			answered = control_request(api, "{\"command\":\"status\"}\n", reply, sizeof(reply),
 						   1000) == 0 && strstr(reply, "\"running\"");
-		if (answered && (!nd->health_console[0] || file_contains(console, nd->health_console)))
+		if (answered && (!nd->health_console[0] || file_contains(console, nd->health_console)) &&
+		    (!tcp || tcp_answers(tcp->host_addr, tcp->host_port)))
 			return 0;
 		if (!still_running(pid, api)) {
 			char why[512];
@@ -577,9 +787,19 @@ static int wait_healthy(struct lab *lab, const struct lab_node *nd)
 		}
 		usleep(100 * 1000);
 	}
+	char why[128] = "not healthy";
+	if (!answered)
+		snprintf(why, sizeof(why), "its control socket does not answer");
+	else if (nd->health_console[0] && !file_contains(console, nd->health_console))
+		snprintf(why, sizeof(why), "no health line on its console yet");
+	else if (tcp) {
+		char host[16];
+		ip_text(tcp->host_addr, host);
+		snprintf(why, sizeof(why), "nothing answers on its port %u through %s:%u", nd->health_tcp,
+			 host, tcp->host_port);
+	}
 	log_error("lab %s: node %s is not healthy after %d s (%s)", lab->name, nd->name,
-		  lab->opt.timeout_s, answered ? "no health line on its console yet" :
-		  "its control socket does not answer");
+		  lab->opt.timeout_s, why);
 	return -1;
 }
 
@@ -606,8 +826,11 @@ int lab_up(const char *file, const struct lab_options *opt)
 		(void)old;
 		json_object_object_add(old_state, "healthy", json_object_new_int(0));
 	}
+	static uint32_t ips[LAB_MAX_NODES][LAB_MAX_NICS];
+	if (assign_addresses(&lab, m, ips) < 0)
+		goto out;
 	for (int i = 0; i < m->nnetworks; i++)
-		if (start_network(&lab, &m->networks[i]) < 0)
+		if (start_network(&lab, m, i, ips) < 0)
 			goto out;
 	int unhealthy = 0;
 	for (int i = 0; i < m->nnodes; i++) {
@@ -628,7 +851,7 @@ int lab_up(const char *file, const struct lab_options *opt)
 			continue;
 		}
 		json_object *st;
-		if (start_node(&lab, m, nd) < 0 || wait_healthy(&lab, nd) < 0) {
+		if (start_node(&lab, m, nd) < 0 || wait_healthy(&lab, m, nd) < 0) {
 			unhealthy++;
 			continue;
 		}
@@ -657,6 +880,49 @@ static void wait_gone(int pid, const char *mark, int64_t ms)
 		usleep(50 * 1000);
 }
 
+/* Does a running node (one of `running`, not `self`) depend on name? */
+static bool needed_by_running(json_object *nodes, json_object *running, const char *name)
+{
+	json_object_object_foreach(running, n, flag) {
+		(void)flag;
+		json_object *st, *deps;
+		if (!json_object_object_get_ex(nodes, n, &st) ||
+		    !json_object_object_get_ex(st, "depends_on", &deps) ||
+		    !json_object_is_type(deps, json_type_array))
+			continue;
+		for (size_t i = 0; i < json_object_array_length(deps); i++)
+			if (!strcmp(json_object_get_string(json_object_array_get_idx(deps, i)), name))
+				return true;
+	}
+	return false;
+}
+
+/* Stops the node with this state: its power button was pressed on fd (or
+ * fd < 0), the answer comes by end_ms; then stopped hard if need be.
+ * Returns how it ended. */
+static const char *stop_node(json_object *st, int fd, int64_t end_ms)
+{
+	const char *api = str_of(st, "api_socket");
+	int pid = int_of(st, "pid");
+	char reply[4096] = "";
+	if (fd >= 0)
+		control_answer(fd, reply, sizeof(reply), end_ms);
+	const char *how = strstr(reply, "powered-off") ? "powered off"
+			  : strstr(reply, "stopped-after-timeout") ? "stopped after the timeout"
+								    : NULL;
+	wait_gone(pid, api, 5000);
+	if (alive(pid, api)) {
+		kill(pid, SIGKILL);
+		wait_gone(pid, api, 5000);
+		how = "killed";
+	}
+	unlink(api);
+	unlink(str_of(st, "console_socket"));
+	json_object_object_add(st, "pid", json_object_new_int(0));
+	json_object_object_add(st, "healthy", json_object_new_int(0));
+	return how ? how : "ended";
+}
+
 int lab_down(const char *file, const struct lab_options *opt)
 {
 	char name[LAB_NAME_MAX + 1];
@@ -668,60 +934,56 @@ int lab_down(const char *file, const struct lab_options *opt)
 		return -1;
 	}
 	json_object *nodes = section(&lab, "nodes"), *nets = section(&lab, "networks");
-	/* Every node's power button at once, then the answers: nestvm answers
-	 * once the VM has ended, powered off or stopped after the timeout. */
+	/* In reverse dependency order: a node's power button is pressed once
+	 * every running node that depends on it has ended; each wave's
+	 * buttons at once, then their answers (nestvm answers once the VM has
+	 * ended, powered off or stopped after the timeout). */
+	json_object *running = json_object_new_object();
+	json_object_object_foreach(nodes, n, st) {
+		if (alive(int_of(st, "pid"), str_of(st, "api_socket")))
+			json_object_object_add(running, n, json_object_new_boolean(1));
+		else
+			stop_node(st, -1, 0); /* what a dead node left behind */
+	}
+	int total = json_object_object_length(running), forced = 0;
 	char request[128];
 	snprintf(request, sizeof(request), "{\"command\":\"shutdown\",\"timeout\":%d}\n", opt->timeout_s);
-	int n_fds = 0, running = 0, forced = 0;
-	int *fds = calloc((size_t)json_object_object_length(nodes) + 1, sizeof(int));
-	if (!fds) {
-		log_error("lab %s: out of memory", name);
-		lab_close(&lab);
-		return -1;
-	}
-	json_object_object_foreach(nodes, n, st) {
-		(void)n;
-		int fd = -1;
-		const char *api = str_of(st, "api_socket");
-		if (alive(int_of(st, "pid"), api)) {
-			fd = control_send(api, request);
-			running++;
-		} else {
-			fd = -2; /* not running */
+	while (json_object_object_length(running) > 0) {
+		const char *wave[LAB_MAX_NODES];
+		int fds[LAB_MAX_NODES], nwave = 0;
+		/* (Names as the state holds them: running's keys go as it shrinks.) */
+		json_object_object_foreach(nodes, rn, rst) {
+			(void)rst;
+			if (nwave < LAB_MAX_NODES && json_object_object_get_ex(running, rn, NULL) &&
+			    !needed_by_running(nodes, running, rn))
+				wave[nwave++] = rn;
 		}
-		fds[n_fds++] = fd;
-	}
-	int k = 0;
-	int64_t end = now_ms() + (int64_t)opt->timeout_s * 1000 + 10000;
-	json_object_object_foreach(nodes, n2, st2) {
-		int fd = k < n_fds ? fds[k] : -2;
-		k++;
-		if (fd == -2)
-			continue;
-		const char *api = str_of(st2, "api_socket");
-		int pid = int_of(st2, "pid");
-		char reply[4096] = "";
-		if (fd >= 0)
-			control_answer(fd, reply, sizeof(reply), end);
-		const char *how = strstr(reply, "powered-off") ? "powered off"
-				  : strstr(reply, "stopped-after-timeout") ? "stopped after the timeout"
-									    : NULL;
-		wait_gone(pid, api, 5000);
-		if (alive(pid, api)) {
-			kill(pid, SIGKILL);
-			wait_gone(pid, api, 5000);
-			how = "killed";
+		if (nwave == 0) { /* a cycle in a state file someone edited: all at once */
+			json_object_object_foreach(nodes, rn2, rst2) {
+				(void)rst2;
+				if (nwave < LAB_MAX_NODES && json_object_object_get_ex(running, rn2, NULL))
+					wave[nwave++] = rn2;
+			}
 		}
-		if (!how)
-			how = "ended";
-		if (strcmp(how, "powered off"))
-			forced++;
-		unlink(api);
-		json_object_object_add(st2, "pid", json_object_new_int(0));
-		json_object_object_add(st2, "healthy", json_object_new_int(0));
-		printf("%s: down (%s)\n", n2, how);
+		for (int i = 0; i < nwave; i++) {
+			json_object *st;
+			json_object_object_get_ex(nodes, wave[i], &st);
+			fds[i] = control_send(str_of(st, "api_socket"), request);
+		}
+		int64_t end = now_ms() + (int64_t)opt->timeout_s * 1000 + 10000;
+		for (int i = 0; i < nwave; i++) {
+			json_object *st;
+			json_object_object_get_ex(nodes, wave[i], &st);
+			const char *how = stop_node(st, fds[i], end);
+			if (strcmp(how, "powered off"))
+				forced++;
+			printf("%s: down (%s)\n", wave[i], how);
+			fflush(stdout);
+		}
+		for (int i = 0; i < nwave; i++)
+			json_object_object_del(running, wave[i]);
 	}
-	free(fds);
+	json_object_put(running);
 	json_object_object_foreach(nets, n3, st3) {
 		(void)n3;
 		const char *api = str_of(st3, "api_socket");
@@ -739,7 +1001,7 @@ int lab_down(const char *file, const struct lab_options *opt)
 	int r = save_state(&lab);
 	if (forced)
 		log_warn("lab %s: %d of %d nodes did not power off within %d s and were stopped", name,
-			 forced, running, opt->timeout_s);
+			 forced, total, opt->timeout_s);
 	lab_close(&lab);
 	return r;
 }
@@ -805,7 +1067,7 @@ int lab_reset(const char *file, const char *only, const struct lab_options *opt)
 		/* A fresh clone of the template; the identity comes from the
 		 * seed, so it is the same. */
 		if (was_running) {
-			if (start_node(&lab, m, nd) < 0 || wait_healthy(&lab, nd) < 0) {
+			if (start_node(&lab, m, nd) < 0 || wait_healthy(&lab, m, nd) < 0) {
 				r = -1;
 				break;
 			}
@@ -817,6 +1079,336 @@ int lab_reset(const char *file, const char *only, const struct lab_options *opt)
 	}
 	if (save_state(&lab) < 0)
 		r = -1;
+out:
+	lab_close(&lab);
+out_manifest:
+	free(m);
+	return r;
+}
+
+/* --- console ----------------------------------------------------------- */
+
+int lab_console_socket(const char *file, const char *node, const struct lab_options *opt,
+		       char path[PATH_MAX])
+{
+	char name[LAB_NAME_MAX + 1];
+	struct lab lab;
+	if (lab_manifest_name(file, name) < 0)
+		return -1;
+	int r = -1;
+	json_object *st;
+	if (lab_open(&lab, name, opt, OPEN_STATUS) < 0) {
+		/* nothing to say beyond lab_open's message */
+	} else if (!json_object_object_get_ex(section(&lab, "nodes"), node, &st)) {
+		log_error("lab %s: no node %s has run (nestvm lab status lists them)", name, node);
+	} else if (!alive(int_of(st, "pid"), str_of(st, "api_socket"))) {
+		log_error("lab %s: node %s is not running", name, node);
+	} else if (!*str_of(st, "console_socket")) {
+		log_error("lab %s: node %s was started without a console socket (by an older "
+			  "nestvm); nestvm lab down then up gives it one", name, node);
+	} else {
+		snprintf(path, PATH_MAX, "%s", str_of(st, "console_socket"));
+		r = 0;
+	}
+	lab_close(&lab);
+	return r;
+}
+
+/* --- snapshots ------------------------------------------------------------- */
+
+static int remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	(void)sb;
+	(void)flag;
+	(void)ftw;
+	remove(path);
+	return 0;
+}
+
+static void remove_tree(const char *path)
+{
+	nftw(path, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static bool valid_snapshot_name(const char *s)
+{
+	size_t n = strlen(s);
+	if (n == 0 || n > LAB_NAME_MAX || s[0] == '.' || s[0] == '-')
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
+		      (s[i] >= '0' && s[i] <= '9') || s[i] == '-' || s[i] == '_' || s[i] == '.'))
+			return false;
+	return true;
+}
+
+/* Asks every node in names (n of them) the same request; 0 if all said ok. */
+static int ask_all(struct lab *lab, const char **names, int n, const char *request, int wait_ms,
+		   const char *doing)
+{
+	int r = 0;
+	for (int i = 0; i < n; i++) {
+		json_object *st;
+		char reply[4096];
+		json_object_object_get_ex(section(lab, "nodes"), names[i], &st);
+		if (control_request(str_of(st, "api_socket"), request, reply, sizeof(reply), wait_ms) < 0 ||
+		    !strstr(reply, "\"ok\":true")) {
+			reply[strcspn(reply, "\n")] = 0;
+			log_error("lab %s: node %s: %s: %s", lab->name, names[i], doing,
+				  reply[0] ? reply : "no answer");
+			r = -1;
+		}
+	}
+	return r;
+}
+
+static int snapshot_save(struct lab *lab, const char *dir)
+{
+	json_object *nodes = section(lab, "nodes");
+	const char *names[LAB_MAX_NODES];
+	int n = 0;
+	json_object_object_foreach(nodes, nn, st) {
+		if (!alive(int_of(st, "pid"), str_of(st, "api_socket"))) {
+			log_error("lab %s: node %s is not running; a lab snapshot is of the whole lab "
+				  "running (nestvm lab up first)", lab->name, nn);
+			return -1;
+		}
+		if (n < LAB_MAX_NODES)
+			names[n++] = nn;
+	}
+	if (n == 0) {
+		log_error("lab %s: no node has run; nothing to save", lab->name);
+		return -1;
+	}
+	char snaps[PATH_MAX];
+	path_in(lab, snaps, "snapshots", "");
+	if (mkdirs(snaps) < 0 || mkdir(dir, 0700) < 0) {
+		log_error("lab %s: %s: %s", lab->name, errno == EEXIST ? dir : snaps,
+			  errno == EEXIST ? "this snapshot exists (nestvm lab snapshot delete removes it)"
+					  : strerror(errno));
+		return -1;
+	}
+	int64_t t0 = now_ms();
+	/* Every node paused before any is saved: the lab is saved at one
+	 * moment, not node by node while the others go on. */
+	int r = ask_all(lab, names, n, "{\"command\":\"pause\"}\n", 15000, "pause");
+	for (int i = 0; i < n && r == 0; i++) {
+		json_object *st;
+		json_object_object_get_ex(nodes, names[i], &st);
+		char node_dir[PATH_MAX], copy[PATH_MAX], request[PATH_MAX + 64], reply[4096];
+		if (path_fmt(node_dir, sizeof(node_dir), "%s/%s", dir, names[i]) < 0 ||
+		    path_fmt(copy, sizeof(copy), "%s/%s.qcow2", dir, names[i]) < 0) {
+			r = -1;
+			break;
+		}
+		json_object *req = json_object_new_object();
+		json_object_object_add(req, "command", json_object_new_string("snapshot"));
+		json_object_object_add(req, "dir", json_object_new_string(node_dir));
+		snprintf(request, sizeof(request), "%s\n",
+			 json_object_to_json_string_ext(req, JSON_C_TO_STRING_PLAIN));
+		json_object_put(req);
+		/* The node stays paused after it is saved (it was paused before). */
+		if (control_request(str_of(st, "api_socket"), request, reply, sizeof(reply), 600000) < 0 ||
+		    !strstr(reply, "\"ok\":true")) {
+			reply[strcspn(reply, "\n")] = 0;
+			log_error("lab %s: node %s: snapshot: %s", lab->name, names[i],
+				  reply[0] ? reply : "no answer");
+			r = -1;
+			break;
+		}
+		/* Its disk as the saved memory knows it: the VM is paused, its
+		 * requests done and its image's metadata written. */
+		const char *disk = str_of(st, "disk");
+		if (*disk && file_copy_sparse(disk, copy) < 0) {
+			log_error("lab %s: node %s: copying %s into the snapshot: %s", lab->name, names[i],
+				  disk, strerror(errno));
+			r = -1;
+		}
+	}
+	/* Resumed whatever happened: a failed save must not leave a lab paused. */
+	if (ask_all(lab, names, n, "{\"command\":\"resume\"}\n", 15000, "resume") < 0)
+		r = -1;
+	char state[PATH_MAX];
+	if (r == 0 && path_fmt(state, sizeof(state), "%s/state.json", dir) == 0 &&
+	    json_object_to_file_ext(state, lab->state, JSON_C_TO_STRING_PRETTY) < 0) {
+		log_error("lab %s: cannot write %s", lab->name, state);
+		r = -1;
+	}
+	if (r < 0) {
+		remove_tree(dir);
+		return -1;
+	}
+	printf("saved %d nodes into %s in %.1f s\n", n, dir, (double)(now_ms() - t0) / 1000);
+	return 0;
+}
+
+/* Starts `nestvm restore` for a node from its saved directory; as
+ * start_node, but the VM goes on from where it was saved. */
+static int restore_node(struct lab *lab, const char *name, json_object *st, const char *dir)
+{
+	char node_dir[PATH_MAX], copy[PATH_MAX], tmp[PATH_MAX], log[PATH_MAX];
+	char console_spec[PATH_MAX + 8];
+	if (path_fmt(node_dir, sizeof(node_dir), "%s/%s", dir, name) < 0 ||
+	    path_fmt(copy, sizeof(copy), "%s/%s.qcow2", dir, name) < 0)
+		return -1;
+	path_in(lab, log, name, ".log");
+	const char *api = str_of(st, "api_socket"), *disk = str_of(st, "disk");
+	const char *console_sock = str_of(st, "console_socket");
+	/* Its disk back as it was saved: copied beside, then renamed over. */
+	if (*disk) {
+		path_in(lab, tmp, name, ".qcow2.restoring");
+		unlink(tmp);
+		if (file_copy_sparse(copy, tmp) < 0 || rename(tmp, disk) < 0) {
+			log_error("lab %s: node %s: restoring its disk from %s: %s", lab->name, name, copy,
+				  strerror(errno));
+			unlink(tmp);
+			return -1;
+		}
+	}
+	unlink(api);
+	unlink(console_sock);
+	snprintf(console_spec, sizeof(console_spec), "append:%s", str_of(st, "console_log"));
+	char *argv[] = { "nestvm", "restore", "--api-socket", (char *)api, "--console", console_spec,
+			 "--console-socket", (char *)console_sock, node_dir, NULL };
+	int pid = spawn(argv, log);
+	if (pid < 0)
+		return -1;
+	json_object_object_add(st, "pid", json_object_new_int(pid));
+	char reply[65536];
+	for (int64_t end = now_ms() + (int64_t)lab->opt.timeout_s * 1000; now_ms() < end;) {
+		if (control_request(api, "{\"command\":\"status\"}\n", reply, sizeof(reply), 1000) == 0 &&
+		    strstr(reply, "\"running\"")) {
+			json_object_object_add(st, "healthy", json_object_new_int(1));
+			return 0;
+		}
+		if (!still_running(pid, api)) {
+			char why[512];
+			last_line(log, why, sizeof(why));
+			log_error("lab %s: node %s was not restored: %s", lab->name, name,
+				  why[0] ? why : "(no message)");
+			return -1;
+		}
+		usleep(100 * 1000);
+	}
+	log_error("lab %s: node %s does not answer %d s after its restore began", lab->name, name,
+		  lab->opt.timeout_s);
+	return -1;
+}
+
+static int snapshot_restore(struct lab *lab, const struct lab_manifest *m, const char *dir)
+{
+	char saved_path[PATH_MAX];
+	if (path_fmt(saved_path, sizeof(saved_path), "%s/state.json", dir) < 0)
+		return -1;
+	json_object *saved = json_object_from_file(saved_path), *saved_nodes;
+	if (!saved || !json_object_object_get_ex(saved, "nodes", &saved_nodes) ||
+	    !json_object_is_type(saved_nodes, json_type_object)) {
+		log_error("lab %s: %s is not a lab snapshot's state", lab->name, saved_path);
+		json_object_put(saved);
+		return -1;
+	}
+	/* The networks first, as up starts them (running ones stay). */
+	static uint32_t ips[LAB_MAX_NODES][LAB_MAX_NICS];
+	if (assign_addresses(lab, m, ips) < 0) {
+		json_object_put(saved);
+		return -1;
+	}
+	for (int i = 0; i < m->nnetworks; i++)
+		if (start_network(lab, m, i, ips) < 0) {
+			json_object_put(saved);
+			return -1;
+		}
+	json_object *nodes = section(lab, "nodes");
+	/* Every node of the lab as it runs now is stopped hard: its memory
+	 * and disk are about to be replaced. */
+	json_object_object_foreach(nodes, cn, cst) {
+		(void)cn;
+		int pid = int_of(cst, "pid");
+		const char *api = str_of(cst, "api_socket");
+		if (alive(pid, api)) {
+			kill(pid, SIGKILL);
+			wait_gone(pid, api, 10000);
+		}
+		json_object_object_add(cst, "pid", json_object_new_int(0));
+		json_object_object_add(cst, "healthy", json_object_new_int(0));
+	}
+	int r = 0, n = 0;
+	int64_t t0 = now_ms();
+	json_object_object_foreach(saved_nodes, sn, sst) {
+		/* The saved entry (identity, sockets, disk) becomes the state's. */
+		json_object *st = json_object_get(sst);
+		json_object_object_add(nodes, sn, st);
+		if (restore_node(lab, sn, st, dir) < 0) {
+			r = -1;
+			continue;
+		}
+		n++;
+		printf("%s: restored\n", sn);
+		fflush(stdout);
+	}
+	save_state(lab);
+	json_object_put(saved);
+	if (r == 0)
+		printf("restored %d nodes from %s in %.1f s\n", n, dir, (double)(now_ms() - t0) / 1000);
+	return r;
+}
+
+int lab_snapshot(const char *file, const char *action, const char *snap, const struct lab_options *opt)
+{
+	bool save = !strcmp(action, "save"), restore = !strcmp(action, "restore"),
+	     del = !strcmp(action, "delete"), list = !strcmp(action, "list");
+	if (!list && (!snap || !valid_snapshot_name(snap))) {
+		log_error("lab snapshot %s: expected a snapshot name of 1 to %d letters, digits, '-', "
+			  "'_' or '.' (not first), got '%s'", action, LAB_NAME_MAX, snap ? snap : "");
+		return -1;
+	}
+	struct lab_manifest *m = calloc(1, sizeof(*m));
+	if (!m) {
+		log_error("lab: out of memory");
+		return -1;
+	}
+	struct lab lab;
+	lab.state = NULL;
+	lab.lock_fd = -1;
+	int r = -1;
+	char name[LAB_NAME_MAX + 1];
+	/* A restore starts networks, which the manifest describes; the rest
+	 * works from the lab's state. */
+	if (restore ? lab_manifest_load(file, 0, m) < 0 : lab_manifest_name(file, m->name) < 0)
+		goto out_manifest;
+	snprintf(name, sizeof(name), "%s", m->name);
+	if (lab_open(&lab, name, opt, list ? OPEN_STATUS : OPEN_DOWN) < 0)
+		goto out;
+	char snaps[PATH_MAX], dir[PATH_MAX];
+	path_in(&lab, snaps, "snapshots", "");
+	if (list) {
+		DIR *d = opendir(snaps);
+		struct dirent *e;
+		while (d && (e = readdir(d)))
+			if (e->d_name[0] != '.')
+				printf("%s\n", e->d_name);
+		if (d)
+			closedir(d);
+		r = 0;
+		goto out;
+	}
+	if (path_fmt(dir, sizeof(dir), "%s/%s", snaps, snap) < 0)
+		goto out;
+	struct stat sb;
+	if (!save && stat(dir, &sb) < 0) {
+		log_error("lab %s: no snapshot %s (nestvm lab snapshot list FILE names them)", name, snap);
+		goto out;
+	}
+	if (save)
+		r = snapshot_save(&lab, dir);
+	else if (restore)
+		r = snapshot_restore(&lab, m, dir);
+	else if (del) {
+		remove_tree(dir);
+		r = stat(dir, &sb) < 0 ? 0 : -1;
+		if (r < 0)
+			log_error("lab %s: cannot remove %s", name, dir);
+	}
 out:
 	lab_close(&lab);
 out_manifest:
@@ -836,6 +1428,28 @@ int lab_status(const char *file, const struct lab_options *opt)
 		lab_close(&lab);
 		return -1;
 	}
+	/* The addresses the NAT networks' DHCP servers leased, by MAC. */
+	json_object *leases = json_object_new_object();
+	json_object_object_foreach(section(&lab, "networks"), ln, lst) {
+		(void)ln;
+		char *reply = malloc(1 << 20);
+		if (reply && alive(int_of(lst, "pid"), str_of(lst, "api_socket")) &&
+		    control_request(str_of(lst, "api_socket"), "{\"command\":\"status\"}\n", reply,
+				    1 << 20, 2000) == 0) {
+			json_object *sw = json_tokener_parse(reply), *nat, *ls;
+			if (sw && json_object_object_get_ex(sw, "nat", &nat) &&
+			    json_object_object_get_ex(nat, "leases", &ls) &&
+			    json_object_is_type(ls, json_type_array))
+				for (size_t i = 0; i < json_object_array_length(ls); i++) {
+					json_object *l = json_object_array_get_idx(ls, i);
+					if (!strcmp(str_of(l, "state"), "bound"))
+						json_object_object_add(leases, str_of(l, "mac"),
+								       json_object_new_string(str_of(l, "ip")));
+				}
+			json_object_put(sw);
+		}
+		free(reply);
+	}
 	json_object *out = json_object_new_object(), *list = json_object_new_array();
 	json_object_object_add(out, "name", json_object_new_string(name));
 	json_object_object_add(out, "state_dir", json_object_new_string(lab.dir));
@@ -848,10 +1462,23 @@ int lab_status(const char *file, const struct lab_options *opt)
 		json_object_object_add(o, "pid", json_object_new_int(up ? pid : 0));
 		json_object_object_add(o, "uuid", json_object_new_string(str_of(st, "uuid")));
 		json_object_object_add(o, "hostname", json_object_new_string(str_of(st, "hostname")));
-		json_object *macs;
-		json_object_object_add(o, "macs", json_object_object_get_ex(st, "macs", &macs)
-						  ? json_object_get(macs) : json_object_new_array());
+		json_object *macs, *addresses = json_object_new_array();
+		bool have_macs = json_object_object_get_ex(st, "macs", &macs) &&
+				 json_object_is_type(macs, json_type_array);
+		for (size_t i = 0; up && have_macs && i < json_object_array_length(macs); i++) {
+			json_object *ip;
+			if (json_object_object_get_ex(leases, json_object_get_string(
+							json_object_array_get_idx(macs, i)), &ip))
+				json_object_array_add(addresses, json_object_get(ip));
+		}
+		json_object_object_add(o, "macs", have_macs ? json_object_get(macs) : json_object_new_array());
+		json_object_object_add(o, "addresses", addresses);
+		json_object *fws;
+		json_object_object_add(o, "forwards", json_object_object_get_ex(st, "forwards", &fws)
+						      ? json_object_get(fws) : json_object_new_array());
 		json_object_object_add(o, "console_log", json_object_new_string(str_of(st, "console_log")));
+		json_object_object_add(o, "console_socket",
+				       json_object_new_string(str_of(st, "console_socket")));
 		json_object_object_add(o, "api_socket", json_object_new_string(str_of(st, "api_socket")));
 		if (*str_of(st, "disk"))
 			json_object_object_add(o, "disk", json_object_new_string(str_of(st, "disk")));
@@ -876,10 +1503,14 @@ int lab_status(const char *file, const struct lab_options *opt)
 		for (size_t i = 0; i < json_object_array_length(list); i++) {
 			json_object *o = json_object_array_get_idx(list, i), *macs;
 			json_object_object_get_ex(o, "macs", &macs);
-			printf("  %-16s %-8s pid %-7d %s  %s  %s\n", str_of(o, "name"), str_of(o, "state"),
-			       int_of(o, "pid"), str_of(o, "uuid"),
+			json_object *addrs;
+			json_object_object_get_ex(o, "addresses", &addrs);
+			printf("  %-16s %-8s pid %-7d %s  %s  %-15s %s\n", str_of(o, "name"),
+			       str_of(o, "state"), int_of(o, "pid"), str_of(o, "uuid"),
 			       json_object_array_length(macs) ? json_object_get_string(
 				       json_object_array_get_idx(macs, 0)) : "-",
+			       json_object_array_length(addrs) ? json_object_get_string(
+				       json_object_array_get_idx(addrs, 0)) : "-",
 			       str_of(o, "console_log"));
 		}
 		for (size_t i = 0; i < json_object_array_length(nets); i++) {
@@ -889,6 +1520,7 @@ int lab_status(const char *file, const struct lab_options *opt)
 		}
 	}
 	json_object_put(out);
+	json_object_put(leases);
 	lab_close(&lab);
 	return 0;
 }

@@ -14,6 +14,7 @@
 #ifndef NESTVM_LAB_LAB_H
 #define NESTVM_LAB_LAB_H
 
+#include <limits.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -37,6 +38,16 @@ int lab_down(const char *file, const struct lab_options *opt);
 int lab_reset(const char *file, const char *only, const struct lab_options *opt);
 /* Prints every node's and network's state (JSON with opt->json). */
 int lab_status(const char *file, const struct lab_options *opt);
+
+/* The console socket of a running node (for nestvm lab console). */
+int lab_console_socket(const char *file, const char *node, const struct lab_options *opt,
+		       char path[PATH_MAX]);
+/* nestvm lab snapshot save|restore|delete NAME, or list (snap NULL): save
+ * pauses every node, then saves each (memory, devices, and a copy of its
+ * disk) and lets them all go on; restore stops the lab's nodes hard and
+ * brings every saved node back running from where it was saved. */
+int lab_snapshot(const char *file, const char *action, const char *snap,
+		 const struct lab_options *opt);
 
 /* Identity (exposed for tests): a version 5 UUID and a MAC from the lab's
  * seed and a node's name (and NIC index). */

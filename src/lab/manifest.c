@@ -8,6 +8,8 @@
 #include <string.h>
 #include <yaml.h>
 
+#include "net/dhcp.h"
+#include "net/nat.h"
 #include "util/log.h"
 #include "util/parse.h"
 
@@ -20,6 +22,12 @@ struct loader {
 	/* Where each node's entry came from, for messages about it. */
 	yaml_node_t *node_at[LAB_MAX_NODES];
 	yaml_node_t *dep_at[LAB_MAX_NODES][LAB_MAX_DEPS];
+	/* Forwards name nodes, which come later: resolved after them. */
+	yaml_node_t *forward_at[LAB_MAX_NETWORKS][LAB_MAX_FORWARDS];
+	char forward_node[LAB_MAX_NETWORKS][LAB_MAX_FORWARDS][LAB_NAME_MAX + 1];
+	yaml_node_t *nic_ip_at[LAB_MAX_NODES][LAB_MAX_NICS];
+	yaml_node_t *nic_mac_at[LAB_MAX_NODES][LAB_MAX_NICS];
+	yaml_node_t *health_tcp_at[LAB_MAX_NODES];
 };
 
 static void fail_at(struct loader *l, const yaml_node_t *n, const char *fmt, ...)
@@ -174,6 +182,94 @@ static void load_template(struct loader *l, yaml_node_t *key, yaml_node_t *map)
 		fail_at(l, key, "template %s has no kernel", name);
 }
 
+/* "A.B.C.D/N", N from 8 to 27, no host bits set. */
+static int parse_subnet(const char *s, uint32_t *net, unsigned *prefix)
+{
+	char copy[32], *slash;
+	uint64_t p;
+	if (snprintf(copy, sizeof(copy), "%s", s) >= (int)sizeof(copy) || !(slash = strchr(copy, '/')))
+		return -1;
+	*slash = 0;
+	if (parse_ipv4(copy, net) < 0 || parse_uint(slash + 1, 8, 27, &p) < 0 ||
+	    (*net & ~(~0u << (32 - p))))
+		return -1;
+	*prefix = (unsigned)p;
+	return 0;
+}
+
+void lab_network_pool(const struct lab_network *n, uint32_t *first, unsigned *count)
+{
+	uint32_t mask = ~0u << (32 - n->prefix), broadcast = n->net | ~mask;
+	*first = n->net + NAT_DHCP_FIRST_HOST;
+	uint32_t size = broadcast - *first;
+	*count = size > DHCP_MAX_POOL ? DHCP_MAX_POOL : size;
+}
+
+static uint16_t port_value(struct loader *l, yaml_node_t *v, const char *what)
+{
+	const char *s = scalar(v);
+	uint64_t p;
+	if (!s || parse_uint(s, 1, 65535, &p) < 0) {
+		fail_at(l, v, "%s: expected a port from 1 to 65535", what);
+		return 0;
+	}
+	return (uint16_t)p;
+}
+
+/* forwards: [{node: N, port: P, host_port: H, host_addr: A, proto: tcp|udp}] */
+static void load_forwards(struct loader *l, struct lab_network *n, yaml_node_t *seq)
+{
+	int ni = (int)(n - l->m->networks);
+	if (!seq || seq->type != YAML_SEQUENCE_NODE) {
+		fail_at(l, seq, "forwards: expected a list such as [{node: a, port: 22, host_port: 2222}]");
+		return;
+	}
+	for (yaml_node_item_t *it = seq->data.sequence.items.start;
+	     it < seq->data.sequence.items.top && !l->failed; it++) {
+		yaml_node_t *map = node(l, *it);
+		if (n->nforwards == LAB_MAX_FORWARDS) {
+			fail_at(l, map, "more than %d forwards on network %s", LAB_MAX_FORWARDS, n->name);
+			return;
+		}
+		if (!is_map(l, map, "a forward"))
+			return;
+		int fi = n->nforwards++;
+		struct lab_forward *fw = &n->forwards[fi];
+		fw->node = -1;
+		fw->host_addr = 0x7f000001; /* 127.0.0.1 */
+		l->forward_at[ni][fi] = map;
+		yaml_node_t *k, *v;
+		FOR_PAIRS(l, map, k, v) {
+			const char *f = scalar(k);
+			if (duplicate_key(l, map, k))
+				break;
+			if (f && !strcmp(f, "node")) {
+				string_value(l, v, "node", l->forward_node[ni][fi], LAB_NAME_MAX + 1);
+				l->forward_at[ni][fi] = v;
+			} else if (f && !strcmp(f, "port")) {
+				fw->port = port_value(l, v, "port");
+			} else if (f && !strcmp(f, "host_port")) {
+				fw->host_port = port_value(l, v, "host_port");
+			} else if (f && !strcmp(f, "host_addr")) {
+				const char *s = scalar(v);
+				if (!s || parse_ipv4(s, &fw->host_addr) < 0)
+					fail_at(l, v, "host_addr: expected an IPv4 address such as 127.0.0.1");
+			} else if (f && !strcmp(f, "proto")) {
+				const char *s = scalar(v);
+				if (s && (!strcmp(s, "tcp") || !strcmp(s, "udp")))
+					fw->udp = !strcmp(s, "udp");
+				else
+					fail_at(l, v, "proto: expected tcp or udp");
+			} else {
+				fail_at(l, k, "unknown key '%s' in a forward (expected node, port, host_port, "
+					"host_addr, proto)", f ? f : "?");
+			}
+		}
+		if (!l->failed && (!l->forward_node[ni][fi][0] || !fw->port || !fw->host_port))
+			fail_at(l, map, "a forward needs node, port and host_port");
+	}
+}
+
 static void load_network(struct loader *l, yaml_node_t *key, yaml_node_t *map)
 {
 	struct lab_manifest *m = l->m;
@@ -194,17 +290,20 @@ static void load_network(struct loader *l, yaml_node_t *key, yaml_node_t *map)
 		if (f && !strcmp(f, "nat")) {
 			n->nat = true;
 			const char *s = scalar(v);
-			unsigned a, b, c, d, prefix;
-			char tail;
-			if (!s || (*s && (sscanf(s, "%u.%u.%u.%u/%u%c", &a, &b, &c, &d, &prefix, &tail) != 5 ||
-					  a > 255 || b > 255 || c > 255 || d > 255 || prefix < 8 || prefix > 27)))
-				fail_at(l, v, "nat: expected a subnet such as 169.254.88.0/24 (prefix 8 to 27)");
+			if (!s || parse_subnet(*s ? s : NAT_DEFAULT_SUBNET, &n->net, &n->prefix) < 0)
+				fail_at(l, v, "nat: expected a subnet such as 169.254.88.0/24 (prefix 8 to 27, "
+					"no host bits set)");
 			else
 				snprintf(n->subnet, sizeof(n->subnet), "%s", s);
+		} else if (f && !strcmp(f, "forwards")) {
+			load_forwards(l, n, v);
 		} else {
-			fail_at(l, k, "unknown key '%s' in network %s (expected nat)", f ? f : "?", name);
+			fail_at(l, k, "unknown key '%s' in network %s (expected nat, forwards)", f ? f : "?",
+				name);
 		}
 	}
+	if (!l->failed && n->nforwards && !n->nat)
+		fail_at(l, key, "network %s: forwards go through a NAT; give it nat: too", name);
 }
 
 /* "hv[1-3]" names hv1, hv2, hv3; any other name itself. Returns how many
@@ -266,9 +365,21 @@ static void load_nics(struct loader *l, struct lab_node *nd, yaml_node_t *seq)
 				const char *s = scalar(v);
 				if (!s || parse_mac(s, nic->mac) < 0)
 					fail_at(l, v, "mac: expected a MAC such as 02:00:00:00:00:01");
+				else if (nic->mac[0] & 1)
+					fail_at(l, v, "mac: %s is a multicast address; a NIC needs a unicast "
+						"one (first byte even)", s);
+				else if (!(nic->mac[0] | nic->mac[1] | nic->mac[2] | nic->mac[3] |
+					   nic->mac[4] | nic->mac[5]))
+					fail_at(l, v, "mac: 00:00:00:00:00:00 is not a NIC's address");
 				nic->mac_given = true;
+				l->nic_mac_at[nd - l->m->nodes][nd->nnics - 1] = v;
+			} else if (f && !strcmp(f, "ip")) {
+				const char *s = scalar(v);
+				if (!s || parse_ipv4(s, &nic->ip) < 0 || !nic->ip)
+					fail_at(l, v, "ip: expected an IPv4 address such as 169.254.88.20");
+				l->nic_ip_at[nd - l->m->nodes][nd->nnics - 1] = v;
 			} else {
-				fail_at(l, k, "unknown key '%s' in a NIC (expected network, mac)", f ? f : "?");
+				fail_at(l, k, "unknown key '%s' in a NIC (expected network, mac, ip)", f ? f : "?");
 			}
 		}
 		if (!l->failed && nic->network < 0)
@@ -320,12 +431,16 @@ static void load_node_fields(struct loader *l, struct lab_node *nd, yaml_node_t 
 				const char *h = scalar(hk);
 				if (duplicate_key(l, v, hk))
 					break;
-				if (h && !strcmp(h, "console"))
+				if (h && !strcmp(h, "console")) {
 					string_value(l, hv, "health: console", nd->health_console,
 						     sizeof(nd->health_console));
-				else
-					fail_at(l, hk, "unknown key '%s' in health (expected console)",
+				} else if (h && !strcmp(h, "tcp")) {
+					nd->health_tcp = port_value(l, hv, "health: tcp");
+					l->health_tcp_at[nd - l->m->nodes] = hv;
+				} else {
+					fail_at(l, hk, "unknown key '%s' in health (expected console, tcp)",
 						h ? h : "?");
+				}
 			}
 		} else {
 			fail_at(l, k, "unknown key '%s' in node %s (expected template, memory, cpus, "
@@ -458,6 +573,107 @@ static void order_nodes(struct loader *l)
 	}
 }
 
+/* The first NIC of node nd on network ni, or -1. */
+static int nic_on(const struct lab_node *nd, int ni)
+{
+	for (int i = 0; i < nd->nnics; i++)
+		if (nd->nics[i].network == ni)
+			return i;
+	return -1;
+}
+
+/* Fixed addresses inside their NAT network's pool and each used once;
+ * forwards naming a node with a NIC there, their host ports used once;
+ * a TCP health check reached by a forward. */
+static void check_addresses(struct loader *l)
+{
+	struct lab_manifest *m = l->m;
+	for (int i = 0; i < m->nnodes && !l->failed; i++) {
+		const struct lab_node *nd = &m->nodes[i];
+		for (int c = 0; c < nd->nnics && !l->failed; c++) {
+			const struct lab_nic *nic = &nd->nics[c];
+			if (!nic->ip)
+				continue;
+			const struct lab_network *n = &m->networks[nic->network];
+			uint32_t first;
+			unsigned count;
+			if (!n->nat) {
+				fail_at(l, l->nic_ip_at[i][c], "ip: network %s has no NAT, so no DHCP server to "
+					"give this address", n->name);
+				break;
+			}
+			lab_network_pool(n, &first, &count);
+			if (nic->ip < first || nic->ip - first >= count) {
+				fail_at(l, l->nic_ip_at[i][c], "ip: not in the addresses network %s's DHCP "
+					"hands out (%u.%u.%u.%u and the %u after it)", n->name, first >> 24,
+					first >> 16 & 255, first >> 8 & 255, first & 255, count - 1);
+				break;
+			}
+			for (int j = 0; j <= i && !l->failed; j++)
+				for (int d = 0; d < m->nodes[j].nnics && (j < i || d < c); d++)
+					if (m->nodes[j].nics[d].ip == nic->ip &&
+					    m->nodes[j].nics[d].network == nic->network)
+						fail_at(l, l->nic_ip_at[i][c], "ip: node %s has this address "
+							"already", m->nodes[j].name);
+		}
+	}
+	/* A MAC given twice would put two NICs on one address (a MAC derived
+	 * from the seed is unique already). */
+	for (int i = 0; i < m->nnodes && !l->failed; i++)
+		for (int c = 0; c < m->nodes[i].nnics && !l->failed; c++) {
+			const struct lab_nic *nic = &m->nodes[i].nics[c];
+			if (!nic->mac_given)
+				continue;
+			for (int j = 0; j <= i && !l->failed; j++)
+				for (int d = 0; d < m->nodes[j].nnics && (j < i || d < c); d++)
+					if (m->nodes[j].nics[d].mac_given &&
+					    !memcmp(m->nodes[j].nics[d].mac, nic->mac, 6))
+						fail_at(l, l->nic_mac_at[i][c], "mac: node %s has this MAC "
+							"already", m->nodes[j].name);
+		}
+	for (int ni = 0; ni < m->nnetworks && !l->failed; ni++) {
+		struct lab_network *n = &m->networks[ni];
+		for (int fi = 0; fi < n->nforwards && !l->failed; fi++) {
+			struct lab_forward *fw = &n->forwards[fi];
+			yaml_node_t *at = l->forward_at[ni][fi];
+			fw->node = find(l->forward_node[ni][fi], m->nodes, sizeof(struct lab_node), m->nnodes);
+			if (fw->node < 0) {
+				fail_at(l, at, "forwards: node %s is not declared", l->forward_node[ni][fi]);
+				break;
+			}
+			if (nic_on(&m->nodes[fw->node], ni) < 0) {
+				fail_at(l, at, "forwards: node %s has no NIC on network %s", m->nodes[fw->node].name,
+					n->name);
+				break;
+			}
+			for (int nj = 0; nj <= ni && !l->failed; nj++)
+				for (int fj = 0; fj < (nj < ni ? m->networks[nj].nforwards : fi); fj++) {
+					const struct lab_forward *o = &m->networks[nj].forwards[fj];
+					if (o->host_port == fw->host_port && o->udp == fw->udp &&
+					    o->host_addr == fw->host_addr) {
+						fail_at(l, at, "forwards: host port %u is forwarded already",
+							fw->host_port);
+						break;
+					}
+				}
+		}
+	}
+	for (int i = 0; i < m->nnodes && !l->failed; i++) {
+		const struct lab_node *nd = &m->nodes[i];
+		if (!nd->health_tcp)
+			continue;
+		bool reached = false;
+		for (int ni = 0; ni < m->nnetworks; ni++)
+			for (int fi = 0; fi < m->networks[ni].nforwards; fi++) {
+				const struct lab_forward *fw = &m->networks[ni].forwards[fi];
+				reached |= fw->node == i && fw->port == nd->health_tcp && !fw->udp;
+			}
+		if (!reached)
+			fail_at(l, l->health_tcp_at[i], "health: tcp: no TCP forward reaches port %u of node "
+				"%s (add one under a NAT network's forwards)", nd->health_tcp, nd->name);
+	}
+}
+
 static void load_root(struct loader *l, yaml_node_t *root, uint64_t host_ram)
 {
 	struct lab_manifest *m = l->m;
@@ -515,6 +731,8 @@ static void load_root(struct loader *l, yaml_node_t *root, uint64_t host_ram)
 		load_deps(l, nodes);
 	if (!l->failed)
 		order_nodes(l);
+	if (!l->failed)
+		check_addresses(l);
 	uint64_t total = 0;
 	for (int i = 0; i < m->nnodes && !l->failed && host_ram; i++) {
 		total += m->nodes[i].memory; /* each at most 4 TiB, 64 of them: no wrap */

@@ -7,11 +7,12 @@
  *   templates:
  *     tiny: {kernel: /abs/vmlinuz, initrd: /abs/initrd.gz, cmdline: "console=ttyS0"}
  *   networks:
- *     lan: {nat: 169.254.88.0/24}
+ *     lan: {nat: 169.254.88.0/24, forwards: [{node: a, port: 22, host_port: 2222}]}
  *   nodes:
- *     a: {template: tiny, memory: 256M, nics: [{network: lan}]}
+ *     a: {template: tiny, memory: 256M, nics: [{network: lan, ip: 169.254.88.20}],
+ *         health: {tcp: 22}}
  *     hv[1-2]: {template: tiny, nested: true, depends_on: [a],
- *               health: {console: "login:"}}
+ *               health: {console: "login:"}, nics: [{network: lan}]}
  */
 #ifndef NESTVM_LAB_MANIFEST_H
 #define NESTVM_LAB_MANIFEST_H
@@ -33,16 +34,33 @@ struct lab_template {
 	char cmdline[2048];
 };
 
+#define LAB_MAX_FORWARDS 32 /* per network: the switch's own limit */
+
+/* A host port forwarded through a NAT network to a node's port: to the
+ * address its first NIC on that network always gets (every NIC on a NAT
+ * network has one, reserved at the network's DHCP server). */
+struct lab_forward {
+	int node;            /* index into nodes */
+	bool udp;
+	uint32_t host_addr;  /* host byte order; default 127.0.0.1 */
+	uint16_t host_port, port;
+};
+
 struct lab_network {
 	char name[LAB_NAME_MAX + 1];
 	bool nat;
 	char subnet[32]; /* with nat: "A.B.C.D/N"; "" for the switch's default */
+	uint32_t net;    /* with nat: the subnet (the default's too), host byte order */
+	unsigned prefix;
+	int nforwards;
+	struct lab_forward forwards[LAB_MAX_FORWARDS];
 };
 
 struct lab_nic {
 	int network;    /* index into networks */
 	bool mac_given;
 	uint8_t mac[6];
+	uint32_t ip;    /* a fixed address on a NAT network (host byte order); 0: derived */
 };
 
 struct lab_node {
@@ -56,6 +74,7 @@ struct lab_node {
 	int ndeps;
 	int deps[LAB_MAX_DEPS]; /* indexes into nodes */
 	char health_console[256]; /* healthy once this appears on its console; "" */
+	uint16_t health_tcp;      /* healthy once this port of its answers through a forward; 0 */
 };
 
 struct lab_manifest {
@@ -67,6 +86,10 @@ struct lab_manifest {
 	struct lab_node nodes[LAB_MAX_NODES];
 	int order[LAB_MAX_NODES]; /* nodes, each after those it depends on */
 };
+
+/* The addresses a NAT network's DHCP server hands out: first, and count
+ * (the switch's layout: .15 up to the last before broadcast, at most 4096). */
+void lab_network_pool(const struct lab_network *n, uint32_t *first, unsigned *count);
 
 /* Loads and checks the manifest at path into *m (zeroed first). host_ram:
  * the bytes of RAM nodes may take together (0: not checked). Prints the

@@ -94,7 +94,43 @@ static bool usable(const struct dhcp_server *d, unsigned i, int64_t now)
 {
 	uint32_t addr = d->first + i;
 	const struct dhcp_lease *l = &d->leases[i];
-	return addr != d->router && addr != d->dns && (l->expires_ms == 0 || l->expires_ms <= now);
+	return addr != d->router && addr != d->dns && !l->reserved &&
+	       (l->expires_ms == 0 || l->expires_ms <= now);
+}
+
+/* Frees a slot; a reserved one stays its MAC's. */
+static void free_slot(struct dhcp_lease *l)
+{
+	if (l->reserved) {
+		l->bound = false;
+		l->expires_ms = 0;
+		l->hostname[0] = 0;
+	} else {
+		memset(l, 0, sizeof(*l));
+	}
+}
+
+int dhcp_reserve(struct dhcp_server *d, const uint8_t mac[6], uint32_t addr)
+{
+	if (!d->leases || addr < d->first || addr - d->first >= d->pool_size || addr == d->router ||
+	    addr == d->dns) {
+		errno = EINVAL;
+		return -1;
+	}
+	struct dhcp_lease *l = &d->leases[addr - d->first];
+	for (unsigned i = 0; i < d->pool_size; i++)
+		if (d->leases[i].reserved && same_mac(d->leases[i].mac, mac)) {
+			errno = EEXIST;
+			return -1;
+		}
+	if (l->reserved) {
+		errno = EEXIST;
+		return -1;
+	}
+	memset(l, 0, sizeof(*l));
+	memcpy(l->mac, mac, 6);
+	l->reserved = true;
+	return 0;
 }
 
 /* The slot holding this MAC's lease, even an expired one (so a MAC gets
@@ -307,7 +343,7 @@ size_t dhcp_answer(struct dhcp_server *d, const uint8_t *frame, size_t len, int6
 				 * no record of (its address may be another
 				 * server's): silent, as RFC 2131 4.3.2 asks */
 				if (slot >= 0 && !d->leases[slot].expires_ms)
-					memset(&d->leases[slot], 0, sizeof(d->leases[slot]));
+					free_slot(&d->leases[slot]);
 				break;
 			}
 			/* not the address this MAC has: it starts over with a
@@ -327,7 +363,9 @@ size_t dhcp_answer(struct dhcp_server *d, const uint8_t *frame, size_t len, int6
 	}
 	case DECLINE:
 		slot = find_slot(d, r.chaddr);
-		if (slot >= 0 && r.requested == d->first + (uint32_t)slot) {
+		/* (A reserved address stays its MAC's: whoever else uses it is
+		 * the one to move; the client will ask again.) */
+		if (slot >= 0 && r.requested == d->first + (uint32_t)slot && !d->leases[slot].reserved) {
 			struct dhcp_lease *l = &d->leases[slot];
 			memset(l, 0, sizeof(*l));
 			l->declined = true;

@@ -24,6 +24,7 @@ struct dhcp_lease {
 	uint8_t mac[6];
 	bool bound;          /* ACKed (else offered, or free when expires_ms is 0) */
 	bool declined;       /* a client found the address in use: not handed out */
+	bool reserved;       /* the address is this MAC's alone (dhcp_reserve) */
 	int64_t expires_ms;  /* 0: the address is free */
 	char hostname[64];   /* option 12, printable characters only */
 };
@@ -45,6 +46,12 @@ struct dhcp_server {
 int dhcp_init(struct dhcp_server *d, uint32_t net, unsigned prefix, uint32_t router, uint32_t dns,
 	      uint32_t first, const uint8_t server_mac[6]);
 void dhcp_free(struct dhcp_server *d);
+
+/* Gives addr to mac alone, for good: that MAC always gets it, no other
+ * MAC ever does (a lab's fixed addresses, which its forwards name). Call
+ * before any request. 0, or -1 with errno: EINVAL (addr is not in the pool
+ * or is the router's or DNS's), EEXIST (addr or mac is reserved already). */
+int dhcp_reserve(struct dhcp_server *d, const uint8_t mac[6], uint32_t addr);
 
 /* Is this frame a DHCP request for a server (IPv4, UDP to port 67)? Such a
  * frame is the DHCP server's, whatever it holds. */

@@ -17,9 +17,9 @@
  * window (about 45 segments) per connection. At most this many frames of
  * at most an MTU each are held (about 6 MiB). */
 #define OUT_QUEUE 4096
-#define GATEWAY_HOST 2       /* QEMU's layout: .2 the gateway (the host) */
-#define DNS_HOST 3           /*                .3 the DNS forwarder */
-#define DHCP_FIRST_HOST 15   /*                .15 and up for DHCP */
+#define GATEWAY_HOST NAT_GATEWAY_HOST
+#define DNS_HOST NAT_DNS_HOST
+#define DHCP_FIRST_HOST NAT_DHCP_FIRST_HOST
 
 struct nat_timer {
 	SlirpTimerCb cb;
@@ -60,15 +60,6 @@ static int64_t now_ms(void)
 }
 
 /* --- options -------------------------------------------------------------- */
-
-static int parse_ipv4(const char *text, uint32_t *addr)
-{
-	struct in_addr a;
-	if (inet_pton(AF_INET, text, &a) != 1)
-		return -1;
-	*addr = ntohl(a.s_addr);
-	return 0;
-}
 
 int nat_parse_subnet(const char *opt, const char *text, struct nat_config *cfg)
 {
@@ -120,6 +111,25 @@ int nat_parse_forward(const char *opt, const char *text, struct nat_forward *f)
 bad:
 	log_error("%s %s: expected tcp|udp:HOSTADDR:HOSTPORT-GUESTADDR:GUESTPORT "
 		  "(e.g. tcp:127.0.0.1:2222-10.0.2.15:22)", opt, text);
+	return -1;
+}
+
+int nat_parse_reservation(const char *opt, const char *text, struct nat_reservation *r)
+{
+	char copy[64];
+	char *eq;
+	if (snprintf(copy, sizeof(copy), "%s", text) >= (int)sizeof(copy) || !(eq = strchr(copy, '=')))
+		goto bad;
+	*eq = 0;
+	if (parse_mac(copy, r->mac) < 0 || parse_ipv4(eq + 1, &r->addr) < 0)
+		goto bad;
+	if (r->mac[0] & 1) {
+		log_error("%s %s: a multicast MAC is no NIC's", opt, text);
+		return -1;
+	}
+	return 0;
+bad:
+	log_error("%s %s: expected MAC=ADDRESS (e.g. 02:00:00:00:00:01=10.0.2.20)", opt, text);
 	return -1;
 }
 
@@ -237,6 +247,20 @@ struct nat *nat_open(const struct nat_config *cfg)
 		log_error("nat: the DHCP server: %s", strerror(errno));
 		free(n);
 		return NULL;
+	}
+	for (int i = 0; i < cfg->nreservations; i++) {
+		const struct nat_reservation *r = &cfg->reservations[i];
+		if (dhcp_reserve(&n->dhcp, r->mac, r->addr) < 0) {
+			log_error("--dhcp-host %02x:%02x:%02x:%02x:%02x:%02x=%u.%u.%u.%u: %s", r->mac[0],
+				  r->mac[1], r->mac[2], r->mac[3], r->mac[4], r->mac[5], r->addr >> 24,
+				  r->addr >> 16 & 255, r->addr >> 8 & 255, r->addr & 255,
+				  errno == EEXIST ? "the address or the MAC is reserved already"
+						  : "not an address DHCP hands out on this subnet (.15 up to "
+						    "the last before broadcast)");
+			dhcp_free(&n->dhcp);
+			free(n);
+			return NULL;
+		}
 	}
 	SlirpConfig sc = {
 		.version = 4,
@@ -476,6 +500,18 @@ json_object *nat_status(const struct nat *n)
 		json_object_array_add(leases, j);
 	}
 	json_object_object_add(o, "leases", leases);
+	json_object *res = json_object_new_array();
+	for (int i = 0; i < n->cfg.nreservations; i++) {
+		const struct nat_reservation *r = &n->cfg.reservations[i];
+		json_object *j = json_object_new_object();
+		char mac[18];
+		snprintf(mac, sizeof(mac), "%02x:%02x:%02x:%02x:%02x:%02x", r->mac[0], r->mac[1], r->mac[2],
+			 r->mac[3], r->mac[4], r->mac[5]);
+		json_object_object_add(j, "mac", json_object_new_string(mac));
+		json_object_object_add(j, "ip", addr_string(r->addr));
+		json_object_array_add(res, j);
+	}
+	json_object_object_add(o, "reservations", res);
 	json_object_object_add(o, "dhcp_requests", json_object_new_int64((int64_t)n->dhcp.requests));
 	json_object_object_add(o, "dhcp_replies", json_object_new_int64((int64_t)n->dhcp.replies));
 	json_object_object_add(o, "to_switch_dropped", json_object_new_int64((int64_t)n->out_dropped));

@@ -19,6 +19,12 @@
 #include <stdint.h>
 
 #define NAT_MAX_FORWARDS 32
+#define NAT_MAX_RESERVATIONS 512 /* a lab's NICs on one network, at most */
+/* QEMU's layout of the subnet: .2 the gateway (the host), .3 the DNS
+ * forwarder, .15 and up handed out by DHCP. */
+#define NAT_GATEWAY_HOST 2
+#define NAT_DNS_HOST 3
+#define NAT_DHCP_FIRST_HOST 15
 #define NAT_DEFAULT_SUBNET "10.0.2.0/24"  /* QEMU's -netdev user */
 
 struct nat_forward {
@@ -27,12 +33,20 @@ struct nat_forward {
 	uint16_t host_port, guest_port;
 };
 
+/* A DHCP reservation: the address this MAC always gets, and no other. */
+struct nat_reservation {
+	uint8_t mac[6];
+	uint32_t addr; /* host byte order */
+};
+
 struct nat_config {
 	uint32_t net;         /* host byte order */
 	unsigned prefix;
 	bool restricted;      /* no outbound traffic: forwards only (air-gapped labs) */
 	struct nat_forward forwards[NAT_MAX_FORWARDS];
 	int nforwards;
+	struct nat_reservation reservations[NAT_MAX_RESERVATIONS];
+	int nreservations;
 };
 
 /* "A.B.C.D/N" into cfg (N from 8 to 27: the gateway is .2, DNS .3, DHCP
@@ -40,6 +54,9 @@ struct nat_config {
 int nat_parse_subnet(const char *opt, const char *text, struct nat_config *cfg);
 /* "tcp|udp:HOSTADDR:HOSTPORT-GUESTADDR:GUESTPORT" (IPv4 addresses). */
 int nat_parse_forward(const char *opt, const char *text, struct nat_forward *f);
+
+/* "MAC=A.B.C.D": a DHCP reservation (checked against the pool by nat_open). */
+int nat_parse_reservation(const char *opt, const char *text, struct nat_reservation *r);
 
 struct nat;
 

@@ -1,3 +1,4 @@
+#define _GNU_SOURCE
 #include "util/file.h"
 
 #include <errno.h>
@@ -6,6 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -118,4 +121,60 @@ int path_fmt(char *out, size_t len, const char *fmt, ...)
 		return -1;
 	}
 	return 0;
+}
+
+int file_copy_sparse(const char *src, const char *dst)
+{
+	int in = open(src, O_RDONLY | O_CLOEXEC);
+	if (in < 0)
+		return -1;
+	int out = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (out < 0) {
+		int e = errno;
+		close(in);
+		errno = e;
+		return -1;
+	}
+	struct stat st;
+	int r = fstat(in, &st);
+	if (r == 0 && ioctl(out, FICLONE, in) < 0) {
+		/* No reflink here: the data ranges, one by one (a file system
+		 * without SEEK_DATA reports all of the file as data). */
+		off_t pos = 0;
+		while (r == 0 && pos < st.st_size) {
+			off_t data = lseek(in, pos, SEEK_DATA);
+			if (data < 0) {
+				if (errno != ENXIO)
+					r = -1;
+				break; /* ENXIO: only a hole is left */
+			}
+			off_t hole = lseek(in, data, SEEK_HOLE);
+			if (hole < 0)
+				hole = st.st_size;
+			off_t from = data, to = data;
+			while (r == 0 && from < hole) {
+				ssize_t n = copy_file_range(in, &from, out, &to, (size_t)(hole - from), 0);
+				if (n < 0 && errno == EINTR)
+					continue;
+				if (n <= 0)
+					r = -1; /* n == 0: the file shrank under us */
+			}
+			pos = hole;
+		}
+		if (r == 0 && ftruncate(out, st.st_size) < 0)
+			r = -1;
+	}
+	if (r == 0 && fsync(out) < 0)
+		r = -1;
+	int e = errno;
+	close(in);
+	if (close(out) < 0 && r == 0) {
+		e = errno;
+		r = -1;
+	}
+	if (r < 0) {
+		unlink(dst);
+		errno = e;
+	}
+	return r;
 }

@@ -16,6 +16,11 @@ int file_pwrite_all(int fd, const void *buf, size_t len, uint64_t off);
 /* Reads exactly len bytes at off; a file that ends first fails with EIO. */
 int file_pread_all(int fd, void *buf, size_t len, uint64_t off);
 
+/* Copies the file at src to a new file dst (refused if it exists), keeping
+ * holes: a reflink where the file system can, else the data ranges only.
+ * The copy is fsynced. -1 with errno set (dst removed) on error. */
+int file_copy_sparse(const char *src, const char *dst);
+
 /* snprintf for paths: returns -1 (and logs) if the result would not fit. */
 int path_fmt(char *out, size_t len, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));

@@ -1,5 +1,6 @@
 #include "util/parse.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
@@ -78,5 +79,14 @@ int parse_mac(const char *text, uint8_t mac[6])
 		return -1;
 	for (int i = 0; i < 6; i++)
 		mac[i] = (uint8_t)b[i];
+	return 0;
+}
+
+int parse_ipv4(const char *text, uint32_t *addr)
+{
+	struct in_addr a;
+	if (inet_pton(AF_INET, text, &a) != 1)
+		return -1;
+	*addr = ntohl(a.s_addr);
 	return 0;
 }

@@ -15,6 +15,9 @@ int parse_uint(const char *text, uint64_t min, uint64_t max, uint64_t *out);
  * digits), into mac. Unicast or not: callers decide. */
 int parse_mac(const char *text, uint8_t mac[6]);
 
+/* A dotted-quad IPv4 address, in host byte order. */
+int parse_ipv4(const char *text, uint32_t *addr);
+
 /* Human-readable binary size, e.g. "512 MiB", into buf. */
 const char *format_size(uint64_t bytes, char *buf, unsigned long len);
 

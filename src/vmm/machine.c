@@ -159,6 +159,8 @@ static int create_devices(struct machine *m)
 	bus_init(&m->mmio, "MMIO");
 	pci_bus_init(&m->pci);
 	serial8250_init(&m->com1, m->config.console_fd, SERIAL_COM1_IRQ, set_irq, m);
+	if (m->config.console_socket)
+		m->com1.mirror_fd = m->config.console_socket->mirror_fd;
 	acpi_pm_init(&m->pm, ACPI_S5_SLP_TYP, pm_event, set_sci, m);
 	rtc_init(&m->rtc);
 	struct device_table *t = &m->devices;
@@ -375,14 +377,18 @@ int machine_run(struct machine *m)
 		/* Input the UART could not take yet is retried every 10 ms; while
 		 * nestvm holds as much as it can, the terminal is not polled (it
 		 * would be readable at once, for ever: a busy loop). */
+		struct console_socket *cs = m->config.console_socket;
 		bool held = console_flush(&m->console, &m->com1);
+		if (cs)
+			held |= console_flush(&cs->in, &m->com1);
 		bool room = m->console.npending < sizeof(m->console.pending);
-		struct pollfd fds[3 + 1 + CONTROL_MAX_CLIENTS] = {
+		struct pollfd fds[3 + 2 + 1 + CONTROL_MAX_CLIENTS] = {
 			{ .fd = m->stop_fd, .events = POLLIN },
 			{ .fd = sfd, .events = POLLIN },
 			{ .fd = input_open && room ? m->console.in_fd : -1, .events = POLLIN },
 		};
-		int nctl = control_pollfds(&m->control, fds + 3, 1 + CONTROL_MAX_CLIENTS);
+		int ncs = cs ? console_socket_pollfds(cs, fds + 3) : 0;
+		int nctl = control_pollfds(&m->control, fds + 3 + ncs, 1 + CONTROL_MAX_CLIENTS);
 		int timeout = control_timeout(&m->control);
 		if (held && (timeout < 0 || timeout > 10))
 			timeout = 10;
@@ -394,7 +400,7 @@ int machine_run(struct machine *m)
 		}
 		if (timeout < 0 || timeout > next_tick - now)
 			timeout = (int)(next_tick - now);
-		if (poll(fds, (nfds_t)(3 + nctl), timeout) < 0 && errno != EINTR)
+		if (poll(fds, (nfds_t)(3 + ncs + nctl), timeout) < 0 && errno != EINTR)
 			break;
 		if (fds[1].revents & POLLIN) {
 			struct signalfd_siginfo si;
@@ -412,7 +418,9 @@ int machine_run(struct machine *m)
 				machine_request_stop(m, 0);
 			}
 		}
-		control_handle(&m->control, m, fds + 3, nctl);
+		if (cs)
+			console_socket_handle(cs, fds + 3, ncs, &m->com1);
+		control_handle(&m->control, m, fds + 3 + ncs, nctl);
 		control_tick(&m->control, m);
 	}
 	control_vm_ended(&m->control);

@@ -45,6 +45,7 @@ struct machine_config {
 	enum cpu_model cpu_model;
 	int console_fd;    /* COM1 output; -1 discards it */
 	int console_in_fd; /* COM1 input; -1 for none */
+	struct console_socket *console_socket; /* --console-socket, or NULL (the caller's) */
 	bool test_device;  /* attach devices/testdev */
 	bool nested;       /* expose AMD-V/VT-x; implies static memory */
 	int ndisks, nnics;

@@ -56,7 +56,7 @@ run_nestvm() {
 	assert_one_line_error "--cpus 100000"
 }
 
-@test "unknown option, missing --kernel, bad --console, bad --uuid or --serial" {
+@test "unknown option, missing --kernel, bad --console or --console-socket, bad --uuid or --serial; nestvm console without a VM" {
 	run_nestvm run --frobnicate
 	assert_one_line_error "--frobnicate"
 	run_nestvm run
@@ -71,6 +71,15 @@ run_nestvm() {
 	assert_one_line_error "expected a UUID"
 	run_nestvm run --kernel "$GUEST" --serial "$(head -c 256 /dev/zero | tr '\0' x)"
 	assert_one_line_error "--serial: longer than 255 characters"
+	run_nestvm run --kernel "$GUEST" --console-socket "$BATS_TEST_TMPDIR/no/such/dir/c.sock"
+	assert_one_line_error "--console-socket $BATS_TEST_TMPDIR/no/such/dir/c.sock"
+	touch "$BATS_TEST_TMPDIR/plain"
+	run_nestvm run --kernel "$GUEST" --console-socket "$BATS_TEST_TMPDIR/plain"
+	assert_one_line_error "--console-socket $BATS_TEST_TMPDIR/plain"
+	run_nestvm console "$BATS_TEST_TMPDIR/none.sock"
+	assert_one_line_error "cannot connect to the console at $BATS_TEST_TMPDIR/none.sock"
+	run_nestvm console
+	assert_one_line_error "expected one console socket"
 }
 
 @test "no /dev/kvm" {

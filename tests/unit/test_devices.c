@@ -1,3 +1,4 @@
+#define _GNU_SOURCE
 /* Unit tests: the 8250 UART and the test device, driven through the bus
  * the way vCPU exits drive them. */
 #include <setjmp.h>
@@ -5,6 +6,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <fcntl.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -60,6 +63,45 @@ static void uart_transmits_to_its_output(void **state)
 	bus_free(&pio);
 	close(p[0]);
 	close(p[1]);
+}
+
+/* The console socket's mirror (--console-socket): every byte goes to the
+ * output and to the mirror; a mirror nobody reads (a full non-blocking
+ * pipe) loses bytes and never holds the guest, and the output loses none. */
+static void uart_mirror_never_blocks(void **state)
+{
+	(void)state;
+	int out[2], mirror[2];
+	assert_int_equal(pipe(out), 0);
+	assert_int_equal(pipe2(mirror, O_NONBLOCK), 0);
+	struct bus pio;
+	struct serial8250 uart;
+	bus_init(&pio, "port");
+	serial8250_init(&uart, out[1], 4, set_irq, NULL);
+	uart.mirror_fd = mirror[1];
+	assert_int_equal(serial8250_attach(&uart, &pio, 0x3f8), 0);
+	out8(&pio, 0x3f8, 'x');
+	char c = 0;
+	assert_int_equal(read(out[0], &c, 1), 1);
+	assert_int_equal(c, 'x');
+	assert_int_equal(read(mirror[0], &c, 1), 1);
+	assert_int_equal(c, 'x');
+	/* fill the mirror's pipe, then transmit more than it holds: this
+	 * returns (a blocking write would hang the test) */
+	int size = fcntl(mirror[1], F_GETPIPE_SZ);
+	assert_true(size > 0);
+	assert_int_equal(fcntl(out[1], F_SETPIPE_SZ, 1 << 20) >= size + 16, 1);
+	char *junk = calloc(1, (size_t)size);
+	assert_int_equal(write(mirror[1], junk, (size_t)size), size);
+	for (int i = 0; i < 16; i++)
+		out8(&pio, 0x3f8, (uint8_t)('a' + i));
+	char got[16];
+	assert_int_equal(read(out[0], got, sizeof(got)), 16);
+	assert_memory_equal(got, "abcdefghijklmnop", 16);
+	free(junk);
+	serial8250_destroy(&uart);
+	bus_free(&pio);
+	close(out[0]), close(out[1]), close(mirror[0]), close(mirror[1]);
 }
 
 static void uart_receives_and_interrupts(void **state)
@@ -158,6 +200,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(uart_transmits_to_its_output),
+		cmocka_unit_test(uart_mirror_never_blocks),
 		cmocka_unit_test(uart_receives_and_interrupts),
 		cmocka_unit_test(testdev_checks_guest_buffers),
 	};

@@ -2,6 +2,7 @@
  * the MAC, a collision moved to the next free address, NAK for another
  * address, release and decline, an exhausted pool, replies a client
  * accepts (checksums, options), and truncated or hostile requests. */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -186,6 +187,52 @@ static void collisions_and_exhaustion(void **state)
 	assert_true(bind_mac(late, later) != 0);
 }
 
+/* A reserved address is its MAC's alone: that MAC gets it whatever its
+ * hash says, no other MAC is ever offered it (even with the rest of the
+ * pool taken), and a release or decline does not undo the reservation. */
+static void reservations_are_kept(void **state)
+{
+	(void)state;
+	dhcp_free(&d);
+	assert_int_equal(dhcp_init(&d, NET, 27, NET + 2, NET + 3, NET + 15, SERVER_MAC), 0);
+	const uint8_t r[6] = { 2, 0, 0, 0, 9, 9 }, r2[6] = { 2, 0, 0, 0, 9, 8 };
+	assert_int_equal(dhcp_reserve(&d, r, NET + 20), 0);
+	errno = 0;
+	assert_int_equal(dhcp_reserve(&d, r2, NET + 20), -1); /* the address is taken */
+	assert_int_equal(errno, EEXIST);
+	assert_int_equal(dhcp_reserve(&d, r, NET + 21), -1); /* the MAC has one */
+	assert_int_equal(dhcp_reserve(&d, r2, NET + 14), -1); /* below the pool */
+	assert_int_equal(errno, EINVAL);
+	assert_int_equal(dhcp_reserve(&d, r2, NET + 31), -1); /* the broadcast address */
+	/* the other 15 addresses go to 15 other MACs; a 16th gets none */
+	for (int i = 0; i < 16; i++) {
+		uint8_t mac[6] = { 2, 0, 0, 0, 3, (uint8_t)i };
+		uint32_t a = bind_mac(mac, 1000);
+		assert_true(a != NET + 20);
+		if (i == 15)
+			assert_int_equal(a, 0);
+		else
+			assert_true(a >= NET + 15 && a <= NET + 30);
+	}
+	assert_int_equal(bind_mac(r, 1000), NET + 20);
+	/* released, then asked for again: the same */
+	struct req rel = { .type = RELEASE, .ciaddr = NET + 20 };
+	memcpy(rel.mac, r, 6);
+	uint32_t ignored;
+	ask(rel, 2000, &ignored);
+	assert_int_equal(bind_mac(r, 3000), NET + 20);
+	/* declined: still its own */
+	struct req dec = { .type = DECLINE, .requested = NET + 20 };
+	memcpy(dec.mac, r, 6);
+	ask(dec, 4000, &ignored);
+	assert_int_equal(bind_mac(r, 5000), NET + 20);
+	/* long after every lease expired, the others' MACs still do not get it */
+	for (int i = 0; i < 16; i++) {
+		uint8_t mac[6] = { 2, 0, 0, 0, 4, (uint8_t)i };
+		assert_true(bind_mac(mac, 10000000000LL) != NET + 20);
+	}
+}
+
 static void nak_release_decline_inform(void **state)
 {
 	(void)state;
@@ -313,6 +360,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(leases_come_from_the_mac, setup, teardown),
 		cmocka_unit_test_setup_teardown(collisions_and_exhaustion, setup, teardown),
+		cmocka_unit_test_setup_teardown(reservations_are_kept, setup, teardown),
 		cmocka_unit_test_setup_teardown(nak_release_decline_inform, setup, teardown),
 		cmocka_unit_test_setup_teardown(only_the_mac_itself_and_known_clients_are_answered, setup, teardown),
 		cmocka_unit_test_setup_teardown(hostile_requests_are_ignored, setup, teardown),

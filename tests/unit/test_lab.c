@@ -9,15 +9,18 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "boot/smbios.h"
 #include "lab/lab.h"
 #include "lab/manifest.h"
+#include "util/file.h"
 
 static char dir[64];
 
@@ -99,17 +102,17 @@ static void loads_the_smallest_manifest_and_ranges(void **state)
 		    "    template: t\n"
 		    "    nested: true\n"
 		    "    depends_on: [jump]\n"
-		    "    nics: [{network: lan, mac: '02:aa:bb:cc:dd:ee'}, {network: mgmt}]\n"
+		    "    nics: [{network: lan}, {network: mgmt}]\n"
 		    "    health: {console: 'login:'}\n"
-		    "  jump: {template: t, depends_on: [db]}\n"
+		    "  jump: {template: t, depends_on: [db], nics: [{network: lan, mac: '02:aa:bb:cc:dd:ee'}]}\n"
 		    "  db: {template: t}\n");
 	assert_int_equal(m->nnodes, 5);
 	assert_string_equal(m->nodes[0].name, "hv1");
 	assert_string_equal(m->nodes[2].name, "hv3");
 	assert_true(m->nodes[2].nested);
 	assert_string_equal(m->nodes[2].health_console, "login:");
-	assert_true(m->nodes[0].nics[0].mac_given);
-	assert_int_equal(m->nodes[0].nics[0].mac[5], 0xee);
+	assert_true(m->nodes[3].nics[0].mac_given);
+	assert_int_equal(m->nodes[3].nics[0].mac[5], 0xee);
 	assert_false(m->networks[0].nat);
 	assert_true(m->networks[1].nat);
 	/* db, then jump, then the hypervisors */
@@ -119,6 +122,36 @@ static void loads_the_smallest_manifest_and_ranges(void **state)
 	assert_true(pos[4] < pos[3]);
 	for (int i = 0; i < 3; i++)
 		assert_true(pos[3] < pos[i]);
+	free(m);
+
+	m = load_ok("name: fw\n"
+		    "templates: {t: {kernel: /k}}\n"
+		    "networks:\n"
+		    "  lan:\n"
+		    "    nat: 169.254.88.0/24\n"
+		    "    forwards: [{node: jump, port: 22, host_port: 2222},\n"
+		    "               {node: jump, port: 53, host_port: 5353, proto: udp, host_addr: 127.0.0.2}]\n"
+		    "  wan: {nat: ''}\n"
+		    "nodes:\n"
+		    "  jump: {template: t, health: {tcp: 22},\n"
+		    "         nics: [{network: wan}, {network: lan, ip: 169.254.88.20}]}\n");
+	const struct lab_network *lan = &m->networks[0];
+	assert_int_equal(lan->nforwards, 2);
+	assert_int_equal(lan->forwards[0].node, 0);
+	assert_int_equal(lan->forwards[0].host_port, 2222);
+	assert_int_equal(lan->forwards[0].port, 22);
+	assert_int_equal(lan->forwards[0].host_addr, 0x7f000001);
+	assert_false(lan->forwards[0].udp);
+	assert_true(lan->forwards[1].udp);
+	assert_int_equal(lan->forwards[1].host_addr, 0x7f000002);
+	assert_int_equal(m->nodes[0].nics[1].ip, 0xa9fe5814);
+	assert_int_equal(m->nodes[0].health_tcp, 22);
+	/* the default subnet is known too (its pool) */
+	uint32_t first;
+	unsigned count;
+	lab_network_pool(&m->networks[1], &first, &count);
+	assert_int_equal(first, 0x0a00020f);
+	assert_int_equal(count, 240);
 	free(m);
 }
 
@@ -148,6 +181,36 @@ static void bad_manifests_say_where(void **state)
 	BAD("nodes:\n  a: {template: tiny, memory: lots}\n", "5:31", "memory: expected a size");
 	BAD("nodes:\n  a: {template: tiny, nested: maybe}\n", "5:31", "nested: expected true or false");
 	BAD("nodes:\n  A_1: {template: tiny}\n", "5:3", "node name 'A_1'");
+	BAD("networks: {lan: {nat: 169.254.88.0/24, forwards: [{node: z, port: 22, host_port: 2222}]}}\n"
+	    "nodes:\n  a: {template: tiny}\n", "4:58", "forwards: node z is not declared");
+	BAD("networks: {lan: {nat: 169.254.88.0/24, forwards: [{node: a, port: 22, host_port: 2222}]}}\n"
+	    "nodes:\n  a: {template: tiny}\n", "4:58", "node a has no NIC on network lan");
+	BAD("networks: {lan: {nat: 169.254.88.0/24, forwards: [{node: a, port: 22, host_port: 2222},"
+	    " {node: a, port: 23, host_port: 2222}]}}\nnodes:\n  a: {template: tiny, nics: [{network: lan}]}\n",
+	    "4:96", "host port 2222 is forwarded already");
+	BAD("networks: {lan: {forwards: [{node: a, port: 22, host_port: 2222}]}}\n"
+	    "nodes:\n  a: {template: tiny, nics: [{network: lan}]}\n", "4:12", "forwards go through a NAT");
+	BAD("networks: {lan: {nat: 169.254.88.0/24, forwards: [{node: a, port: 22}]}}\n"
+	    "nodes:\n  a: {template: tiny, nics: [{network: lan}]}\n", "4:51", "needs node, port and host_port");
+	BAD("networks: {lan: {nat: 169.254.88.0/24}}\n"
+	    "nodes:\n  a: {template: tiny, nics: [{network: lan, ip: 169.254.88.3}]}\n", "6:49",
+	    "not in the addresses network lan's DHCP hands out (169.254.88.15 and the 239 after it)");
+	BAD("networks: {lan: {}}\nnodes:\n  a: {template: tiny, nics: [{network: lan, ip: 169.254.88.30}]}\n",
+	    "6:49", "network lan has no NAT");
+	BAD("networks: {lan: {nat: 169.254.88.0/24}}\nnodes:\n  a: {template: tiny, nics: [{network: lan, ip: 169.254.88.30}]}\n"
+	    "  b: {template: tiny, nics: [{network: lan, ip: 169.254.88.30}]}\n", "7:49",
+	    "node a has this address already");
+	BAD("networks: {lan: {nat: 169.254.88.0/24}}\nnodes:\n  a: {template: tiny, health: {tcp: 22}, nics: [{network: lan}]}\n",
+	    "6:37", "no TCP forward reaches port 22 of node a");
+	BAD("networks: {lan: {nat: 169.254.88.1/24}}\nnodes:\n  a: {template: tiny}\n", "4:23",
+	    "no host bits set");
+	BAD("networks: {lan: {}}\nnodes:\n  a: {template: tiny, nics: [{network: lan, mac: '02:00:00:00:00:01'}]}\n"
+	    "  b: {template: tiny, nics: [{network: lan, mac: '02:00:00:00:00:01'}]}\n", "7:50",
+	    "node a has this MAC already");
+	BAD("networks: {lan: {}}\nnodes:\n  a: {template: tiny, nics: [{network: lan, mac: '03:00:00:00:00:01'}]}\n",
+	    "6:50", "multicast");
+	BAD("networks: {lan: {}}\nnodes:\n  a: {template: tiny, nics: [{network: lan, mac: '00:00:00:00:00:00'}]}\n",
+	    "6:50", "not a NIC's address");
 	BAD("nodes:\n  a: {template: tiny\n", "6:1", "did not find expected");
 	BAD("networks: {lan: {nat: 10.0.0.0/30}}\nnodes:\n  a: {template: tiny}\n", "4:23",
 	    "nat: expected a subnet");
@@ -155,6 +218,50 @@ static void bad_manifests_say_where(void **state)
 	assert_refused("name: x\ntemplates:\n  t: {kernel: relative/k}\nnodes:\n  a: {template: t}\n",
 		       "3:15", "give an absolute path");
 #undef BAD
+}
+
+/* A lab snapshot keeps each node's disk by util/file.c's sparse copy: the
+ * same bytes, the holes kept, and never over an existing file. */
+static void sparse_copy_keeps_bytes_and_holes(void **state)
+{
+	(void)state;
+	char dir[] = "/tmp/nestvm-unit-copy.XXXXXX", src[64], dst[64];
+	assert_non_null(mkdtemp(dir));
+	snprintf(src, sizeof(src), "%s/src", dir);
+	snprintf(dst, sizeof(dst), "%s/dst", dir);
+	int fd = open(src, O_RDWR | O_CREAT, 0600);
+	assert_true(fd >= 0);
+	char a[4096], b[4096];
+	memset(a, 'a', sizeof(a));
+	memset(b, 'b', sizeof(b));
+	assert_int_equal(pwrite(fd, a, sizeof(a), 0), sizeof(a));
+	assert_int_equal(pwrite(fd, b, sizeof(b), 8 << 20), sizeof(b));
+	assert_int_equal(ftruncate(fd, 16 << 20), 0);
+	close(fd);
+	assert_int_equal(file_copy_sparse(src, dst), 0);
+	struct stat s1, s2;
+	assert_int_equal(stat(src, &s1), 0);
+	assert_int_equal(stat(dst, &s2), 0);
+	assert_int_equal(s2.st_size, 16 << 20);
+	assert_true(s2.st_blocks * 512 < 1 << 20); /* thin: not 16 MiB of zeros */
+	fd = open(dst, O_RDONLY);
+	char got[4096];
+	assert_int_equal(pread(fd, got, sizeof(got), 0), sizeof(got));
+	assert_memory_equal(got, a, sizeof(a));
+	assert_int_equal(pread(fd, got, sizeof(got), 8 << 20), sizeof(got));
+	assert_memory_equal(got, b, sizeof(b));
+	assert_int_equal(pread(fd, got, sizeof(got), 4 << 20), sizeof(got));
+	for (size_t i = 0; i < sizeof(got); i++)
+		assert_int_equal(got[i], 0);
+	close(fd);
+	/* an existing file is never overwritten */
+	errno = 0;
+	assert_int_equal(file_copy_sparse(src, dst), -1);
+	assert_int_equal(errno, EEXIST);
+	assert_int_equal(file_copy_sparse("/nonexistent/x", dst), -1);
+	unlink(src);
+	unlink(dst);
+	rmdir(dir);
 }
 
 static void identities_are_stable_and_distinct(void **state)
@@ -200,6 +307,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(loads_the_smallest_manifest_and_ranges),
 		cmocka_unit_test(bad_manifests_say_where),
+		cmocka_unit_test(sparse_copy_keeps_bytes_and_holes),
 		cmocka_unit_test(identities_are_stable_and_distinct),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
