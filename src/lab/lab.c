@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "block/disk.h"
+#include "util/cpio.h"
 #include "boot/smbios.h"
 #include "util/file.h"
 #include "util/log.h"
@@ -576,6 +577,155 @@ static int start_network(struct lab *lab, const struct lab_manifest *m, int ni,
 	return save_state(lab);
 }
 
+/* --- inner nodes ----------------------------------------------------------
+ * A node's inner nodes reach it on a read-only disk of their own, serial
+ * "nestvm-lab": a newc cpio archive (cpio -id unpacks it) holding this
+ * nestvm, the inner lab's manifest (lab.yaml, paths under
+ * INNER_DIR), the files of the templates its nodes use (files/), the inner
+ * lab's seed (derived from this lab's, so inner identities are stable too)
+ * and two scripts: up.sh starts the inner lab and says
+ * "nestvm-lab: inner up" (or "... failed") on stdout, down.sh takes it down.
+ * The parent's system unpacks it in INNER_DIR and runs up.sh (README:
+ * inner nodes); the lab waits for that line on the parent's console. */
+#define INNER_DIR "/run/nestvm-lab"
+#define INNER_SERIAL "nestvm-lab"
+#define INNER_UP_LINE "nestvm-lab: inner up"
+#define INNER_FAILED_LINE "nestvm-lab: inner failed"
+
+/* A YAML double-quoted scalar of s. */
+static void yaml_quoted(FILE *f, const char *s)
+{
+	fputc('"', f);
+	for (; *s; s++) {
+		if ((unsigned char)*s < 0x20) {
+			fprintf(f, "\\x%02x", (unsigned char)*s);
+			continue;
+		}
+		if (*s == '"' || *s == '\\')
+			fputc('\\', f);
+		fputc(*s, f);
+	}
+	fputc('"', f);
+}
+
+static int write_inner_seed(struct lab *lab, const struct lab_manifest *m, const struct lab_node *parent,
+			    const char *path)
+{
+	int pi = (int)(parent - m->nodes);
+	char *yaml = NULL;
+	size_t yaml_len = 0;
+	FILE *y = open_memstream(&yaml, &yaml_len);
+	if (!y) {
+		log_error("lab %s: out of memory", lab->name);
+		return -1;
+	}
+	bool used[LAB_MAX_TEMPLATES] = { false };
+	for (int i = 0; i < m->nnodes; i++)
+		if (m->nodes[i].parent == pi)
+			used[m->nodes[i].template] = true;
+	fprintf(y, "# The inner nodes of %s (lab %s), written by nestvm lab\nname: %s\ntemplates:\n",
+		parent->name, lab->name, parent->name);
+	for (int t = 0; t < m->ntemplates; t++) {
+		if (!used[t])
+			continue;
+		const struct lab_template *tp = &m->templates[t];
+		fprintf(y, "  %s:\n    kernel: " INNER_DIR "/files/%s.kernel\n", tp->name, tp->name);
+		if (tp->initrd[0])
+			fprintf(y, "    initrd: " INNER_DIR "/files/%s.initrd\n", tp->name);
+		if (tp->disk[0])
+			fprintf(y, "    disk: " INNER_DIR "/files/%s.disk\n", tp->name);
+		fprintf(y, "    cmdline: ");
+		yaml_quoted(y, tp->cmdline);
+		fprintf(y, "\n");
+	}
+	fprintf(y, "nodes:\n");
+	for (int i = 0; i < m->nnodes; i++) {
+		const struct lab_node *nd = &m->nodes[i];
+		if (nd->parent != pi)
+			continue;
+		fprintf(y, "  %s:\n    template: %s\n    memory: %lluK\n    cpus: %d\n    nested: %s\n",
+			nd->name, m->templates[nd->template].name, (unsigned long long)(nd->memory >> 10),
+			nd->cpus, nd->nested ? "true" : "false");
+		if (nd->health_console[0]) {
+			fprintf(y, "    health: {console: ");
+			yaml_quoted(y, nd->health_console);
+			fprintf(y, "}\n");
+		}
+	}
+	if (fclose(y) != 0) {
+		free(yaml);
+		log_error("lab %s: out of memory", lab->name);
+		return -1;
+	}
+	/* The inner lab's seed: from this one's and the parent's name. */
+	uint8_t h[20];
+	char inner_seed[34], seed_path[64 + LAB_NAME_MAX];
+	sha1(lab->seed, strlen(lab->seed), parent->name, strlen(parent->name), h);
+	for (int i = 0; i < 16; i++)
+		snprintf(inner_seed + 2 * i, 3, "%02x", h[i]);
+	strcat(inner_seed, "\n");
+	static const char up[] =
+		"#!/bin/sh\n"
+		"# Starts this node's inner nodes (nestvm lab), then says how that went.\n"
+		"cd " INNER_DIR " || exit 1\n"
+		"if ./nestvm lab up lab.yaml --state-dir state; then\n"
+		"\techo '" INNER_UP_LINE "'\n"
+		"else\n"
+		"\techo '" INNER_FAILED_LINE "'\n"
+		"\texit 1\n"
+		"fi\n";
+	static const char down[] =
+		"#!/bin/sh\n"
+		"# Takes this node's inner nodes down (their power buttons, then a hard stop).\n"
+		"cd " INNER_DIR " && exec ./nestvm lab down lab.yaml --state-dir state --timeout 20\n";
+	char tmp[PATH_MAX];
+	path_in(lab, tmp, parent->name, ".inner.cpio.new");
+	unlink(tmp);
+	struct cpio_writer w;
+	if (cpio_create(&w, tmp) < 0) {
+		free(yaml);
+		return -1;
+	}
+	cpio_add_file(&w, "nestvm", 0755, "/proc/self/exe");
+	cpio_add_data(&w, "lab.yaml", 0644, yaml, yaml_len);
+	cpio_add_data(&w, "up.sh", 0755, up, sizeof(up) - 1);
+	cpio_add_data(&w, "down.sh", 0755, down, sizeof(down) - 1);
+	cpio_add_dir(&w, "state", 0700);
+	snprintf(seed_path, sizeof(seed_path), "state/%s", parent->name);
+	cpio_add_dir(&w, seed_path, 0700);
+	snprintf(seed_path, sizeof(seed_path), "state/%s/seed", parent->name);
+	cpio_add_data(&w, seed_path, 0600, inner_seed, strlen(inner_seed));
+	cpio_add_dir(&w, "files", 0755);
+	for (int t = 0; t < m->ntemplates; t++) {
+		if (!used[t])
+			continue;
+		const struct lab_template *tp = &m->templates[t];
+		const char *src[3] = { tp->kernel, tp->initrd, tp->disk };
+		const char *suffix[3] = { "kernel", "initrd", "disk" };
+		for (int k = 0; k < 3; k++) {
+			char name[LAB_NAME_MAX + 32];
+			if (!src[k][0])
+				continue;
+			snprintf(name, sizeof(name), "files/%s.%s", tp->name, suffix[k]);
+			cpio_add_file(&w, name, 0644, src[k]);
+		}
+	}
+	free(yaml);
+	int r = cpio_finish(&w);
+	/* A disk is whole sectors: the archive padded with zeros (cpio stops
+	 * at its trailer). */
+	struct stat st;
+	if (r == 0 && (stat(tmp, &st) < 0 || truncate(tmp, (st.st_size + 511) / 512 * 512) < 0 ||
+		       rename(tmp, path) < 0))
+		r = -1;
+	if (r < 0) {
+		log_error("lab %s: node %s: cannot write its inner nodes' disk %s", lab->name,
+			  parent->name, path);
+		unlink(tmp);
+	}
+	return r;
+}
+
 /* A node's definition as it runs: a digest of its nestvm command line, so
  * that up notices a manifest changed under a running node. */
 static void argv_digest(char *const argv[], char out[41])
@@ -634,6 +784,13 @@ static int start_node(struct lab *lab, const struct lab_manifest *m, const struc
 		argv[a++] = "--disk";
 		argv[a++] = disk;
 	}
+	char inner[PATH_MAX], inner_spec[PATH_MAX + 32];
+	path_in(lab, inner, nd->name, ".inner.cpio");
+	if (nd->ninner) {
+		snprintf(inner_spec, sizeof(inner_spec), "%s,readonly,serial=" INNER_SERIAL, inner);
+		argv[a++] = "--disk";
+		argv[a++] = inner_spec;
+	}
 	json_object *macs = json_object_new_array();
 	for (int i = 0; i < nd->nnics; i++) {
 		uint8_t mac[6];
@@ -676,6 +833,10 @@ static int start_node(struct lab *lab, const struct lab_manifest *m, const struc
 			return -1;
 		}
 	}
+	if (nd->ninner && write_inner_seed(lab, m, nd, inner) < 0) {
+		json_object_put(macs);
+		return -1;
+	}
 	if (truncate(console, 0) < 0 && errno != ENOENT)
 		log_warn("%s: cannot empty it: %s", console, strerror(errno));
 	int pid = spawn(argv, log);
@@ -698,7 +859,12 @@ static int start_node(struct lab *lab, const struct lab_manifest *m, const struc
 				 fw->udp ? "udp" : "tcp");
 			json_object_array_add(forwards, json_object_new_string(text));
 		}
+	json_object *inner_names = json_object_new_array();
+	for (int i = 0; i < m->nnodes; i++)
+		if (m->nodes[i].parent == nd - m->nodes)
+			json_object_array_add(inner_names, json_object_new_string(m->nodes[i].name));
 	st = json_object_new_object();
+	json_object_object_add(st, "inner", inner_names);
 	json_object_object_add(st, "config", json_object_new_string(digest));
 	json_object_object_add(st, "forwards", forwards);
 	json_object_object_add(st, "depends_on", deps);
@@ -775,7 +941,13 @@ static int wait_healthy(struct lab *lab, const struct lab_manifest *m, const str
 		if (!answered)
 			answered = control_request(api, "{\"command\":\"status\"}\n", reply, sizeof(reply),
 						   1000) == 0 && strstr(reply, "\"running\"");
+		if (nd->ninner && file_contains(console, INNER_FAILED_LINE)) {
+			log_error("lab %s: node %s could not start its inner nodes (its console log %s "
+				  "says why)", lab->name, nd->name, console);
+			return -1;
+		}
 		if (answered && (!nd->health_console[0] || file_contains(console, nd->health_console)) &&
+		    (!nd->ninner || file_contains(console, INNER_UP_LINE)) &&
 		    (!tcp || tcp_answers(tcp->host_addr, tcp->host_port)))
 			return 0;
 		if (!still_running(pid, api)) {
@@ -787,11 +959,15 @@ static int wait_healthy(struct lab *lab, const struct lab_manifest *m, const str
 		}
 		usleep(100 * 1000);
 	}
-	char why[128] = "not healthy";
+	char why[256] = "not healthy";
 	if (!answered)
 		snprintf(why, sizeof(why), "its control socket does not answer");
 	else if (nd->health_console[0] && !file_contains(console, nd->health_console))
 		snprintf(why, sizeof(why), "no health line on its console yet");
+	else if (nd->ninner && !file_contains(console, INNER_UP_LINE))
+		snprintf(why, sizeof(why), "its inner nodes are not up: no '" INNER_UP_LINE "' on its "
+			 "console (does its system run " INNER_DIR "/up.sh from its " INNER_SERIAL
+			 " disk?)");
 	else if (tcp) {
 		char host[16];
 		ip_text(tcp->host_addr, host);
@@ -835,6 +1011,8 @@ int lab_up(const char *file, const struct lab_options *opt)
 	int unhealthy = 0;
 	for (int i = 0; i < m->nnodes; i++) {
 		const struct lab_node *nd = &m->nodes[m->order[i]];
+		if (nd->parent >= 0)
+			continue; /* its parent starts it */
 		/* A node starts once what it depends on is healthy. */
 		bool deps_ok = true;
 		for (int d = 0; d < nd->ndeps; d++) {
@@ -862,9 +1040,12 @@ int lab_up(const char *file, const struct lab_options *opt)
 		fflush(stdout);
 	}
 	r = unhealthy ? -1 : 0;
+	int ntop = 0;
+	for (int i = 0; i < m->nnodes; i++)
+		ntop += m->nodes[i].parent < 0;
 	if (unhealthy)
 		log_error("lab %s: %d of %d nodes are not healthy (nestvm lab status shows them)",
-			  lab.name, unhealthy, m->nnodes);
+			  lab.name, unhealthy, ntop);
 out:
 	lab_close(&lab);
 out_manifest:
@@ -1030,13 +1211,18 @@ int lab_reset(const char *file, const char *only, const struct lab_options *opt)
 			log_error("lab %s: no node %s in %s", m->name, only, file);
 			goto out_manifest;
 		}
+		if (m->nodes[target].parent >= 0) {
+			log_error("lab %s: node %s runs inside node %s: reset %s", m->name, only,
+				  m->nodes[m->nodes[target].parent].name, m->nodes[m->nodes[target].parent].name);
+			goto out_manifest;
+		}
 	}
 	if (lab_open(&lab, m->name, opt, OPEN_DOWN) < 0)
 		goto out;
 	r = 0;
 	for (int i = 0; i < m->nnodes && r == 0; i++) {
 		const struct lab_node *nd = &m->nodes[m->order[i]];
-		if (target >= 0 && m->order[i] != target)
+		if ((target >= 0 && m->order[i] != target) || nd->parent >= 0)
 			continue;
 		json_object *st;
 		bool was_running = false;
@@ -1479,6 +1665,15 @@ int lab_status(const char *file, const struct lab_options *opt)
 		json_object_object_add(o, "console_log", json_object_new_string(str_of(st, "console_log")));
 		json_object_object_add(o, "console_socket",
 				       json_object_new_string(str_of(st, "console_socket")));
+		json_object *inner;
+		if (json_object_object_get_ex(st, "inner", &inner) && json_object_array_length(inner)) {
+			/* What the parent's console said of them. */
+			const char *cl = str_of(st, "console_log");
+			json_object_object_add(o, "inner", json_object_get(inner));
+			json_object_object_add(o, "inner_state", json_object_new_string(
+				!up ? "stopped" : file_contains(cl, INNER_UP_LINE) ? "up"
+				: file_contains(cl, INNER_FAILED_LINE) ? "failed" : "starting"));
+		}
 		json_object_object_add(o, "api_socket", json_object_new_string(str_of(st, "api_socket")));
 		if (*str_of(st, "disk"))
 			json_object_object_add(o, "disk", json_object_new_string(str_of(st, "disk")));

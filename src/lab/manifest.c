@@ -391,6 +391,7 @@ static void load_node_fields(struct loader *l, struct lab_node *nd, yaml_node_t 
 {
 	yaml_node_t *k, *v;
 	nd->template = -1;
+	nd->parent = -1;
 	nd->cpus = 1;
 	nd->memory = 256ULL << 20;
 	FOR_PAIRS(l, map, k, v) {
@@ -421,8 +422,9 @@ static void load_node_fields(struct loader *l, struct lab_node *nd, yaml_node_t 
 			nd->nested = bool_value(l, v, "nested");
 		} else if (!strcmp(f, "nics")) {
 			load_nics(l, nd, v);
-		} else if (!strcmp(f, "depends_on")) {
-			/* resolved once every node is known */
+		} else if (!strcmp(f, "depends_on") || !strcmp(f, "inner")) {
+			/* resolved once every node is known; inner nodes are loaded
+			 * after the others (load_inner) */
 		} else if (!strcmp(f, "health")) {
 			if (!is_map(l, v, "health"))
 				break;
@@ -444,7 +446,7 @@ static void load_node_fields(struct loader *l, struct lab_node *nd, yaml_node_t 
 			}
 		} else {
 			fail_at(l, k, "unknown key '%s' in node %s (expected template, memory, cpus, "
-				"nested, nics, depends_on, health)", f, scalar(key));
+				"nested, nics, depends_on, health, inner)", f, scalar(key));
 		}
 	}
 	if (!l->failed && nd->template < 0)
@@ -485,6 +487,91 @@ static void load_nodes(struct loader *l, yaml_node_t *nodes)
 			l->node_at[m->nnodes] = key;
 			m->nnodes++;
 			load_node_fields(l, nd, key, map);
+		}
+	}
+}
+
+/* The inner nodes under each node's inner: (after every top-level node,
+ * so that those keep the indexes load_deps counts): nodes named
+ * PARENT-NAME, which the parent runs; one level, no NICs or depends_on. */
+static void load_inner(struct loader *l, yaml_node_t *nodes)
+{
+	struct lab_manifest *m = l->m;
+	int ntop = m->nnodes, index = 0;
+	yaml_node_t *key, *map;
+	FOR_PAIRS(l, nodes, key, map) {
+		char names[LAB_MAX_NODES][LAB_NAME_MAX + 1];
+		int copies = expand(scalar(key), names, LAB_MAX_NODES);
+		yaml_node_t *inner = NULL, *k, *v;
+		FOR_PAIRS(l, map, k, v)
+			if (scalar(k) && !strcmp(scalar(k), "inner"))
+				inner = v;
+		for (int c = 0; c < copies && !l->failed; c++, index++) {
+			if (!inner || index >= ntop)
+				continue;
+			struct lab_node *parent = &m->nodes[index];
+			if (!is_map(l, inner, "inner"))
+				return;
+			if (!parent->nested) {
+				fail_at(l, inner, "inner: node %s runs VMs only with nested: true", parent->name);
+				return;
+			}
+			uint64_t total = 0;
+			yaml_node_t *ik, *imap;
+			FOR_PAIRS(l, inner, ik, imap) {
+				if (duplicate_key(l, inner, ik))
+					return;
+				const char *pattern = scalar(ik);
+				char inames[LAB_MAX_NODES][LAB_NAME_MAX + 1];
+				int n = pattern ? expand(pattern, inames, LAB_MAX_NODES - m->nnodes) : -1;
+				if (n <= 0) {
+					fail_at(l, ik, "inner node name '%s': use a-z, 0-9 and '-', a range such "
+						"as vm[1-2], and at most %d nodes in all", pattern ? pattern : "?",
+						LAB_MAX_NODES);
+					return;
+				}
+				if (!is_map(l, imap, pattern))
+					return;
+				for (int i = 0; i < n && !l->failed; i++) {
+					char full[2 * LAB_NAME_MAX + 2];
+					snprintf(full, sizeof(full), "%.32s-%.32s", parent->name, inames[i]);
+					if (strlen(full) > LAB_NAME_MAX || !valid_name(full)) {
+						fail_at(l, ik, "inner node %s: its name, %s, must be at most %d "
+							"characters of a-z, 0-9 and '-'", inames[i], full, LAB_NAME_MAX);
+						return;
+					}
+					if (find(full, m->nodes, sizeof(struct lab_node), m->nnodes) >= 0) {
+						fail_at(l, ik, "node %s is declared twice", full);
+						return;
+					}
+					struct lab_node *nd = &m->nodes[m->nnodes];
+					strcpy(nd->name, full);
+					l->node_at[m->nnodes] = ik;
+					m->nnodes++;
+					load_node_fields(l, nd, ik, imap);
+					nd->parent = index;
+					parent->ninner++;
+					total += nd->memory;
+					yaml_node_t *fk, *fv;
+					FOR_PAIRS(l, imap, fk, fv) {
+						(void)fv;
+						const char *f = scalar(fk);
+						if (f && (!strcmp(f, "nics") || !strcmp(f, "depends_on") ||
+							  !strcmp(f, "inner")))
+							fail_at(l, fk, "inner node %s: %s is not supported for inner "
+								"nodes (one level, started together, no NICs)", full, f);
+					}
+					if (!l->failed && nd->health_tcp)
+						fail_at(l, ik, "inner node %s: health: tcp needs a forward, which "
+							"inner nodes have not", full);
+				}
+			}
+			/* Room for the parent's own system too: a quarter of its memory. */
+			if (!l->failed && total > parent->memory - parent->memory / 4)
+				fail_at(l, inner, "inner: the inner nodes of %s need %llu MiB, more than "
+					"three quarters of its %llu MiB", parent->name,
+					(unsigned long long)(total >> 20),
+					(unsigned long long)(parent->memory >> 20));
 		}
 	}
 }
@@ -730,11 +817,15 @@ static void load_root(struct loader *l, yaml_node_t *root, uint64_t host_ram)
 	if (!l->failed)
 		load_deps(l, nodes);
 	if (!l->failed)
+		load_inner(l, nodes);
+	if (!l->failed)
 		order_nodes(l);
 	if (!l->failed)
 		check_addresses(l);
 	uint64_t total = 0;
 	for (int i = 0; i < m->nnodes && !l->failed && host_ram; i++) {
+		if (m->nodes[i].parent >= 0)
+			continue; /* inside its parent's memory */
 		total += m->nodes[i].memory; /* each at most 4 TiB, 64 of them: no wrap */
 		if (total > host_ram)
 			fail_at(l, l->node_at[i], "node %s: the nodes up to here need %llu MiB, more than "

@@ -12,7 +12,11 @@
  *     a: {template: tiny, memory: 256M, nics: [{network: lan, ip: 169.254.88.20}],
  *         health: {tcp: 22}}
  *     hv[1-2]: {template: tiny, nested: true, depends_on: [a],
- *               health: {console: "login:"}, nics: [{network: lan}]}
+ *               health: {console: "login:"}, nics: [{network: lan}],
+ *               inner: {vm: {template: tiny, memory: 64M}}}
+ *
+ * Inner nodes (under a nested node's inner:) are nodes too, named
+ * PARENT-NAME (hv1-vm, hv2-vm): their parent runs them (lab/lab.h).
  */
 #ifndef NESTVM_LAB_MANIFEST_H
 #define NESTVM_LAB_MANIFEST_H
@@ -75,6 +79,8 @@ struct lab_node {
 	int deps[LAB_MAX_DEPS]; /* indexes into nodes */
 	char health_console[256]; /* healthy once this appears on its console; "" */
 	uint16_t health_tcp;      /* healthy once this port of its answers through a forward; 0 */
+	int parent;     /* an inner node: the index of the node it runs inside; else -1 */
+	int ninner;     /* a node with inner nodes: how many */
 };
 
 struct lab_manifest {
@@ -84,7 +90,7 @@ struct lab_manifest {
 	struct lab_template templates[LAB_MAX_TEMPLATES];
 	struct lab_network networks[LAB_MAX_NETWORKS];
 	struct lab_node nodes[LAB_MAX_NODES];
-	int order[LAB_MAX_NODES]; /* nodes, each after those it depends on */
+	int order[LAB_MAX_NODES]; /* nodes, each after those it depends on (inner ones too) */
 };
 
 /* The addresses a NAT network's DHCP server hands out: first, and count

@@ -28,6 +28,18 @@ chmod +x /tmp/udhcpc.sh
 udhcpc -i eth0 -n -q -t 10 -T 3 -s /tmp/udhcpc.sh > /dev/null 2>&1
 echo "V: host=$(hostname) uuid=$(cat $id/product_uuid) mac=$(cat /sys/class/net/eth0/address) lease=$(ip -4 -o addr show eth0 | awk '{ print $4 }')"
 (while :; do echo "SSH-2.0-nestvm-lab-$(hostname)" | nc -l -p 22 > /dev/null 2>&1; done) &
+# Inner nodes: the lab's disk for them (serial nestvm-lab) is unpacked in
+# /run/nestvm-lab and its up.sh run, as the README says a node's system
+# does; up.sh says "nestvm-lab: inner up" once they are healthy.
+for b in /sys/block/vd*; do
+	[ "$(cat "$b/serial" 2> /dev/null)" = nestvm-lab ] || continue
+	mkdir -p /run/nestvm-lab
+	(cd /run/nestvm-lab && cpio -id < "/dev/${b##*/}" 2> /dev/null)
+	sh /run/nestvm-lab/up.sh
+	for c in /run/nestvm-lab/state/*/*.console; do
+		[ -f "$c" ] && echo "V: inner $(basename "$c" .console) $(grep -a '^count ' "$c" | tail -n 1)"
+	done
+done
 (
 	i=0
 	while :; do
@@ -41,4 +53,5 @@ dev=$(ls /dev/input/event* 2> /dev/null | head -n 1)
 echo "V: ready button=${dev:-none}"
 dd if="$dev" bs=24 count=1 > /dev/null 2>&1
 echo "init: power button pressed, powering off"
+[ -f /run/nestvm-lab/down.sh ] && sh /run/nestvm-lab/down.sh
 poweroff -f

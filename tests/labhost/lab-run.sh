@@ -1,13 +1,15 @@
 #!/bin/bash
 # Runs inside the lab host (tests/labhost/lab.bats): a two-node lab of Linux
-# guests (Debian's stock cloud kernel) on a NAT network, brought up, looked
+# guests (Debian's stock cloud kernel) on a NAT network, one of them a
+# hypervisor running an inner node (the test guest), brought up, looked
 # at, snapshotted and restored, and taken down by `nestvm lab`, run as
-# nobody (no root, no capability). Prints one RESULT line per case.
+# nobody (no root, no capability). Prints one RESULT line per case. The
+# lab's state is in the lab host's /tmp (its snapshots stay off 9p).
 #   lab-run.sh DIR   (DIR holds lab.cpio)
 set -u
 dir=$1
 kernel=$(ls .cache/kernels/cloud/boot/vmlinuz-*)
-st=$dir/st
+st=/tmp/lab-state
 mkdir -p "$st" "$dir/home"
 chmod 777 "$st" "$dir/home"
 as="setpriv --reuid=65534 --regid=$(stat -c %g /dev/kvm) --clear-groups --inh-caps=-all -- env HOME=$dir/home"
@@ -18,6 +20,7 @@ name: tier2
 templates:
   node: {kernel: $PWD/$kernel, initrd: $dir/lab.cpio, disk: $dir/tpl.qcow2,
          cmdline: "console=ttyS0 quiet panic=-1"}
+  tiny: {kernel: $PWD/build/guest/testguest.elf, cmdline: "test=count"}
 networks:
   lan:
     nat: 169.254.90.0/24
@@ -25,8 +28,15 @@ networks:
 nodes:
   jump: {template: node, memory: 160M, nics: [{network: lan, ip: 169.254.90.40}],
          health: {tcp: 22}}
-  hv1: {template: node, memory: 160M, depends_on: [jump], nics: [{network: lan}],
-        health: {console: "V: ready"}}
+  hv1:
+    template: node
+    memory: 384M
+    nested: true
+    depends_on: [jump]
+    nics: [{network: lan}]
+    health: {console: "V: ready"}
+    inner:
+      vm: {template: tiny, memory: 32M, health: {console: "count 2"}}
 YAML
 lab() { # lab ACTION [ARGS...]: as nobody
 	$as ./nestvm lab "$1" "$dir/lab.yaml" --state-dir "$st" "${@:2}"
@@ -66,6 +76,13 @@ for n in s["nodes"]:
         [l.split()[1] for l in open("/proc/%d/status" % n["pid"]) if l.startswith("Uid:")][0] if n["pid"] else "-"))
 print("RESULT status " + " ".join(sorted(out)))
 PY
+
+# --- the inner node: hv1 started it (the lab waited for that), and it counts
+lab status --json > "$dir/status2.json"
+echo "RESULT inner said=$(grep -a '^V: inner ' "$st/tier2/hv1.console" | head -n 1 | tr -d '\r' | cut -c4- | tr ' ' _) status=$(python3 -c '
+import json, sys
+n = [n for n in json.load(open(sys.argv[1]))["nodes"] if n["name"] == "hv1"][0]
+print("%s:%s" % ("+".join(n.get("inner", [])), n.get("inner_state")))' "$dir/status2.json")"
 
 # --- the forward: jump's greeting on the lab host's port 6122
 greeting=$( (sleep 2) | timeout 20 busybox nc 127.0.0.1 6122 2> /dev/null | tr -d '\r' | head -n 1)

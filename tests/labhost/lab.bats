@@ -3,7 +3,8 @@
 # busybox initramfs, tests/guests/lab-init.sh) in the lab host, run as
 # nobody. One lab host boot runs every case (tests/labhost/lab-run.sh):
 #   - up: a node healthy once its port answers through a NAT forward, the
-#     other once its console says so, in dependency order;
+#     other, a hypervisor, once its console says so and its inner node (the
+#     test guest, L3) is up inside it, in dependency order;
 #   - status: the identities each guest sees (SMBIOS UUID, MAC, hostname
 #     from the NoCloud serial, its DHCP lease) are those status reports,
 #     the fixed address and the derived one, the forward;
@@ -20,7 +21,7 @@ setup_file() {
 	RUN_DIR=$(mktemp -d "$PWD/build/lab.XXXXXX")
 	chmod 755 "$RUN_DIR" # the guests' files, read by nobody's nestvm
 	scripts/mkinitramfs-modules.sh "$RUN_DIR/lab.cpio" tests/guests/lab-init.sh \
-		"virtio_pci virtio_net button evdev"
+		"virtio_pci virtio_net virtio_blk button evdev kvm_amd"
 	chmod 644 "$RUN_DIR/lab.cpio"
 	labhost_results 600 tests/labhost/lab-run.sh
 }
@@ -55,6 +56,14 @@ field() { # field LINE NAME: the value of NAME=VALUE in a RESULT line
 	[[ $line =~ hv1:state=running,uuid=same,mac=same,lease=([0-9.]+),addresses=([0-9.]+),forwards=none,host=hv1,uid=65534 ]]
 	[ "${BASH_REMATCH[1]}" = "${BASH_REMATCH[2]}" ]
 	[ "${BASH_REMATCH[1]}" != 169.254.90.40 ]
+}
+
+@test "an inner node: hv1 runs it from the lab's nestvm-lab disk (L3 under L2), its count is seen; status says it is up" {
+	local line
+	line=$(result inner)
+	echo "$line"
+	[[ $line =~ ^RESULT\ inner\ said=inner_hv1-vm_count_([0-9]+)\ status=hv1-vm:up$ ]]
+	[ "${BASH_REMATCH[1]}" -ge 2 ]
 }
 
 @test "the forward reaches jump's port 22 from the lab host's loopback" {

@@ -146,10 +146,38 @@ static void loads_the_smallest_manifest_and_ranges(void **state)
 	assert_int_equal(lan->forwards[1].host_addr, 0x7f000002);
 	assert_int_equal(m->nodes[0].nics[1].ip, 0xa9fe5814);
 	assert_int_equal(m->nodes[0].health_tcp, 22);
+	free(m);
+
+	/* inner nodes: named after their parent, one set per copy of a range */
+	m = load_ok("name: deep\n"
+		    "templates: {hv: {kernel: /k}, tiny: {kernel: /t}}\n"
+		    "nodes:\n"
+		    "  hv[1-2]:\n"
+		    "    template: hv\n"
+		    "    nested: true\n"
+		    "    memory: 512M\n"
+		    "    inner:\n"
+		    "      vm: {template: tiny, memory: 64M, health: {console: 'count 2'}}\n"
+		    "      db[1-2]: {template: tiny, memory: 32M}\n"
+		    "  solo: {template: tiny}\n");
+	assert_int_equal(m->nnodes, 9);
+	assert_string_equal(m->nodes[2].name, "solo");
+	assert_int_equal(m->nodes[2].parent, -1);
+	assert_int_equal(m->nodes[0].ninner, 3);
+	assert_string_equal(m->nodes[3].name, "hv1-vm");
+	assert_int_equal(m->nodes[3].parent, 0);
+	assert_string_equal(m->nodes[3].health_console, "count 2");
+	assert_string_equal(m->nodes[5].name, "hv1-db2");
+	assert_string_equal(m->nodes[6].name, "hv2-vm");
+	assert_int_equal(m->nodes[6].parent, 1);
+	assert_int_equal(m->nodes[8].memory, 32 << 20);
+	free(m);
+	m = load_ok("name: fw\ntemplates: {t: {kernel: /k}}\nnetworks: {wan: {nat: ''}}\n"
+		    "nodes: {jump: {template: t, nics: [{network: wan}]}}\n");
 	/* the default subnet is known too (its pool) */
 	uint32_t first;
 	unsigned count;
-	lab_network_pool(&m->networks[1], &first, &count);
+	lab_network_pool(&m->networks[0], &first, &count);
 	assert_int_equal(first, 0x0a00020f);
 	assert_int_equal(count, 240);
 	free(m);
@@ -207,6 +235,16 @@ static void bad_manifests_say_where(void **state)
 	BAD("networks: {lan: {}}\nnodes:\n  a: {template: tiny, nics: [{network: lan, mac: '02:00:00:00:00:01'}]}\n"
 	    "  b: {template: tiny, nics: [{network: lan, mac: '02:00:00:00:00:01'}]}\n", "7:50",
 	    "node a has this MAC already");
+	BAD("nodes:\n  a: {template: tiny, inner: {b: {template: tiny}}}\n", "5:30",
+	    "node a runs VMs only with nested: true");
+	BAD("nodes:\n  a: {template: tiny, nested: true, memory: 256M, inner: {b: {template: tiny, memory: 200M}}}\n",
+	    "5:58", "need 200 MiB, more than three quarters of its 256 MiB");
+	BAD("nodes:\n  a: {template: tiny, nested: true, inner: {b: {template: tiny, memory: 32M, depends_on: [a]}}}\n",
+	    "5:78", "depends_on is not supported for inner nodes");
+	BAD("nodes:\n  a: {template: tiny, nested: true, inner: {b: {template: tiny, memory: 32M}}}\n  a-b: {template: tiny}\n",
+	    "5:45", "node a-b is declared twice");
+	BAD("nodes:\n  a: {template: tiny, nested: true, inner: {b: {template: big}}}\n", "5:59",
+	    "template 'big' is not declared");
 	BAD("networks: {lan: {}}\nnodes:\n  a: {template: tiny, nics: [{network: lan, mac: '03:00:00:00:00:01'}]}\n",
 	    "6:50", "multicast");
 	BAD("networks: {lan: {}}\nnodes:\n  a: {template: tiny, nics: [{network: lan, mac: '00:00:00:00:00:00'}]}\n",
