@@ -28,7 +28,7 @@ static void usage(FILE *out)
 		"  console FILE NODE\n"
 		"                attach this terminal to NODE's serial console; Ctrl-A x leaves\n"
 		"                (the node goes on), as in nestvm console\n"
-		"  snapshot save|restore|delete FILE NAME, snapshot list FILE\n"
+		"  snapshot save|restore|delete FILE NAME, snapshot list FILE (or FILE first)\n"
 		"                save: pause every node, then save each (memory, devices and a\n"
 		"                copy of its disk), then let them all go on; restore: stop the\n"
 		"                lab's nodes and bring every saved node back running from where\n"
@@ -42,6 +42,11 @@ static void usage(FILE *out)
 		"                    $XDG_STATE_HOME/nestvm/labs, or ~/.local/state/nestvm/labs)\n");
 }
 
+static bool is_snapshot_action(const char *s)
+{
+	return !strcmp(s, "save") || !strcmp(s, "restore") || !strcmp(s, "delete") || !strcmp(s, "list");
+}
+
 int cmd_lab(int argc, char **argv)
 {
 	if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
@@ -53,8 +58,7 @@ int cmd_lab(int argc, char **argv)
 			  "file (see 'nestvm lab --help')");
 		return CLI_EXIT_USAGE;
 	}
-	const char *action = argv[1], *snap_action = NULL;
-	int first = 2;
+	const char *action = argv[1];
 	bool up = !strcmp(action, "up"), down = !strcmp(action, "down"),
 	     status = !strcmp(action, "status"), reset = !strcmp(action, "reset"),
 	     console = !strcmp(action, "console"), snapshot = !strcmp(action, "snapshot");
@@ -63,30 +67,21 @@ int cmd_lab(int argc, char **argv)
 			  "snapshot)", action);
 		return CLI_EXIT_USAGE;
 	}
-	if (snapshot) {
-		snap_action = argv[2];
-		if (strcmp(snap_action, "save") && strcmp(snap_action, "restore") &&
-		    strcmp(snap_action, "delete") && strcmp(snap_action, "list")) {
-			log_error("lab snapshot: expected save, restore, delete or list, got '%s'",
-				  snap_action);
-			return CLI_EXIT_USAGE;
-		}
-		first = 3;
-		if (argc < 4) {
-			log_error("lab snapshot %s: expected the lab's file", snap_action);
-			return CLI_EXIT_USAGE;
-		}
-	}
-	const char *file = argv[first];
-	/* The positional argument after the file: reset's optional node,
-	 * console's node, a snapshot's name. */
-	bool wants_arg = reset || console || (snapshot && strcmp(snap_action, "list"));
+	/* Options anywhere after the action; the rest are, in order: the
+	 * file, then reset's optional node, console's node; for snapshot its
+	 * action (save, restore, delete, list) before or after the file, then
+	 * the snapshot's name. */
 	struct lab_options opt = { .timeout_s = up || reset || snapshot ? 300 : 60 };
-	const char *arg = NULL;
-	for (int i = first + 1; i < argc; i++) {
+	const char *pos[4];
+	int npos = 0;
+	for (int i = 2; i < argc; i++) {
 		uint64_t v;
-		if (wants_arg && !arg && argv[i][0] != '-') {
-			arg = argv[i];
+		if (argv[i][0] != '-') {
+			if (npos == 4) {
+				log_error("lab %s: unexpected argument '%s'", action, argv[i]);
+				return CLI_EXIT_USAGE;
+			}
+			pos[npos++] = argv[i];
 		} else if (!strcmp(argv[i], "--json") && status) {
 			opt.json = true;
 		} else if (!strcmp(argv[i], "--timeout") && i + 1 < argc && !status && !console) {
@@ -102,6 +97,31 @@ int cmd_lab(int argc, char **argv)
 			log_error("lab %s: unknown option '%s'", action, argv[i]);
 			return CLI_EXIT_USAGE;
 		}
+	}
+	const char *snap_action = NULL;
+	if (snapshot) {
+		int at = npos > 0 && is_snapshot_action(pos[0]) ? 0
+			 : npos > 1 && is_snapshot_action(pos[1]) ? 1 : -1;
+		if (at < 0 || npos < 2) {
+			log_error("lab snapshot: expected save, restore, delete or list, and the lab's file");
+			return CLI_EXIT_USAGE;
+		}
+		snap_action = pos[at];
+		for (int i = at; i < npos - 1; i++) /* the file first, the name after */
+			pos[i] = pos[i + 1];
+		npos--;
+	}
+	if (npos == 0) {
+		log_error("lab %s: expected the lab's file", action);
+		return CLI_EXIT_USAGE;
+	}
+	const char *file = pos[0], *arg = npos > 1 ? pos[1] : NULL;
+	/* The positional argument after the file: reset's optional node,
+	 * console's node, a snapshot's name. */
+	bool wants_arg = reset || console || (snapshot && strcmp(snap_action, "list"));
+	if (npos > (wants_arg ? 2 : 1)) {
+		log_error("lab %s: unexpected argument '%s'", action, pos[wants_arg ? 2 : 1]);
+		return CLI_EXIT_USAGE;
 	}
 	if (wants_arg && !arg && !reset) {
 		log_error("lab %s: expected %s after the file", snapshot ? "snapshot" : action,

@@ -153,7 +153,7 @@ YAML
 	run --separate-stderr lab console nosuch
 	assert_one_line_error "lab cons: no node nosuch has run"
 	# Ctrl-A x on a terminal (script(1) gives one) leaves; the node runs on
-	run bash -c '{ sleep 2; printf "typed\r\001x"; sleep 3; } | timeout 30 script -qec "$0 lab console $1 e --state-dir $2; echo status=\$?" /dev/null' "$NESTVM" "$LAB" "$t/st"
+	run bash -c '{ sleep 2; printf "typed\r"; sleep 2; printf "\001x"; sleep 3; } | timeout 30 script -qec "$0 lab console $1 e --state-dir $2; echo status=\$?" /dev/null' "$NESTVM" "$LAB" "$t/st"
 	echo "$output"
 	[[ $output == *"echo: typed"* ]]
 	[[ $output == *"left the console; the VM goes on"* ]]
