@@ -13,12 +13,14 @@ st=/tmp/lab-state
 mkdir -p "$st" "$dir/home"
 chmod 777 "$st" "$dir/home"
 as="setpriv --reuid=65534 --regid=$(stat -c %g /dev/kvm) --clear-groups --inh-caps=-all -- env HOME=$dir/home"
-qemu-img create -q -f qcow2 "$dir/tpl.qcow2" 16M
-chmod 644 "$dir/tpl.qcow2"
+# The template on the lab host's own file system, as a user's would be (the
+# shared 9p directory does not carry the image locks between processes).
+qemu-img create -q -f qcow2 /tmp/tpl.qcow2 16M
+chmod 644 /tmp/tpl.qcow2
 cat > "$dir/lab.yaml" <<YAML
 name: tier2
 templates:
-  node: {kernel: $PWD/$kernel, initrd: $dir/lab.cpio, disk: $dir/tpl.qcow2,
+  node: {kernel: $PWD/$kernel, initrd: $dir/lab.cpio, disk: /tmp/tpl.qcow2,
          cmdline: "console=ttyS0 quiet panic=-1"}
   tiny: {kernel: $PWD/build/guest/testguest.elf, cmdline: "test=count"}
 networks:
