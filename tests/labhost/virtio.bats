@@ -96,14 +96,6 @@ field() { # field LINE NAME: the value of NAME=VALUE in a RESULT line
 	[ "$line" = "RESULT blk-qcow2-write status=0 scribbled=2 failed=0 check=0,0 compare=0,0" ]
 }
 
-@test "qcow2: 5 rounds of SIGKILL while the stock kernel writes and flushes: no corruption, every flushed record there" {
-	local line
-	line=$(result blk-qcow2-crash)
-	echo "$line"
-	[[ $line =~ ^RESULT\ blk-qcow2-crash\ rounds=5\ corrupt=0\ records=([0-9]+)\ missing=0\ leaks=[0-9]+$ ]]
-	[ "${BASH_REMATCH[1]}" -ge 15 ]
-}
-
 @test "a pattern written and flushed by the guest is in the image; discard punches a hole; the image stays thin" {
 	local line
 	line=$(result blk-write)
