@@ -139,21 +139,21 @@ YAML
 	lab up
 	# the console: a line typed reaches the guest, its answer comes back
 	# (and is in the console log too)
-	run --separate-stderr bash -c "{ printf 'hello lab\n'; sleep 3; } | '$NESTVM' lab console '$LAB' e --state-dir '$t/st'"
+	run --separate-stderr bash -c "{ printf 'hello lab\n'; sleep 2; } | '$NESTVM' lab console '$LAB' e --state-dir '$t/st'"
 	echo "$output"; echo "$stderr"
 	[ "$status" -eq 0 ]
 	[[ $output == *"echo: hello lab"* ]]
 	grep -q "echo: hello lab" "$t/st/cons/e.console"
 	# a second client while one is attached is turned away
-	{ sleep 6; } | "$NESTVM" lab console "$LAB" e --state-dir "$t/st" > /dev/null 2>&1 &
-	sleep 2
-	run --separate-stderr bash -c "sleep 2 | '$NESTVM' lab console '$LAB' e --state-dir '$t/st'"
+	{ sleep 4; } | "$NESTVM" lab console "$LAB" e --state-dir "$t/st" > /dev/null 2>&1 &
+	sleep 1.5
+	run --separate-stderr bash -c "sleep 1 | '$NESTVM' lab console '$LAB' e --state-dir '$t/st'"
 	assert_one_line_error "the console is in use by another client"
 	wait
 	run --separate-stderr lab console nosuch
 	assert_one_line_error "lab cons: no node nosuch has run"
 	# Ctrl-A x on a terminal (script(1) gives one) leaves; the node runs on
-	run bash -c '{ sleep 2; printf "typed\r"; sleep 2; printf "\001x"; sleep 3; } | timeout 30 script -qec "$0 lab console $1 e --state-dir $2; echo status=\$?" /dev/null' "$NESTVM" "$LAB" "$t/st"
+	run bash -c '{ sleep 1.5; printf "typed\r"; sleep 1.5; printf "\001x"; sleep 2; } | timeout 30 script -qec "$0 lab console $1 e --state-dir $2; echo status=\$?" /dev/null' "$NESTVM" "$LAB" "$t/st"
 	echo "$output"
 	[[ $output == *"echo: typed"* ]]
 	[[ $output == *"left the console; the VM goes on"* ]]
@@ -199,7 +199,7 @@ import json, sys
 s = json.load(sys.stdin)
 assert all(n["state"] == "running" for n in s["nodes"]), s'
 	# the echo node answers on its console after the restore too
-	run --separate-stderr bash -c "{ printf 'again\n'; sleep 3; } | '$NESTVM' lab console '$LAB' e --state-dir '$t/st'"
+	run --separate-stderr bash -c "{ printf 'again\n'; sleep 2; } | '$NESTVM' lab console '$LAB' e --state-dir '$t/st'"
 	[[ $output == *"echo: again"* ]]
 	run --separate-stderr lab snapshot restore nosuch
 	assert_one_line_error "no snapshot nosuch"

@@ -89,27 +89,29 @@ for r in sys.argv[2:]:
 ' "$t/c.raw" $ranges
 }
 
-@test "qcow2: a flush that commits a thousand new clusters at once, under seccomp (the commit sorts them)" {
+@test "qcow2: a flush that commits hundreds of new clusters at once, under seccomp (the commit sorts them off the stack)" {
 	require_kvm
 	local t=$BATS_TEST_TMPDIR i
-	# 4 KiB clusters: 8 records a cluster, a batch of 8192 records is 1024
+	# 4 KiB clusters: 8 records a cluster, a batch of 2048 records is 256
+	# new L2 entries, 2 KiB to sort: more than glibc's qsort sorts on the
+	# stack, so it asks the machine's memory size first (sysinfo)
 	qemu-img create -q -f qcow2 -o cluster_size=4k "$t/b.qcow2" 64M
 	: > "$t/b.out"
-	"$NESTVM" run --kernel "$GUEST" --cmdline "test=virtio-blk-records batch=8192" \
+	"$NESTVM" run --kernel "$GUEST" --cmdline "test=virtio-blk-records batch=2048" \
 		--disk "$t/b.qcow2" --console "file:$t/b.out" < /dev/null 2> "$t/b.err" &
 	local pid=$!
 	for ((i = 0; i < 600; i++)); do
-		grep -q '^synced 8191 ok$' "$t/b.out" && break
+		grep -q '^synced 2047 ok$' "$t/b.out" && break
 		kill -0 $pid 2> /dev/null || break
 		sleep 0.1
 	done
 	kill -9 $pid || { cat "$t/b.err"; false; }
 	wait $pid || true
-	grep -q '^synced 8191 ok$' "$t/b.out"
+	grep -q '^synced 2047 ok$' "$t/b.out"
 	run --separate-stderr qemu-img check "$t/b.qcow2"
 	[ "$status" -eq 0 ] || [ "$status" -eq 3 ]
 	qemu-img convert -O raw "$t/b.qcow2" "$t/b.raw"
-	[ "$(dd if="$t/b.raw" bs=512 skip=8191 count=1 2> /dev/null | head -c 15)" = "record 00008191" ]
+	[ "$(dd if="$t/b.raw" bs=512 skip=2047 count=1 2> /dev/null | head -c 15)" = "record 00002047" ]
 }
 
 @test "nestvm disk clone: two VMs write clones of one template at once; the template in use cannot be written; bad input" {
