@@ -12,8 +12,11 @@ while [ ! -e /sys/class/net/eth0 ] && [ ! -e /dev/vda ] && [ ! -e /dev/hwrng ] &
 	sleep 0.1
 	i=$((i + 1))
 done
-pattern() { # pattern N: 1 MiB of lines that name their own offset
-	awk -v n="$1" 'BEGIN { for (i = 0; i < 40000; i++) printf "nestvm %s line %08d xxxxx\n", n, i }' | head -c 1048576
+pattern() { # pattern N: 1 MiB of lines that name their own offset (made once)
+	[ -f "/tmp/pattern.$1" ] ||
+		awk -v n="$1" 'BEGIN { for (i = 0; i < 40000; i++) printf "nestvm %s line %08d xxxxx\n", n, i }' |
+		head -c 1048576 > "/tmp/pattern.$1"
+	cat "/tmp/pattern.$1"
 }
 case $case in
 info)

@@ -6,7 +6,9 @@
 # clients live in 169.254.100.0/24, and the switch runs in a network
 # namespace of its own ("host"), whose loopback is what the NAT's gateway
 # address (169.254.100.2) reaches: the test's servers listen there, apart
-# from anything on this machine's own 127.0.0.1.
+# from anything on this machine's own 127.0.0.1. No /dev/kvm needed: where
+# tier 1 runs in the lab host, this runs on the machine itself (tests/run-all).
+# runs-without-kvm
 bats_require_minimum_version 1.5.0
 load helpers
 

@@ -50,8 +50,11 @@ echo "RESULT blk-qcow2 status=$? $(grep -a '^V: sum' "$dir/qcow2.out" | tr -d '\
 # and qemu-img compare give their verdicts. A discard on the version-2
 # clone changes nothing (it has no zero flag, and the base must not show
 # through); on version 3 it reads as zeros.
-pattern() { # as the guest's
-	awk -v n="$1" 'BEGIN { for (i = 0; i < 40000; i++) printf "nestvm %s line %08d xxxxx\n", n, i }' | head -c 1048576
+pattern() { # as the guest's (made once)
+	[ -f "/tmp/pattern.$1" ] ||
+		awk -v n="$1" 'BEGIN { for (i = 0; i < 40000; i++) printf "nestvm %s line %08d xxxxx\n", n, i }' |
+		head -c 1048576 > "/tmp/pattern.$1"
+	cat "/tmp/pattern.$1"
 }
 mirror() { # mirror RAW DISCARD-ZEROES
 	for p in F G H I J K L M N; do pattern $p; done | dd of=$1 bs=65536 conv=notrunc 2> /dev/null
