@@ -597,8 +597,15 @@ static void yaml_quoted(FILE *f, const char *s)
 {
 	fputc('"', f);
 	for (; *s; s++) {
-		if ((unsigned char)*s < 0x20) {
-			fprintf(f, "\\x%02x", (unsigned char)*s);
+		unsigned char c = (unsigned char)*s;
+		if (c < 0x20 || c == 0x7f) {
+			fprintf(f, "\\x%02x", c);
+			continue;
+		}
+		/* U+0080..U+009F (UTF-8 C2 80..C2 9F): not printable to YAML */
+		if (c == 0xc2 && (unsigned char)s[1] >= 0x80 && (unsigned char)s[1] <= 0x9f) {
+			fprintf(f, "\\x%02x", (unsigned char)s[1]);
+			s++;
 			continue;
 		}
 		if (*s == '"' || *s == '\\')
@@ -668,7 +675,7 @@ static int write_inner_seed(struct lab *lab, const struct lab_manifest *m, const
 		"#!/bin/sh\n"
 		"# Starts this node's inner nodes (nestvm lab), then says how that went.\n"
 		"cd " INNER_DIR " || exit 1\n"
-		"if ./nestvm lab up lab.yaml --state-dir state; then\n"
+		"if ./nestvm lab up lab.yaml --state-dir " INNER_DIR "/state; then\n"
 		"\techo '" INNER_UP_LINE "'\n"
 		"else\n"
 		"\techo '" INNER_FAILED_LINE "'\n"
@@ -677,7 +684,25 @@ static int write_inner_seed(struct lab *lab, const struct lab_manifest *m, const
 	static const char down[] =
 		"#!/bin/sh\n"
 		"# Takes this node's inner nodes down (their power buttons, then a hard stop).\n"
-		"cd " INNER_DIR " && exec ./nestvm lab down lab.yaml --state-dir state --timeout 20\n";
+		"cd " INNER_DIR " && exec ./nestvm lab down lab.yaml --state-dir " INNER_DIR "/state --timeout 20\n";
+	/* A template disk goes in whole, alone: a qcow2 one naming a backing
+	 * file would name a file of this machine. */
+	for (int t = 0; t < m->ntemplates; t++) {
+		uint8_t head[16];
+		int fd = used[t] && m->templates[t].disk[0] ? open(m->templates[t].disk, O_RDONLY | O_CLOEXEC)
+							     : -1;
+		bool backed = fd >= 0 && pread(fd, head, sizeof(head), 0) == (ssize_t)sizeof(head) &&
+			      !memcmp(head, "QFI\xfb", 4) && memcmp(head + 8, "\0\0\0\0\0\0\0\0", 8);
+		if (fd >= 0)
+			close(fd);
+		if (backed) {
+			log_error("lab %s: node %s: template %s's disk %s has a backing file; an inner "
+				  "node's template disk must stand alone (qemu-img convert makes one)",
+				  lab->name, parent->name, m->templates[t].name, m->templates[t].disk);
+			free(yaml);
+			return -1;
+		}
+	}
 	char tmp[PATH_MAX];
 	path_in(lab, tmp, parent->name, ".inner.cpio.new");
 	unlink(tmp);
@@ -877,6 +902,8 @@ static int start_node(struct lab *lab, const struct lab_manifest *m, const struc
 	json_object_object_add(st, "api_socket", json_object_new_string(api));
 	if (t->disk[0])
 		json_object_object_add(st, "disk", json_object_new_string(overlay));
+	if (nd->ninner)
+		json_object_object_add(st, "inner_disk", json_object_new_string(inner));
 	json_object_object_add(nodes, nd->name, st);
 	return save_state(lab);
 }
@@ -1348,19 +1375,30 @@ static int ask_all(struct lab *lab, const char **names, int n, const char *reque
 	return r;
 }
 
-static int snapshot_save(struct lab *lab, const char *dir)
+/* A node's disks a lab snapshot keeps a copy of, and the copies' names. */
+static const struct {
+	const char *key, *suffix;
+} saved_disks[2] = { { "disk", ".qcow2" }, { "inner_disk", ".inner.cpio" } };
+
+static int snapshot_save(struct lab *lab, const struct lab_manifest *m, const char *dir)
 {
 	json_object *nodes = section(lab, "nodes");
 	const char *names[LAB_MAX_NODES];
 	int n = 0;
-	json_object_object_foreach(nodes, nn, st) {
-		if (!alive(int_of(st, "pid"), str_of(st, "api_socket"))) {
+	/* The lab's nodes as its file declares them (inner ones are saved
+	 * inside their parents); a node the file no longer has is left out. */
+	for (int i = 0; i < m->nnodes; i++) {
+		const struct lab_node *nd = &m->nodes[m->order[i]];
+		json_object *st;
+		if (nd->parent >= 0)
+			continue;
+		if (!json_object_object_get_ex(nodes, nd->name, &st) ||
+		    !alive(int_of(st, "pid"), str_of(st, "api_socket"))) {
 			log_error("lab %s: node %s is not running; a lab snapshot is of the whole lab "
-				  "running (nestvm lab up first)", lab->name, nn);
+				  "running (nestvm lab up first)", lab->name, nd->name);
 			return -1;
 		}
-		if (n < LAB_MAX_NODES)
-			names[n++] = nn;
+		names[n++] = nd->name;
 	}
 	if (n == 0) {
 		log_error("lab %s: no node has run; nothing to save", lab->name);
@@ -1382,8 +1420,7 @@ static int snapshot_save(struct lab *lab, const char *dir)
 		json_object *st;
 		json_object_object_get_ex(nodes, names[i], &st);
 		char node_dir[PATH_MAX], copy[PATH_MAX], request[PATH_MAX + 64], reply[4096];
-		if (path_fmt(node_dir, sizeof(node_dir), "%s/%s", dir, names[i]) < 0 ||
-		    path_fmt(copy, sizeof(copy), "%s/%s.qcow2", dir, names[i]) < 0) {
+		if (path_fmt(node_dir, sizeof(node_dir), "%s/%s", dir, names[i]) < 0) {
 			r = -1;
 			break;
 		}
@@ -1402,24 +1439,39 @@ static int snapshot_save(struct lab *lab, const char *dir)
 			r = -1;
 			break;
 		}
-		/* Its disk as the saved memory knows it: the VM is paused, its
-		 * requests done and its image's metadata written. */
-		const char *disk = str_of(st, "disk");
-		if (*disk && file_copy_sparse(disk, copy) < 0) {
-			log_error("lab %s: node %s: copying %s into the snapshot: %s", lab->name, names[i],
-				  disk, strerror(errno));
-			r = -1;
+		/* Its disks as the saved memory knows them: the VM is paused, its
+		 * requests done and its image's metadata written (the inner
+		 * nodes' disk too: a later start may write it anew). */
+		for (int k = 0; k < 2 && r == 0; k++) {
+			const char *disk = str_of(st, saved_disks[k].key);
+			if (*disk && (path_fmt(copy, sizeof(copy), "%s/%s%s", dir, names[i],
+					       saved_disks[k].suffix) < 0 ||
+				      file_copy_sparse(disk, copy) < 0)) {
+				log_error("lab %s: node %s: copying %s into the snapshot: %s", lab->name,
+					  names[i], disk, strerror(errno));
+				r = -1;
+			}
 		}
 	}
 	/* Resumed whatever happened: a failed save must not leave a lab paused. */
 	if (ask_all(lab, names, n, "{\"command\":\"resume\"}\n", 15000, "resume") < 0)
 		r = -1;
+	/* The saved nodes' state entries (identities, sockets, disks), what
+	 * a restore brings back. */
 	char state[PATH_MAX];
-	if (r == 0 && path_fmt(state, sizeof(state), "%s/state.json", dir) == 0 &&
-	    json_object_to_file_ext(state, lab->state, JSON_C_TO_STRING_PRETTY) < 0) {
-		log_error("lab %s: cannot write %s", lab->name, state);
+	json_object *saved = json_object_new_object(), *saved_nodes = json_object_new_object();
+	for (int i = 0; i < n; i++) {
+		json_object *st;
+		if (json_object_object_get_ex(nodes, names[i], &st))
+			json_object_object_add(saved_nodes, names[i], json_object_get(st));
+	}
+	json_object_object_add(saved, "nodes", saved_nodes);
+	if (r == 0 && (path_fmt(state, sizeof(state), "%s/state.json", dir) < 0 ||
+		       json_object_to_file_ext(state, saved, JSON_C_TO_STRING_PRETTY) < 0)) {
+		log_error("lab %s: cannot write the snapshot's state.json in %s", lab->name, dir);
 		r = -1;
 	}
+	json_object_put(saved);
 	if (r < 0) {
 		remove_tree(dir);
 		return -1;
@@ -1434,15 +1486,20 @@ static int restore_node(struct lab *lab, const char *name, json_object *st, cons
 {
 	char node_dir[PATH_MAX], copy[PATH_MAX], tmp[PATH_MAX], log[PATH_MAX];
 	char console_spec[PATH_MAX + 8];
-	if (path_fmt(node_dir, sizeof(node_dir), "%s/%s", dir, name) < 0 ||
-	    path_fmt(copy, sizeof(copy), "%s/%s.qcow2", dir, name) < 0)
+	if (path_fmt(node_dir, sizeof(node_dir), "%s/%s", dir, name) < 0)
 		return -1;
 	path_in(lab, log, name, ".log");
-	const char *api = str_of(st, "api_socket"), *disk = str_of(st, "disk");
+	const char *api = str_of(st, "api_socket");
 	const char *console_sock = str_of(st, "console_socket");
-	/* Its disk back as it was saved: copied beside, then renamed over. */
-	if (*disk) {
-		path_in(lab, tmp, name, ".qcow2.restoring");
+	/* Its disks back as they were saved: each copied beside, then renamed
+	 * over. */
+	for (int k = 0; k < 2; k++) {
+		const char *disk = str_of(st, saved_disks[k].key);
+		if (!*disk)
+			continue;
+		if (path_fmt(copy, sizeof(copy), "%s/%s%s", dir, name, saved_disks[k].suffix) < 0 ||
+		    path_fmt(tmp, sizeof(tmp), "%s.restoring", disk) < 0)
+			return -1;
 		unlink(tmp);
 		if (file_copy_sparse(copy, tmp) < 0 || rename(tmp, disk) < 0) {
 			log_error("lab %s: node %s: restoring its disk from %s: %s", lab->name, name, copy,
@@ -1558,9 +1615,9 @@ int lab_snapshot(const char *file, const char *action, const char *snap, const s
 	lab.lock_fd = -1;
 	int r = -1;
 	char name[LAB_NAME_MAX + 1];
-	/* A restore starts networks, which the manifest describes; the rest
-	 * works from the lab's state. */
-	if (restore ? lab_manifest_load(file, 0, m) < 0 : lab_manifest_name(file, m->name) < 0)
+	/* A save takes the nodes the manifest declares and a restore starts
+	 * its networks; list and delete work from the lab's state alone. */
+	if (restore || save ? lab_manifest_load(file, 0, m) < 0 : lab_manifest_name(file, m->name) < 0)
 		goto out_manifest;
 	snprintf(name, sizeof(name), "%s", m->name);
 	if (lab_open(&lab, name, opt, list ? OPEN_STATUS : OPEN_DOWN) < 0)
@@ -1586,7 +1643,7 @@ int lab_snapshot(const char *file, const char *action, const char *snap, const s
 		goto out;
 	}
 	if (save)
-		r = snapshot_save(&lab, dir);
+		r = snapshot_save(&lab, m, dir);
 	else if (restore)
 		r = snapshot_restore(&lab, m, dir);
 	else if (del) {

@@ -66,7 +66,7 @@ int cpio_add_file(struct cpio_writer *w, const char *name, uint32_t mode, const 
 {
 	uint8_t *data;
 	size_t len;
-	if (file_read_all("initramfs:", src, 1ULL << 30, &data, &len) < 0) {
+	if (file_read_all(w->path, src, 1ULL << 30, &data, &len) < 0) {
 		w->failed = 1;
 		return -1;
 	}

@@ -125,7 +125,10 @@ static void detach(struct console_socket *cs)
 {
 	if (cs->client_fd < 0)
 		return;
-	dup3(cs->null_fd, cs->mirror_fd, O_CLOEXEC);
+	/* (dup3 onto a descriptor that stays open fails only with EINTR, or
+	 * EBUSY in a race with another thread's open: both pass.) */
+	while (dup3(cs->null_fd, cs->mirror_fd, O_CLOEXEC) < 0 && (errno == EINTR || errno == EBUSY))
+		;
 	close(cs->client_fd);
 	cs->client_fd = -1;
 	cs->in.in_fd = -1;
@@ -174,9 +177,15 @@ void console_socket_handle(struct console_socket *cs, const struct pollfd *fds, 
 		close(fd);
 		return;
 	}
-	cs->client_fd = fd;
-	console_open(&cs->in, fd); /* a socket: no terminal, no escapes */
 	/* The UART's writes to it never block the guest: a client that does
 	 * not read loses output (the --console log keeps it). */
-	dup3(fd, cs->mirror_fd, O_CLOEXEC);
+	int r;
+	while ((r = dup3(fd, cs->mirror_fd, O_CLOEXEC)) < 0 && (errno == EINTR || errno == EBUSY))
+		;
+	if (r < 0) {
+		close(fd);
+		return;
+	}
+	cs->client_fd = fd;
+	console_open(&cs->in, fd); /* a socket: no terminal, no escapes */
 }

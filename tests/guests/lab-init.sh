@@ -27,8 +27,11 @@ SH
 chmod +x /tmp/udhcpc.sh
 udhcpc -i eth0 -n -q -t 10 -T 3 -s /tmp/udhcpc.sh > /dev/null 2>&1
 echo "V: host=$(hostname) uuid=$(cat $id/product_uuid) mac=$(cat /sys/class/net/eth0/address) lease=$(ip -4 -o addr show eth0 | awk '{ print $4 }')"
-# (-lk: one listener for every connection, never a moment without one)
-nc -lk -p 22 -e echo "SSH-2.0-nestvm-lab-$(hostname)" > /dev/null 2>&1 &
+# (busybox nc -ll -e: one listener for every connection, never a moment
+# without one; each connection gets the banner from a script)
+printf '#!/bin/sh\necho SSH-2.0-nestvm-lab-%s\n' "$(hostname)" > /tmp/banner
+chmod +x /tmp/banner
+nc -ll -p 22 -e /tmp/banner > /dev/null 2>&1 &
 # Inner nodes: the lab's disk for them (serial nestvm-lab) is unpacked in
 # /run/nestvm-lab and its up.sh run, as the README says a node's system
 # does; up.sh says "nestvm-lab: inner up" once they are healthy.

@@ -10,12 +10,6 @@ setup() {
 	command -v script > /dev/null || skip "script(1) not installed (bsdutils)"
 }
 
-# on_tty COMMAND: runs COMMAND on a fresh pseudo-terminal; $input is typed
-# two seconds later, once the VM runs (typed earlier, the terminal would
-# still be in cooked mode and echo it).
-on_tty() {
-	{ sleep 2; printf '%b' "${input:-}"; sleep 5; } | timeout 60 script -qec "$1" /dev/null
-}
 
 @test "terminal settings are restored after the guest exits" {
 	run on_tty "stty -g > $BATS_TEST_TMPDIR/before; $NESTVM run --kernel $GUEST --test-device --cmdline test=hello; stty -g > $BATS_TEST_TMPDIR/after"
@@ -31,7 +25,7 @@ on_tty() {
 }
 
 @test "Ctrl-A x stops a running VM and restores the terminal" {
-	input='\001x'
+	input='\001x' ready=spinning
 	run on_tty "stty -g > $BATS_TEST_TMPDIR/before; $NESTVM run --kernel $GUEST --test-device --cpus 2 --cmdline test=spin; echo status=\$?; stty -g > $BATS_TEST_TMPDIR/after"
 	echo "$output"
 	[[ $output == *"spinning"* ]]
@@ -43,7 +37,7 @@ on_tty() {
 	# The test guest does not read input; what matters is that input goes
 	# to the UART and not to nestvm: Ctrl-C is a byte for the guest in raw
 	# mode, so the VM keeps running until Ctrl-A x.
-	input='\003\003\001x'
+	input='\003\003\001x' ready=spinning
 	run on_tty "$NESTVM run --kernel $GUEST --test-device --cmdline test=spin; echo status=\$?"
 	echo "$output"
 	[[ $output == *"status=0"* ]]

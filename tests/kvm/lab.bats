@@ -139,25 +139,33 @@ YAML
 	lab up
 	# the console: a line typed reaches the guest, its answer comes back
 	# (and is in the console log too)
-	run --separate-stderr bash -c "{ printf 'hello lab\n'; sleep 2; } | '$NESTVM' lab console '$LAB' e --state-dir '$t/st'"
+	run --separate-stderr bash -c "{ printf 'hello lab\n'; source tests/kvm/helpers.bash; wait_in '$t/st/cons/e.console' 'echo: hello lab'; sleep 0.5; } | '$NESTVM' lab console '$LAB' e --state-dir '$t/st'"
 	echo "$output"; echo "$stderr"
 	[ "$status" -eq 0 ]
 	[[ $output == *"echo: hello lab"* ]]
 	grep -q "echo: hello lab" "$t/st/cons/e.console"
 	# a second client while one is attached is turned away
-	{ sleep 4; } | "$NESTVM" lab console "$LAB" e --state-dir "$t/st" > /dev/null 2>&1 &
-	sleep 1.5
+	{ printf 'first\n'; sleep 5; } | "$NESTVM" lab console "$LAB" e --state-dir "$t/st" > "$t/first.out" 2>&1 &
+	wait_in "$t/first.out" "echo: first" # attached
 	run --separate-stderr bash -c "sleep 1 | '$NESTVM' lab console '$LAB' e --state-dir '$t/st'"
 	assert_one_line_error "the console is in use by another client"
 	wait
 	run --separate-stderr lab console nosuch
 	assert_one_line_error "lab cons: no node nosuch has run"
 	# Ctrl-A x on a terminal (script(1) gives one) leaves; the node runs on
-	run bash -c '{ sleep 1.5; printf "typed\r"; sleep 1.5; printf "\001x"; sleep 2; } | timeout 30 script -qec "$0 lab console $1 e --state-dir $2; echo status=\$?" /dev/null' "$NESTVM" "$LAB" "$t/st"
-	echo "$output"
-	[[ $output == *"echo: typed"* ]]
-	[[ $output == *"left the console; the VM goes on"* ]]
-	[[ $output == *"status=0"* ]]
+	local log=$t/tty.log
+	: > "$log"
+	{
+		wait_in "$log" "connected; Ctrl-A x leaves"
+		printf 'typed\r'
+		wait_in "$log" "echo: typed"
+		printf '\001x'
+		wait_in "$log" on-tty-done
+	} | timeout 60 script -qefc "$NESTVM lab console $LAB e --state-dir $t/st; echo status=\$?; echo on-tty-done" "$log" > /dev/null
+	cat "$log"
+	grep -aq "echo: typed" "$log"
+	grep -aq "left the console; the VM goes on" "$log"
+	grep -aq "status=0" "$log"
 	lab status --json | python3 -c '
 import json, sys
 s = json.load(sys.stdin)
@@ -199,7 +207,7 @@ import json, sys
 s = json.load(sys.stdin)
 assert all(n["state"] == "running" for n in s["nodes"]), s'
 	# the echo node answers on its console after the restore too
-	run --separate-stderr bash -c "{ printf 'again\n'; sleep 2; } | '$NESTVM' lab console '$LAB' e --state-dir '$t/st'"
+	run --separate-stderr bash -c "{ printf 'again\n'; source tests/kvm/helpers.bash; wait_in '$t/st/cons/e.console' 'echo: again'; sleep 0.5; } | '$NESTVM' lab console '$LAB' e --state-dir '$t/st'"
 	[[ $output == *"echo: again"* ]]
 	run --separate-stderr lab snapshot restore nosuch
 	assert_one_line_error "no snapshot nosuch"
