@@ -185,6 +185,8 @@ int cli_console_attach(const char *path, const char *what)
 					held_since = now;
 				int e = from_socket(&r, buf, (size_t)n);
 				if (e == 1) {
+					r.checking = false; /* the refusal is not the guest's to show */
+					r.held = 0;
 					restore_terminal();
 					log_error("%s: the console is in use by another client", what);
 					status = 1;

@@ -149,6 +149,7 @@ YAML
 	wait_in "$t/first.out" "echo: first" # attached
 	run --separate-stderr bash -c "sleep 1 | '$NESTVM' lab console '$LAB' e --state-dir '$t/st'"
 	assert_one_line_error "the console is in use by another client"
+	[ -z "$output" ] # the refusal is not shown as the guest's output
 	wait
 	run --separate-stderr lab console nosuch
 	assert_one_line_error "lab cons: no node nosuch has run"
