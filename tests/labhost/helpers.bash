@@ -80,3 +80,12 @@ result() {
 		return 1
 	}
 }
+
+# field LINE NAME: the value of NAME=VALUE in a RESULT line
+field() {
+	local f
+	for f in $1; do
+		[[ $f == "$2="* ]] && { echo "${f#*=}"; return 0; }
+	done
+	return 1
+}

@@ -30,14 +30,6 @@ teardown_file() {
 	rm -rf "$RUN_DIR"
 }
 
-field() { # field LINE NAME: the value of NAME=VALUE in a RESULT line
-	local f
-	for f in $1; do
-		[[ $f == "$2="* ]] && { echo "${f#*=}"; return 0; }
-	done
-	return 1
-}
-
 @test "lab up as nobody: jump healthy through its TCP forward, then hv1 by its console line" {
 	local line
 	line=$(result up)

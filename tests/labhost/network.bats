@@ -32,14 +32,6 @@ teardown_file() {
 	rm -rf "$RUN_DIR"
 }
 
-field() { # field LINE NAME: the value of NAME=VALUE in a RESULT line
-	local f
-	for f in $1; do
-		[[ $f == "$2="* ]] && { echo "${f#*=}"; return 0; }
-	done
-	return 1
-}
-
 @test "two guests get leases from the switch's DHCP (derived from their MACs) and ping each other" {
 	local line offered leased
 	line=$(result nat-dhcp)

@@ -50,14 +50,6 @@ teardown_file() {
 	rm -rf "$RUN_DIR"
 }
 
-field() { # field LINE NAME: the value of NAME=VALUE in a RESULT line
-	local f
-	for f in $1; do
-		[[ $f == "$2="* ]] && { echo "${f#*=}"; return 0; }
-	done
-	return 1
-}
-
 @test "stock virtio_pci drives blk, net and rng through MSI-X; serial and default MAC; SMBIOS identity in /sys/class/dmi/id" {
 	local line
 	line=$(result info)
