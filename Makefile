@@ -58,7 +58,7 @@ all: nestvm $(GUEST_ELF)
 # .cache/slirp by scripts/build-slirp.sh; it needs glib (static in nestvm).
 SLIRP_DIR := .cache/slirp
 SLIRP_LIB := $(SLIRP_DIR)/lib/libslirp.a
-LIBS := -ljson-c -lyaml -lsodium -lseccomp -lz $(SLIRP_LIB) -lglib-2.0 -lpcre2-8 -lm
+LIBS := -ljson-c -lyaml -lsodium -lseccomp -lisofs -ljte -lbz2 -lacl -lz $(SLIRP_LIB) -lglib-2.0 -lpcre2-8 -lm
 
 $(SLIRP_LIB): scripts/build-slirp.sh
 	$(say) SLIRP $@

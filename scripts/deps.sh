@@ -7,10 +7,12 @@ packages=(
 	gcc make libc6-dev          # the build
 	libjson-c-dev               # doctor --json, control API, snapshots (linked statically)
 	libyaml-dev                 # lab manifests (statically)
+	libisofs-dev libjte-dev libacl1-dev libbz2-dev  # lab nodes' cloud-init seed disks, ISO 9660 (statically)
 	libsodium-dev               # snapshot manifests signed with the user's key (statically)
 	libseccomp-dev              # the seccomp sandbox (statically)
 	zlib1g-dev                  # qcow2's compressed clusters (statically)
 	libcmocka-dev bats cpio     # unit tests, shell tests, initramfs checks
+	genisoimage                 # isoinfo: reading seed images back in the unit tests
 	clang libclang-rt-14-dev    # libFuzzer harnesses (make fuzz, the fuzz tier)
 	qemu-system-x86             # the lab host (nestvm labhost) and benchmark peers
 	qemu-utils                  # qemu-img: the qcow2 images the tests read

@@ -29,5 +29,6 @@ int cmd_doctor(int argc, char **argv);
 int cmd_switch(int argc, char **argv);
 int cmd_disk(int argc, char **argv);
 int cmd_lab(int argc, char **argv);
+int cmd_template(int argc, char **argv);
 
 #endif

@@ -18,6 +18,7 @@ static const struct {
 	{ "console", cmd_console, "attach this terminal to a VM's console socket" },
 	{ "ctl", cmd_ctl, "control a running VM or switch through its API socket" },
 	{ "lab", cmd_lab, "bring up, inspect and take down labs described in a YAML file" },
+	{ "template", cmd_template, "build a Debian lab template (mmdebstrap)" },
 	{ "disk", cmd_disk, "make linked clones of a template, or empty qcow2 images" },
 	{ "switch", cmd_switch, "run a userspace Ethernet switch for VMs (no root needed)" },
 	{ "doctor", cmd_doctor, "check this host for running and nesting VMs" },

@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "block/disk.h"
+#include "lab/cidata.h"
 #include "util/cpio.h"
 #include "boot/smbios.h"
 #include "util/file.h"
@@ -33,6 +34,7 @@
 #define SOCKET_PATH_MAX 107 /* sun_path, less its terminating NUL */
 #define SWITCH_API_SUFFIX ".switch-api"
 #define CONSOLE_SOCKET_SUFFIX ".console.sock" /* the longest name in the directory */
+#define SEED_SUFFIX ".cidata.iso"
 
 /* nestvm's namespace for lab UUIDs (version 5, RFC 9562): itself a
  * version 4 UUID, fixed for good. */
@@ -643,7 +645,7 @@ static int write_inner_seed(struct lab *lab, const struct lab_manifest *m, const
 			fprintf(y, "    disk: " INNER_DIR "/files/%s.disk\n", tp->name);
 		fprintf(y, "    cmdline: ");
 		yaml_quoted(y, tp->cmdline);
-		fprintf(y, "\n");
+		fprintf(y, "\n    identity: %s\n", tp->cloud_init ? "cloud-init" : "smbios");
 	}
 	fprintf(y, "nodes:\n");
 	for (int i = 0; i < m->nnodes; i++) {
@@ -753,6 +755,69 @@ static int write_inner_seed(struct lab *lab, const struct lab_manifest *m, const
 
 /* A node's definition as it runs: a digest of its nestvm command line, so
  * that up notices a manifest changed under a running node. */
+/* A YAML double-quoted scalar of s (keys' comments may hold anything). */
+static void yaml_string(GString *out, const char *s)
+{
+	g_string_append_c(out, '"');
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		if (c == '"' || c == '\\')
+			g_string_append_printf(out, "\\%c", c);
+		else if (c < 0x20 || c == 0x7f)
+			g_string_append_printf(out, "\\x%02x", c);
+		else
+			g_string_append_c(out, (char)c);
+	}
+	g_string_append_c(out, '"');
+}
+
+/* The node's cloud-init NoCloud seed (lab/cidata.h): its instance id (the
+ * UUID: a new one would make cloud-init run its first boot again) and
+ * hostname, the lab's ssh keys for the image's default user, and its NICs
+ * by MAC, named eth0, eth1... in order; DHCP on NAT networks, where the
+ * lab's DHCP server holds each NIC's address; no address on a plain
+ * switch, where nothing would answer. */
+static int write_seed(const struct lab *lab, const struct lab_manifest *m, const struct lab_node *nd,
+		      const char *uuid, const char *path)
+{
+	GString *meta = g_string_new(NULL), *user = g_string_new("#cloud-config\n"),
+		*net = g_string_new("version: 1\nconfig:\n");
+	g_string_append_printf(meta, "instance-id: %s\nlocal-hostname: %s\n", uuid, nd->name);
+	g_string_append_printf(user, "hostname: %s\nssh_pwauth: false\n", nd->name);
+	if (m->ssh_keys[0]) {
+		g_string_append(user, "ssh_authorized_keys:\n");
+		for (const char *k = m->ssh_keys; *k;) {
+			size_t n = strcspn(k, "\n");
+			char *line = g_strndup(k, n);
+			g_string_append(user, "  - ");
+			yaml_string(user, line);
+			g_string_append_c(user, '\n');
+			g_free(line);
+			k += n + (k[n] == '\n');
+		}
+	}
+	for (int i = 0; i < nd->nnics; i++) {
+		uint8_t mac[6];
+		nic_mac(lab, nd, i, mac);
+		g_string_append_printf(net,
+				       "  - type: physical\n    name: eth%d\n"
+				       "    mac_address: \"%02x:%02x:%02x:%02x:%02x:%02x\"\n",
+				       i, mac[0], mac[1], mac[2], mac[3], mac[4], mac[5]);
+		if (m->networks[nd->nics[i].network].nat)
+			g_string_append(net, "    subnets: [{type: dhcp}]\n");
+	}
+	if (!nd->nnics)
+		g_string_assign(net, "version: 1\nconfig: []\n");
+	const struct cidata_file files[] = {
+		{ "meta-data", meta->str }, { "user-data", user->str }, { "network-config", net->str },
+	};
+	int r = cidata_write(path, files, 3);
+	g_string_free(meta, TRUE);
+	g_string_free(user, TRUE);
+	g_string_free(net, TRUE);
+	return r;
+}
+
 static void argv_digest(char *const argv[], char out[41])
 {
 	GChecksum *c = g_checksum_new(G_CHECKSUM_SHA1);
@@ -809,6 +874,13 @@ static int start_node(struct lab *lab, const struct lab_manifest *m, const struc
 		argv[a++] = "--disk";
 		argv[a++] = disk;
 	}
+	char seed[PATH_MAX], seed_spec[PATH_MAX + 32];
+	path_in(lab, seed, nd->name, SEED_SUFFIX);
+	if (t->cloud_init) {
+		snprintf(seed_spec, sizeof(seed_spec), "%s,readonly,serial=cidata", seed);
+		argv[a++] = "--disk";
+		argv[a++] = seed_spec;
+	}
 	char inner[PATH_MAX], inner_spec[PATH_MAX + 32];
 	path_in(lab, inner, nd->name, ".inner.cpio");
 	if (nd->ninner) {
@@ -862,6 +934,10 @@ static int start_node(struct lab *lab, const struct lab_manifest *m, const struc
 		json_object_put(macs);
 		return -1;
 	}
+	if (t->cloud_init && write_seed(lab, m, nd, uuid_text, seed) < 0) {
+		json_object_put(macs);
+		return -1;
+	}
 	if (truncate(console, 0) < 0 && errno != ENOENT)
 		log_warn("%s: cannot empty it: %s", console, strerror(errno));
 	int pid = spawn(argv, log);
@@ -904,6 +980,8 @@ static int start_node(struct lab *lab, const struct lab_manifest *m, const struc
 		json_object_object_add(st, "disk", json_object_new_string(overlay));
 	if (nd->ninner)
 		json_object_object_add(st, "inner_disk", json_object_new_string(inner));
+	if (t->cloud_init)
+		json_object_object_add(st, "seed_disk", json_object_new_string(seed));
 	json_object_object_add(nodes, nd->name, st);
 	return save_state(lab);
 }
@@ -1378,7 +1456,8 @@ static int ask_all(struct lab *lab, const char **names, int n, const char *reque
 /* A node's disks a lab snapshot keeps a copy of, and the copies' names. */
 static const struct {
 	const char *key, *suffix;
-} saved_disks[2] = { { "disk", ".qcow2" }, { "inner_disk", ".inner.cpio" } };
+} saved_disks[3] = { { "disk", ".qcow2" }, { "inner_disk", ".inner.cpio" },
+		     { "seed_disk", SEED_SUFFIX } };
 
 static int snapshot_save(struct lab *lab, const struct lab_manifest *m, const char *dir)
 {
@@ -1442,7 +1521,7 @@ static int snapshot_save(struct lab *lab, const struct lab_manifest *m, const ch
 		/* Its disks as the saved memory knows them: the VM is paused, its
 		 * requests done and its image's metadata written (the inner
 		 * nodes' disk too: a later start may write it anew). */
-		for (int k = 0; k < 2 && r == 0; k++) {
+		for (size_t k = 0; k < sizeof(saved_disks) / sizeof(saved_disks[0]) && r == 0; k++) {
 			const char *disk = str_of(st, saved_disks[k].key);
 			if (*disk && (path_fmt(copy, sizeof(copy), "%s/%s%s", dir, names[i],
 					       saved_disks[k].suffix) < 0 ||
@@ -1493,7 +1572,7 @@ static int restore_node(struct lab *lab, const char *name, json_object *st, cons
 	const char *console_sock = str_of(st, "console_socket");
 	/* Its disks back as they were saved: each copied beside, then renamed
 	 * over. */
-	for (int k = 0; k < 2; k++) {
+	for (size_t k = 0; k < sizeof(saved_disks) / sizeof(saved_disks[0]); k++) {
 		const char *disk = str_of(st, saved_disks[k].key);
 		if (!*disk)
 			continue;

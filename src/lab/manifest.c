@@ -28,6 +28,7 @@ struct loader {
 	yaml_node_t *nic_ip_at[LAB_MAX_NODES][LAB_MAX_NICS];
 	yaml_node_t *nic_mac_at[LAB_MAX_NODES][LAB_MAX_NICS];
 	yaml_node_t *health_tcp_at[LAB_MAX_NODES];
+	yaml_node_t *defaults; /* the defaults: mapping, applied to every node first */
 };
 
 static void fail_at(struct loader *l, const yaml_node_t *n, const char *fmt, ...)
@@ -173,9 +174,15 @@ static void load_template(struct loader *l, yaml_node_t *key, yaml_node_t *map)
 				fail_at(l, v, "%s: give an absolute path", f);
 		} else if (f && !strcmp(f, "cmdline")) {
 			string_value(l, v, f, t->cmdline, sizeof(t->cmdline));
+		} else if (f && !strcmp(f, "identity")) {
+			const char *s = scalar(v);
+			if (s && (!strcmp(s, "cloud-init") || !strcmp(s, "smbios")))
+				t->cloud_init = !strcmp(s, "cloud-init");
+			else
+				fail_at(l, v, "identity: expected cloud-init or smbios");
 		} else {
 			fail_at(l, k, "unknown key '%s' in template %s (expected kernel, initrd, disk, "
-				"cmdline)", f ? f : "?", name);
+				"cmdline, identity)", f ? f : "?", name);
 		}
 	}
 	if (!l->failed && !t->kernel[0])
@@ -387,6 +394,63 @@ static void load_nics(struct loader *l, struct lab_node *nd, yaml_node_t *seq)
 	}
 }
 
+/* One key of a node's mapping (or of defaults:, which takes the first
+ * four). Returns false where the key is not a node's. */
+static bool node_field(struct loader *l, struct lab_node *nd, yaml_node_t *k, yaml_node_t *v)
+{
+	const char *f = scalar(k);
+	if (!f) {
+		return false;
+	} else if (!strcmp(f, "template")) {
+		const char *s = scalar(v);
+		nd->template = s ? find(s, l->m->templates, sizeof(struct lab_template),
+					l->m->ntemplates) : -1;
+		if (nd->template < 0)
+			fail_at(l, v, "template '%s' is not declared under templates", s ? s : "?");
+	} else if (!strcmp(f, "memory")) {
+		const char *s = scalar(v);
+		if (!s || parse_size(s, &nd->memory) < 0 || nd->memory < (32ULL << 20) ||
+		    nd->memory > (4ULL << 40) || nd->memory % 4096)
+			fail_at(l, v, "memory: expected a size such as 256M (32M to 4T)");
+	} else if (!strcmp(f, "cpus")) {
+		const char *s = scalar(v);
+		uint64_t c;
+		if (!s || parse_uint(s, 1, 255, &c) < 0)
+			fail_at(l, v, "cpus: expected a number from 1 to 255");
+		else
+			nd->cpus = (int)c;
+	} else if (!strcmp(f, "nested")) {
+		nd->nested = bool_value(l, v, "nested");
+	} else if (!strcmp(f, "nics")) {
+		load_nics(l, nd, v);
+	} else if (!strcmp(f, "depends_on") || !strcmp(f, "inner")) {
+		/* resolved once every node is known; inner nodes are loaded
+		 * after the others (load_inner) */
+	} else if (!strcmp(f, "health")) {
+		if (!is_map(l, v, "health"))
+			return true;
+		yaml_node_t *hk, *hv;
+		FOR_PAIRS(l, v, hk, hv) {
+			const char *h = scalar(hk);
+			if (duplicate_key(l, v, hk))
+				break;
+			if (h && !strcmp(h, "console")) {
+				string_value(l, hv, "health: console", nd->health_console,
+					     sizeof(nd->health_console));
+			} else if (h && !strcmp(h, "tcp")) {
+				nd->health_tcp = port_value(l, hv, "health: tcp");
+				l->health_tcp_at[nd - l->m->nodes] = hv;
+			} else {
+				fail_at(l, hk, "unknown key '%s' in health (expected console, tcp)",
+					h ? h : "?");
+			}
+		}
+	} else {
+		return false;
+	}
+	return true;
+}
+
 static void load_node_fields(struct loader *l, struct lab_node *nd, yaml_node_t *key, yaml_node_t *map)
 {
 	yaml_node_t *k, *v;
@@ -394,60 +458,25 @@ static void load_node_fields(struct loader *l, struct lab_node *nd, yaml_node_t 
 	nd->parent = -1;
 	nd->cpus = 1;
 	nd->memory = 256ULL << 20;
+	if (l->defaults)
+		FOR_PAIRS(l, l->defaults, k, v) {
+			const char *f = scalar(k);
+			if (duplicate_key(l, l->defaults, k))
+				break;
+			if (!f || !(!strcmp(f, "template") || !strcmp(f, "memory") || !strcmp(f, "cpus") ||
+				    !strcmp(f, "nested")))
+				fail_at(l, k, "unknown key '%s' in defaults (expected template, memory, cpus, "
+					"nested)", f ? f : "?");
+			else
+				node_field(l, nd, k, v);
+		}
 	FOR_PAIRS(l, map, k, v) {
-		const char *f = scalar(k);
 		if (duplicate_key(l, map, k))
 			break;
-		if (!f) {
-			fail_at(l, k, "expected a key");
-		} else if (!strcmp(f, "template")) {
-			const char *s = scalar(v);
-			nd->template = s ? find(s, l->m->templates, sizeof(struct lab_template),
-						l->m->ntemplates) : -1;
-			if (nd->template < 0)
-				fail_at(l, v, "template '%s' is not declared under templates", s ? s : "?");
-		} else if (!strcmp(f, "memory")) {
-			const char *s = scalar(v);
-			if (!s || parse_size(s, &nd->memory) < 0 || nd->memory < (32ULL << 20) ||
-			    nd->memory > (4ULL << 40) || nd->memory % 4096)
-				fail_at(l, v, "memory: expected a size such as 256M (32M to 4T)");
-		} else if (!strcmp(f, "cpus")) {
-			const char *s = scalar(v);
-			uint64_t c;
-			if (!s || parse_uint(s, 1, 255, &c) < 0)
-				fail_at(l, v, "cpus: expected a number from 1 to 255");
-			else
-				nd->cpus = (int)c;
-		} else if (!strcmp(f, "nested")) {
-			nd->nested = bool_value(l, v, "nested");
-		} else if (!strcmp(f, "nics")) {
-			load_nics(l, nd, v);
-		} else if (!strcmp(f, "depends_on") || !strcmp(f, "inner")) {
-			/* resolved once every node is known; inner nodes are loaded
-			 * after the others (load_inner) */
-		} else if (!strcmp(f, "health")) {
-			if (!is_map(l, v, "health"))
-				break;
-			yaml_node_t *hk, *hv;
-			FOR_PAIRS(l, v, hk, hv) {
-				const char *h = scalar(hk);
-				if (duplicate_key(l, v, hk))
-					break;
-				if (h && !strcmp(h, "console")) {
-					string_value(l, hv, "health: console", nd->health_console,
-						     sizeof(nd->health_console));
-				} else if (h && !strcmp(h, "tcp")) {
-					nd->health_tcp = port_value(l, hv, "health: tcp");
-					l->health_tcp_at[nd - l->m->nodes] = hv;
-				} else {
-					fail_at(l, hk, "unknown key '%s' in health (expected console, tcp)",
-						h ? h : "?");
-				}
-			}
-		} else {
+		if (!node_field(l, nd, k, v))
 			fail_at(l, k, "unknown key '%s' in node %s (expected template, memory, cpus, "
-				"nested, nics, depends_on, health, inner)", f, scalar(key));
-		}
+				"nested, nics, depends_on, health, inner)", scalar(k) ? scalar(k) : "?",
+				scalar(key));
 	}
 	if (!l->failed && nd->template < 0)
 		fail_at(l, key, "node %s has no template", nd->name);
@@ -761,6 +790,79 @@ static void check_addresses(struct loader *l)
 	}
 }
 
+/* A public key as ssh-keygen writes it: "TYPE BASE64 [COMMENT]". */
+static bool public_key_line(const char *s, size_t n)
+{
+	static const char *const types[] = { "ssh-ed25519 ", "ssh-rsa ", "ecdsa-sha2-",
+					     "sk-ssh-ed25519@openssh.com ", "sk-ecdsa-sha2-" };
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+			return false;
+	for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++)
+		if (n > strlen(types[i]) && !strncmp(s, types[i], strlen(types[i])))
+			return true;
+	return false;
+}
+
+/* ssh_keys: [FILE, ...]: absolute paths of public key files, each line a
+ * key (blank lines and # comments skipped), read now into m->ssh_keys. */
+static void load_ssh_keys(struct loader *l, yaml_node_t *seq)
+{
+	struct lab_manifest *m = l->m;
+	if (seq->type != YAML_SEQUENCE_NODE) {
+		fail_at(l, seq, "ssh_keys: expected a list of public key files");
+		return;
+	}
+	size_t used = 0;
+	for (yaml_node_item_t *it = seq->data.sequence.items.start;
+	     it < seq->data.sequence.items.top && !l->failed; it++) {
+		yaml_node_t *v = node(l, *it);
+		char path[PATH_MAX];
+		string_value(l, v, "ssh_keys", path, sizeof(path));
+		if (l->failed)
+			return;
+		if (path[0] != '/') {
+			fail_at(l, v, "ssh_keys: give an absolute path");
+			return;
+		}
+		FILE *f = fopen(path, "r");
+		if (!f) {
+			fail_at(l, v, "ssh_keys: %s: %s", path, strerror(errno));
+			return;
+		}
+		char line[4096];
+		int keys = 0;
+		while (!l->failed && fgets(line, sizeof(line), f)) {
+			size_t n = strcspn(line, "\r\n");
+			if (n == strlen(line) && !feof(f)) {
+				fail_at(l, v, "ssh_keys: %s: a line longer than %zu characters", path,
+					sizeof(line) - 2);
+				break;
+			}
+			line[n] = 0;
+			if (n == 0 || line[0] == '#')
+				continue;
+			if (!public_key_line(line, n)) {
+				fail_at(l, v, "ssh_keys: %s: not an OpenSSH public key (a private key, or "
+					"not a key?)", path);
+				break;
+			}
+			if (used + n + 2 > sizeof(m->ssh_keys)) {
+				fail_at(l, v, "ssh_keys: more than %zu bytes of keys", sizeof(m->ssh_keys) - 1);
+				break;
+			}
+			memcpy(m->ssh_keys + used, line, n);
+			used += n;
+			m->ssh_keys[used++] = '\n';
+			m->ssh_keys[used] = 0;
+			keys++;
+		}
+		fclose(f);
+		if (!l->failed && !keys)
+			fail_at(l, v, "ssh_keys: %s has no key", path);
+	}
+}
+
 static void load_root(struct loader *l, yaml_node_t *root, uint64_t host_ram)
 {
 	struct lab_manifest *m = l->m;
@@ -770,7 +872,8 @@ static void load_root(struct loader *l, yaml_node_t *root, uint64_t host_ram)
 	}
 	if (!is_map(l, root, "the file"))
 		return;
-	yaml_node_t *k, *v, *templates = NULL, *networks = NULL, *nodes = NULL, *name = NULL;
+	yaml_node_t *k, *v, *templates = NULL, *networks = NULL, *nodes = NULL, *name = NULL,
+		    *ssh_keys = NULL;
 	FOR_PAIRS(l, root, k, v) {
 		const char *f = scalar(k);
 		if (duplicate_key(l, root, k))
@@ -783,9 +886,13 @@ static void load_root(struct loader *l, yaml_node_t *root, uint64_t host_ram)
 			networks = v;
 		else if (f && !strcmp(f, "nodes"))
 			nodes = v;
+		else if (f && !strcmp(f, "defaults"))
+			l->defaults = v;
+		else if (f && !strcmp(f, "ssh_keys"))
+			ssh_keys = v;
 		else
-			fail_at(l, k, "unknown key '%s' (expected name, templates, networks, nodes)",
-				f ? f : "?");
+			fail_at(l, k, "unknown key '%s' (expected name, defaults, ssh_keys, templates, "
+				"networks, nodes)", f ? f : "?");
 	}
 	if (l->failed)
 		return;
@@ -803,6 +910,10 @@ static void load_root(struct loader *l, yaml_node_t *root, uint64_t host_ram)
 	    (networks && !(networks->type == YAML_SCALAR_NODE && !*scalar(networks)) &&
 	     !is_map(l, networks, "networks")))
 		return;
+	if (l->defaults && !is_map(l, l->defaults, "defaults"))
+		return;
+	if (ssh_keys)
+		load_ssh_keys(l, ssh_keys);
 	FOR_PAIRS(l, templates, k, v)
 		if (!duplicate_key(l, templates, k))
 			load_template(l, k, v);

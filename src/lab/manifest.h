@@ -4,6 +4,8 @@
  * are errors, so a misspelt option is never silently ignored.
  *
  *   name: pair
+ *   defaults: {memory: 512M, template: tiny}
+ *   ssh_keys: [/home/me/.ssh/id_ed25519.pub]
  *   templates:
  *     tiny: {kernel: /abs/vmlinuz, initrd: /abs/initrd.gz, cmdline: "console=ttyS0"}
  *   networks:
@@ -36,6 +38,9 @@ struct lab_template {
 	char name[LAB_NAME_MAX + 1];
 	char kernel[PATH_MAX], initrd[PATH_MAX], disk[PATH_MAX]; /* "" if none */
 	char cmdline[2048];
+	/* identity: cloud-init: each node also gets a NoCloud seed disk
+	 * (lab/cidata.h); smbios (the default): its UUID and serial alone. */
+	bool cloud_init;
 };
 
 #define LAB_MAX_FORWARDS 32 /* per network: the switch's own limit */
@@ -91,6 +96,9 @@ struct lab_manifest {
 	struct lab_network networks[LAB_MAX_NETWORKS];
 	struct lab_node nodes[LAB_MAX_NODES];
 	int order[LAB_MAX_NODES]; /* nodes, each after those it depends on (inner ones too) */
+	/* ssh_keys: the public keys (one per line) cloud-init installs for
+	 * the image's default user, read from the files named; "" if none. */
+	char ssh_keys[8192];
 };
 
 /* The addresses a NAT network's DHCP server hands out: first, and count

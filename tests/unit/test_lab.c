@@ -255,7 +255,58 @@ static void bad_manifests_say_where(void **state)
 	assert_refused("templates:\n  t: {kernel: /k}\nnodes:\n  a: {template: t}\n", "1:1", "name:");
 	assert_refused("name: x\ntemplates:\n  t: {kernel: relative/k}\nnodes:\n  a: {template: t}\n",
 		       "3:15", "give an absolute path");
+	BAD("defaults: {template: tiny, colour: blue}\nnodes:\n  a: {}\n", "4:28",
+	    "unknown key 'colour' in defaults");
+	BAD("defaults: {memory: 6G, template: tiny}\nnodes:\n  a: {}\n  b: {}\n", "7:3", "more than this host's");
+	BAD("defaults: [1]\nnodes:\n  a: {template: tiny}\n", "4:11", "defaults: expected a mapping");
+	assert_refused("name: x\ntemplates:\n  t: {kernel: /k, identity: puppet}\nnodes:\n  a: {template: t}\n",
+		       "3:29", "identity: expected cloud-init or smbios");
+	BAD("ssh_keys: /k.pub\nnodes:\n  a: {template: tiny}\n", "4:11", "expected a list");
+	BAD("ssh_keys: [k.pub]\nnodes:\n  a: {template: tiny}\n", "4:12", "give an absolute path");
+	BAD("ssh_keys: [/nonexistent/k.pub]\nnodes:\n  a: {template: tiny}\n", "4:12",
+	    "/nonexistent/k.pub: No such file or directory");
+	char key[160], body[256];
+	snprintf(key, sizeof(key), "%s", write_file("private", "-----BEGIN OPENSSH PRIVATE KEY-----\nb3Bl\n"));
+	snprintf(body, sizeof(body), "ssh_keys: [%s]\nnodes:\n  a: {template: tiny}\n", key);
+	BAD(body, "4:12", "not an OpenSSH public key");
+	snprintf(key, sizeof(key), "%s", write_file("empty.pub", "# nothing\n\n"));
+	snprintf(body, sizeof(body), "ssh_keys: [%s]\nnodes:\n  a: {template: tiny}\n", key);
+	BAD(body, "4:12", "has no key");
 #undef BAD
+}
+
+/* defaults: apply to every node, which may override them; ssh_keys are
+ * read, comments and blank lines skipped; identity: cloud-init. */
+static void defaults_keys_and_identity(void **state)
+{
+	(void)state;
+	char text[1024], a[160], b[160];
+	snprintf(a, sizeof(a), "%s", write_file("a.pub", "# mine\nssh-ed25519 AAAAC3Nz me@here\n\n"));
+	snprintf(b, sizeof(b), "%s", write_file("b.pub", "ecdsa-sha2-nistp256 AAAAE2Vj \"you\"\r\n"));
+	snprintf(text, sizeof(text),
+		 "name: keys\n"
+		 "ssh_keys: [%s, %s]\n"
+		 "defaults: {template: deb, memory: 512M, nested: true}\n"
+		 "templates:\n"
+		 "  deb: {kernel: /k, disk: /d.qcow2, identity: cloud-init}\n"
+		 "  tiny: {kernel: /k, identity: smbios}\n"
+		 "nodes:\n"
+		 "  hv[1-2]: {cpus: 2}\n"
+		 "  small: {template: tiny, memory: 64M, nested: false}\n",
+		 a, b);
+	struct lab_manifest *m = load_ok(text);
+	assert_int_equal(m->nnodes, 3);
+	assert_int_equal(m->nodes[0].template, 0);
+	assert_int_equal(m->nodes[0].memory, 512 << 20);
+	assert_true(m->nodes[1].nested);
+	assert_int_equal(m->nodes[1].cpus, 2);
+	assert_int_equal(m->nodes[2].template, 1);
+	assert_int_equal(m->nodes[2].memory, 64 << 20);
+	assert_false(m->nodes[2].nested);
+	assert_true(m->templates[0].cloud_init);
+	assert_false(m->templates[1].cloud_init);
+	assert_string_equal(m->ssh_keys, "ssh-ed25519 AAAAC3Nz me@here\necdsa-sha2-nistp256 AAAAE2Vj \"you\"\n");
+	free(m);
 }
 
 /* A lab snapshot keeps each node's disk by util/file.c's sparse copy: the
@@ -345,6 +396,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(loads_the_smallest_manifest_and_ranges),
 		cmocka_unit_test(bad_manifests_say_where),
+		cmocka_unit_test(defaults_keys_and_identity),
 		cmocka_unit_test(sparse_copy_keeps_bytes_and_holes),
 		cmocka_unit_test(identities_are_stable_and_distinct),
 	};
