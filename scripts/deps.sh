@@ -19,6 +19,8 @@ packages=(
 	busybox-static              # init of the lab host and of test guests
 	lz4 xz-utils python3        # unpacking vmlinux from Debian's bzImage; test and bench helpers
 	iproute2                    # taps and bridges in the virtio tests and benchmarks
+	mmdebstrap genext2fs e2fsprogs  # nestvm template build debian
+	openssh-client              # ssh into Debian lab nodes in the tier-2 tests
 	tcpdump                     # reading the switch's pcap captures in its tests
 	ca-certificates curl        # apt-get download over https mirrors; libslirp's source
 	libglib2.0-dev meson ninja-build pkg-config  # building libslirp (the switch's NAT) static

@@ -632,8 +632,11 @@ static int write_inner_seed(struct lab *lab, const struct lab_manifest *m, const
 	for (int i = 0; i < m->nnodes; i++)
 		if (m->nodes[i].parent == pi)
 			used[m->nodes[i].template] = true;
-	fprintf(y, "# The inner nodes of %s (lab %s), written by nestvm lab\nname: %s\ntemplates:\n",
-		parent->name, lab->name, parent->name);
+	fprintf(y, "# The inner nodes of %s (lab %s), written by nestvm lab\nname: %s\n", parent->name,
+		lab->name, parent->name);
+	if (m->ssh_keys[0])
+		fprintf(y, "ssh_keys: [" INNER_DIR "/files/ssh_keys.pub]\n");
+	fprintf(y, "templates:\n");
 	for (int t = 0; t < m->ntemplates; t++) {
 		if (!used[t])
 			continue;
@@ -723,6 +726,8 @@ static int write_inner_seed(struct lab *lab, const struct lab_manifest *m, const
 	snprintf(seed_path, sizeof(seed_path), "state/%s/seed", parent->name);
 	cpio_add_data(&w, seed_path, 0600, inner_seed, strlen(inner_seed));
 	cpio_add_dir(&w, "files", 0755);
+	if (m->ssh_keys[0])
+		cpio_add_data(&w, "files/ssh_keys.pub", 0644, m->ssh_keys, strlen(m->ssh_keys));
 	for (int t = 0; t < m->ntemplates; t++) {
 		if (!used[t])
 			continue;
@@ -753,8 +758,6 @@ static int write_inner_seed(struct lab *lab, const struct lab_manifest *m, const
 	return r;
 }
 
-/* A node's definition as it runs: a digest of its nestvm command line, so
- * that up notices a manifest changed under a running node. */
 /* A YAML double-quoted scalar of s (keys' comments may hold anything). */
 static void yaml_string(GString *out, const char *s)
 {
@@ -783,7 +786,9 @@ static int write_seed(const struct lab *lab, const struct lab_manifest *m, const
 	GString *meta = g_string_new(NULL), *user = g_string_new("#cloud-config\n"),
 		*net = g_string_new("version: 1\nconfig:\n");
 	g_string_append_printf(meta, "instance-id: %s\nlocal-hostname: %s\n", uuid, nd->name);
-	g_string_append_printf(user, "hostname: %s\nssh_pwauth: false\n", nd->name);
+	/* /etc/hosts names the node too (sudo looks its own name up). */
+	g_string_append_printf(user, "hostname: %s\nmanage_etc_hosts: true\nssh_pwauth: false\n",
+			       nd->name);
 	if (m->ssh_keys[0]) {
 		g_string_append(user, "ssh_authorized_keys:\n");
 		for (const char *k = m->ssh_keys; *k;) {
@@ -818,6 +823,8 @@ static int write_seed(const struct lab *lab, const struct lab_manifest *m, const
 	return r;
 }
 
+/* A node's definition as it runs: a digest of its nestvm command line, so
+ * that up notices a manifest changed under a running node. */
 static void argv_digest(char *const argv[], char out[41])
 {
 	GChecksum *c = g_checksum_new(G_CHECKSUM_SHA1);

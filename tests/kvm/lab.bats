@@ -14,10 +14,14 @@ teardown() {
 }
 
 write_lab() { # write_lab FILE
+	echo "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJ2m1kXQ1bY3nY8Yx3i0kTQnW2p9kq2tJQ0w7m1c9Lab lab@test" \
+		> "$BATS_TEST_TMPDIR/key.pub"
 	cat > "$1" <<YAML
 name: pair
+ssh_keys: [$BATS_TEST_TMPDIR/key.pub]
 templates:
-  tiny: {kernel: $PWD/$GUEST, cmdline: "test=count", disk: $BATS_TEST_TMPDIR/tpl.qcow2}
+  tiny: {kernel: $PWD/$GUEST, cmdline: "test=count", disk: $BATS_TEST_TMPDIR/tpl.qcow2,
+         identity: cloud-init}
 networks:
   lan: {nat: 169.254.88.0/24}
 nodes:
@@ -63,6 +67,16 @@ PY
 	uuid_a=$(python3 -c 'import json,sys; print([n for n in json.load(open(sys.argv[1]))["nodes"] if n["name"]=="a"][0]["uuid"])' "$t/s1.json")
 	pid_a=$(python3 -c 'import json,sys; print([n for n in json.load(open(sys.argv[1]))["nodes"] if n["name"]=="a"][0]["pid"])' "$t/s1.json")
 	"$NESTVM" ctl "$t/st/pair/a.api" status | grep -q "\"uuid\":\"$uuid_a\""
+	# a's cloud-init seed disk (read by isoinfo, not by nestvm): its UUID as
+	# the instance id, its name, the lab's key, its NIC by MAC with DHCP
+	local mac_a seed=$t/st/pair/a.cidata.iso
+	mac_a=$(python3 -c 'import json,sys; print([n for n in json.load(open(sys.argv[1]))["nodes"] if n["name"]=="a"][0]["macs"][0])' "$t/s1.json")
+	isoinfo -d -i "$seed" | grep -q "Volume id: CIDATA"
+	[ "$(isoinfo -R -i "$seed" -x /meta-data)" = "$(printf 'instance-id: %s\nlocal-hostname: a' "$uuid_a")" ]
+	isoinfo -R -i "$seed" -x /user-data | grep -qx '  - "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJ2m1kXQ1bY3nY8Yx3i0kTQnW2p9kq2tJQ0w7m1c9Lab lab@test"'
+	isoinfo -R -i "$seed" -x /network-config | grep -qx "    mac_address: \"$mac_a\""
+	isoinfo -R -i "$seed" -x /network-config | grep -qx "    subnets: \[{type: dhcp}\]"
+	"$NESTVM" ctl "$t/st/pair/a.api" status | grep -q 'a.cidata.iso'
 	# up again: nothing restarts
 	run --separate-stderr lab up
 	[ "$status" -eq 0 ]
@@ -232,4 +246,18 @@ assert all(n["state"] == "running" for n in s["nodes"]), s'
 	assert_one_line_error "unknown action 'reboot'"
 	run --separate-stderr "$NESTVM" lab up "$t/none.yaml" --state-dir "$t/st"
 	assert_one_line_error "$t/none.yaml: No such file or directory"
+	# nestvm template: bad options, before anything is built
+	run --separate-stderr "$NESTVM" template build debian
+	assert_one_line_error "template: give the directory to build into"
+	run --separate-stderr "$NESTVM" template build debian --size 10M "$t/tpl"
+	assert_one_line_error "--size 10M: expected a size from 1G to 1T"
+	run --separate-stderr "$NESTVM" template build debian --suite 'x;y' "$t/tpl"
+	assert_one_line_error "--suite x;y: expected a Debian release name"
+	run --separate-stderr "$NESTVM" template build debian --include 'a b' "$t/tpl"
+	assert_one_line_error "--include a b: expected package names"
+	run --separate-stderr "$NESTVM" template build fedora "$t/tpl"
+	assert_one_line_error "template: expected 'build debian [OPTIONS] DIR'"
+	run --separate-stderr "$NESTVM" template build debian --colour "$t/tpl"
+	assert_one_line_error "template: unknown option --colour"
+	[ ! -e "$t/tpl" ]
 }
