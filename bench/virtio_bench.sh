@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 what=$1 rounds=$2
-make -s deps all
+make -s deps && make -s all  # (two makes: the Makefile reads pkg-config once deps are in)
 scripts/fetch-kernel.sh cloud
 scripts/fetch-kernel.sh generic
 dir=$(mktemp -d "$PWD/build/bench-$what.XXXXXX")
