@@ -1,7 +1,7 @@
 #!/bin/bash
-# Runs inside the lab host (tests/labhost/debian.bats): a two-node lab from
-# the Debian template (nestvm template build debian): a jump node and a
-# nested hypervisor node on a NAT network, the hypervisor running an
+# Runs inside the lab host (tests/labhost/debian.bats): a three-node lab from
+# the Debian template (nestvm template build debian): a jump node and two
+# nested hypervisor nodes on a NAT network, each hypervisor running an
 # inner node (the test guest) with the template's own nestvm-lab unit,
 # brought up and down by `nestvm lab` as nobody. Each node is asked over
 # ssh, through its forward, who it is. Prints one RESULT line per case.
@@ -21,7 +21,7 @@ cp "$dir/vmlinuz" "$dir/initrd.img" "$dir/disk.qcow2" $tpl/
 chmod 755 $tpl && chmod 644 $tpl/*
 echo "RESULT copy seconds=$((SECONDS - start))"
 cat > "$dir/lab.yaml" <<YAML
-name: deb2
+name: deb3
 ssh_keys: [$dir/key.pub]
 defaults: {template: debian, memory: 640M}
 templates:
@@ -34,9 +34,10 @@ networks:
     forwards:
       - {node: jump, port: 22, host_port: 6222}
       - {node: hv1, port: 22, host_port: 6223}
+      - {node: hv2, port: 22, host_port: 6224}
 nodes:
   jump: {nics: [{network: lan}], health: {tcp: 22}}
-  hv1:
+  hv[1-2]:
     nested: true
     memory: 768M
     nics: [{network: lan}]
@@ -60,7 +61,7 @@ lab status --json > "$dir/status.json" 2> "$dir/status.err"
 # --- each node, over ssh through its forward, as the image's default user
 # with the lab's key: who it is
 port=6222
-for n in jump hv1; do
+for n in jump hv1 hv2; do
 	timeout 120 ssh -q -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null \
 		-o ConnectTimeout=60 -i "$dir/key" -p $port debian@127.0.0.1 '
 		echo "hostname=$(hostname)"
@@ -81,7 +82,7 @@ import json, sys
 d = sys.argv[1]
 s = {n["name"]: n for n in json.load(open(d + "/status.json"))["nodes"]}
 said, out = {}, []
-for name in ("jump", "hv1"):
+for name in ("jump", "hv1", "hv2"):
     kv = dict(l.split("=", 1) for l in open("%s/%s.said" % (d, name)).read().split("\n") if "=" in l)
     said[name] = kv
     n = s.get(name, {})
@@ -95,7 +96,7 @@ for name in ("jump", "hv1"):
         "ok" if len(kv.get("machine_id", "")) == 32 else "bad:%s" % kv.get("machine_id"),
         "ok" if kv.get("hostkey", "").startswith("SHA256:") else "bad:%s" % kv.get("hostkey")))
 distinct = [k for k in ("hostname", "machine_id", "uuid", "mac", "ip", "hostkey", "serial")
-            if len({said[n].get(k) for n in said}) == len(said) and all(said[n].get(k) for n in said)]
+            if len({said[n].get(k) for n in said}) == 3 and all(said[n].get(k) for n in said)]
 print("RESULT identity " + " ".join(out) + " distinct=" + "+".join(distinct))
 PY
 echo "RESULT ssh $(flat < "$dir/ssh-status") err=$(cat "$dir"/*.ssh-err | head -c 300 | flat)"
@@ -106,14 +107,14 @@ import json, sys
 print("RESULT inner " + " ".join("%s:%s:%s" % (n["name"], "+".join(n.get("inner", [])), n.get("inner_state"))
       for n in json.load(open(sys.argv[1]))["nodes"] if n["name"].startswith("hv")))' "$dir/status.json"
 
-echo "RESULT innerlog $(grep -ah 'nestvm-lab\|lab-inner\|up.sh' "$st/deb2/hv1.console" | tail -n 5 | flat)"
+echo "RESULT innerlog $(grep -ah 'nestvm-lab\|lab-inner\|up.sh' "$st/deb3/hv1.console" | tail -n 5 | flat)"
 
 # --- down: graceful (each powered off by its ACPI button), nothing left
 down=$(lab down --timeout 120 2> "$dir/down.err")
 down_status=$?
-left=$(pgrep -f "$st/deb2" | wc -l)
+left=$(pgrep -f "$st/deb3" | wc -l)
 sockets=$(find "$st" -type s | wc -l)
 echo "RESULT down status=$down_status out=$(echo "$down" | flat) err=$(flat < "$dir/down.err") processes=$left sockets=$sockets"
-for n in jump hv1; do
-	tail -c 300000 "$st/deb2/$n.console" > "$dir/$n.console" 2> /dev/null
+for n in jump hv1 hv2; do
+	tail -c 300000 "$st/deb3/$n.console" > "$dir/$n.console" 2> /dev/null
 done

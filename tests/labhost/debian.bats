@@ -2,12 +2,12 @@
 # Tier 2: a lab from the Debian template (nestvm template build debian):
 # real Debian 12 nodes with systemd, openssh-server and cloud-init, in the
 # lab host, run as nobody (tests/labhost/debian-run.sh):
-#   - up: a jump node and a nested hypervisor node on a NAT network, both
+#   - up: a jump node and two nested hypervisor nodes on a NAT network, all
 #     healthy; ssh with the lab's key through each node's forward works;
 #   - identity: hostname, /etc/machine-id, SMBIOS UUID and serial, MAC,
 #     DHCP address and ssh host key, all distinct, and what status says;
 #     cloud-init took the node's UUID as its instance id;
-#   - the hypervisor runs its inner node (the test guest) with the
+#   - each hypervisor runs its inner node (the test guest) with the
 #     template's own nestvm-lab unit;
 #   - down: graceful, nothing left.
 # The template is built once here (mmdebstrap) and cached: the Debian base
@@ -44,39 +44,40 @@ teardown_file() {
 	[ "$(head -c 4 "$TEMPLATE/disk.qcow2")" = $'QFI\xfb' ]
 }
 
-@test "lab up from the Debian template: a jump node and a nested hypervisor healthy" {
+@test "lab up from the Debian template: jump and two nested hypervisors healthy" {
 	local line
 	line=$(result up)
 	echo "$line"
 	[ "$(field "$line" status)" = 0 ]
 	[[ $(field "$line" out) == *"jump:_up"* ]]
 	[[ $(field "$line" out) == *"hv1:_up"* ]]
+	[[ $(field "$line" out) == *"hv2:_up"* ]]
 }
 
 @test "ssh through each node's forward with the lab's key" {
 	local line
 	line=$(result ssh)
 	echo "$line"
-	[[ $line == "RESULT ssh ssh_jump_status=0|ssh_hv1_status=0| "* ]]
+	[[ $line == "RESULT ssh ssh_jump_status=0|ssh_hv1_status=0|ssh_hv2_status=0| "* ]]
 }
 
 @test "identities: hostname, machine-id, SMBIOS UUID and serial, MAC, DHCP address and ssh host key distinct, and as status says" {
 	local line n
 	line=$(result identity)
 	echo "$line"
-	for n in jump hv1; do
+	for n in jump hv1 hv2; do
 		[[ $line == *" $n:state=running,host=$n,uuid=same,mac=same,ip=same,instance=same,kvm="*",machine_id=ok,hostkey=ok"* ]]
 	done
-	[[ $line == *" hv1:"*",kvm=yes,"* ]]
+	[[ $line == *" hv1:"*",kvm=yes,"* ]] && [[ $line == *" hv2:"*",kvm=yes,"* ]]
 	[[ $line == *" distinct=hostname+machine_id+uuid+mac+ip+hostkey+serial" ]]
 }
 
-@test "the Debian hypervisor runs its inner node with the template's nestvm-lab unit" {
+@test "each Debian hypervisor runs its inner node with the template's nestvm-lab unit" {
 	local line
 	line=$(result inner)
 	echo "$line"
 	result innerlog
-	[ "$line" = "RESULT inner hv1:hv1-vm:up" ]
+	[ "$line" = "RESULT inner hv1:hv1-vm:up hv2:hv2-vm:up" ]
 }
 
 @test "lab down: every node powered off by its button, no process or socket left" {
@@ -86,6 +87,7 @@ teardown_file() {
 	[ "$(field "$line" status)" = 0 ]
 	[[ $(field "$line" out) == *"jump:_down_(powered_off)"* ]]
 	[[ $(field "$line" out) == *"hv1:_down_(powered_off)"* ]]
+	[[ $(field "$line" out) == *"hv2:_down_(powered_off)"* ]]
 	[ "$(field "$line" processes)" = 0 ]
 	[ "$(field "$line" sockets)" = 0 ]
 }
