@@ -478,6 +478,26 @@ static void ip_text(uint32_t a, char out[16])
 	snprintf(out, 16, "%u.%u.%u.%u", a >> 24, a >> 16 & 255, a >> 8 & 255, a & 255);
 }
 
+/* Whether a NIC has a port of its own on its network's switch (a VLAN or
+ * a MAC policy); others connect to the switch's shared socket. */
+static bool nic_has_port(const struct lab_nic *nic)
+{
+	return nic->vlan || nic->policy[0];
+}
+
+/* The socket a node's NIC connects to: its own port's (NETWORK.sock.
+ * NODE.ethN) or the network's. */
+static void nic_socket(struct lab *lab, const struct lab_manifest *m, const struct lab_node *nd, int i,
+		       char sock[PATH_MAX])
+{
+	char suffix[LAB_NAME_MAX + 32];
+	if (nic_has_port(&nd->nics[i]))
+		snprintf(suffix, sizeof(suffix), ".sock.%s.eth%d", nd->name, i);
+	else
+		snprintf(suffix, sizeof(suffix), ".sock");
+	path_in(lab, sock, m->networks[nd->nics[i].network].name, suffix);
+}
+
 static int start_network(struct lab *lab, const struct lab_manifest *m, int ni,
 			 uint32_t ips[LAB_MAX_NODES][LAB_MAX_NICS])
 {
@@ -495,8 +515,9 @@ static int start_network(struct lab *lab, const struct lab_manifest *m, int ni,
 	snprintf(nat, sizeof(nat), "--nat=%s", n->subnet);
 	/* Its reservations (--dhcp-host MAC=IP) and forwards, each two
 	 * arguments, after the fixed ones. */
-	enum { ARG_TEXT = 64 };
-	size_t max_args = 8 + 2 * ((size_t)LAB_MAX_NODES * LAB_MAX_NICS + LAB_MAX_FORWARDS);
+	enum { ARG_TEXT = 192 };
+	/* (and per NIC a --port, and a --vxlan) */
+	size_t max_args = 10 + 2 * (2 * (size_t)LAB_MAX_NODES * LAB_MAX_NICS + LAB_MAX_FORWARDS);
 	char **argv = calloc(max_args, sizeof(char *));
 	char (*text)[ARG_TEXT] = calloc(max_args, ARG_TEXT);
 	if (!argv || !text) {
@@ -512,6 +533,37 @@ static int start_network(struct lab *lab, const struct lab_manifest *m, int ni,
 	argv[a++] = api;
 	argv[a++] = "--socket";
 	argv[a++] = sock;
+	if (n->vxlan[0]) {
+		argv[a++] = "--vxlan";
+		argv[a++] = (char *)n->vxlan;
+	}
+	/* NICs with a VLAN or a MAC policy get a port of their own, which
+	 * their node connects to (nic_socket). */
+	for (int i = 0; i < m->nnodes; i++)
+		for (int c = 0; c < m->nodes[i].nnics; c++) {
+			const struct lab_nic *nic = &m->nodes[i].nics[c];
+			if (nic->network != ni || !nic_has_port(nic))
+				continue;
+			char port_sock[PATH_MAX];
+			nic_socket(lab, m, &m->nodes[i], c, port_sock);
+			if (strlen(port_sock) > SOCKET_PATH_MAX) {
+				log_error("lab %s: node %s's port on network %s would be %s, too long for a "
+					  "UNIX socket (at most %d characters); give a shorter --state-dir or "
+					  "names", lab->name, m->nodes[i].name, n->name, port_sock,
+					  SOCKET_PATH_MAX);
+				free(argv);
+				free(text);
+				return -1;
+			}
+			uint8_t mac[6];
+			nic_mac(lab, &m->nodes[i], c, mac);
+			snprintf(text[t], ARG_TEXT, "%s.eth%d,vlan=%u,policy=%s,mac=%02x:%02x:%02x:%02x:%02x:%02x",
+				 m->nodes[i].name, c, nic->vlan ? nic->vlan : 1,
+				 nic->policy[0] ? nic->policy : "learn", mac[0], mac[1], mac[2], mac[3], mac[4],
+				 mac[5]);
+			argv[a++] = "--port";
+			argv[a++] = text[t++];
+		}
 	if (n->nat) {
 		argv[a++] = n->subnet[0] ? nat : "--nat";
 		for (int i = 0; i < m->nnodes; i++)
@@ -834,6 +886,14 @@ static void argv_digest(char *const argv[], char out[41])
 	g_checksum_free(c);
 }
 
+/* A node's extra disk i (from 0): NODE.disk(i+1).qcow2 in the state. */
+static void extra_disk_path(const struct lab *lab, const struct lab_node *nd, int i, char out[PATH_MAX])
+{
+	char suffix[32];
+	snprintf(suffix, sizeof(suffix), ".disk%d.qcow2", i + 1);
+	path_in(lab, out, nd->name, suffix);
+}
+
 static int start_node(struct lab *lab, const struct lab_manifest *m, const struct lab_node *nd)
 {
 	json_object *nodes = section(lab, "nodes"), *st;
@@ -881,6 +941,13 @@ static int start_node(struct lab *lab, const struct lab_manifest *m, const struc
 		argv[a++] = "--disk";
 		argv[a++] = disk;
 	}
+	/* Extra disks after the template's: NODE.diskN.qcow2 */
+	char extra[LAB_MAX_DISKS][PATH_MAX];
+	for (int i = 0; i < nd->ndisks; i++) {
+		extra_disk_path(lab, nd, i, extra[i]);
+		argv[a++] = "--disk";
+		argv[a++] = extra[i];
+	}
 	char seed[PATH_MAX], seed_spec[PATH_MAX + 32];
 	path_in(lab, seed, nd->name, SEED_SUFFIX);
 	if (t->cloud_init) {
@@ -903,7 +970,7 @@ static int start_node(struct lab *lab, const struct lab_manifest *m, const struc
 		snprintf(text, sizeof(text), "%02x:%02x:%02x:%02x:%02x:%02x", mac[0], mac[1], mac[2],
 			 mac[3], mac[4], mac[5]);
 		json_object_array_add(macs, json_object_new_string(text));
-		path_in(lab, sock, m->networks[nd->nics[i].network].name, ".sock");
+		nic_socket(lab, m, nd, i, sock);
 		snprintf(nets[i], sizeof(nets[i]), "switch=%s,mac=%s", sock, text);
 		argv[a++] = "--net";
 		argv[a++] = nets[i];
@@ -933,6 +1000,18 @@ static int start_node(struct lab *lab, const struct lab_manifest *m, const struc
 		char what[128];
 		snprintf(what, sizeof(what), "lab %s: node %s", lab->name, nd->name);
 		if (disk_clone(what, t->disk, overlay, 0) < 0) {
+			json_object_put(macs);
+			return -1;
+		}
+	}
+	for (int i = 0; i < nd->ndisks; i++) {
+		const struct lab_disk *d = &nd->disks[i];
+		char what[128];
+		snprintf(what, sizeof(what), "lab %s: node %s: disk %d", lab->name, nd->name, i + 1);
+		if (access(extra[i], F_OK) == 0)
+			continue; /* kept from before: its data stays until reset */
+		if ((d->image[0] ? disk_clone(what, d->image, extra[i], 0)
+				 : disk_create_qcow2(what, extra[i], d->size, NULL, NULL)) < 0) {
 			json_object_put(macs);
 			return -1;
 		}
@@ -989,6 +1068,11 @@ static int start_node(struct lab *lab, const struct lab_manifest *m, const struc
 		json_object_object_add(st, "inner_disk", json_object_new_string(inner));
 	if (t->cloud_init)
 		json_object_object_add(st, "seed_disk", json_object_new_string(seed));
+	for (int i = 0; i < nd->ndisks; i++) {
+		char key[16];
+		snprintf(key, sizeof(key), "disk%d", i + 1);
+		json_object_object_add(st, key, json_object_new_string(extra[i]));
+	}
 	json_object_object_add(nodes, nd->name, st);
 	return save_state(lab);
 }
@@ -1357,11 +1441,18 @@ int lab_reset(const char *file, const char *only, const struct lab_options *opt)
 			json_object_object_add(st, "pid", json_object_new_int(0));
 			json_object_object_add(st, "healthy", json_object_new_int(0));
 		}
-		if (unlink(overlay) < 0 && errno != ENOENT) {
-			log_error("lab %s: cannot remove %s: %s", m->name, overlay, strerror(errno));
-			r = -1;
-			break;
+		/* Its disk and its extra disks (the node's whole set: also those a
+		 * changed manifest no longer names). */
+		for (int k = 0; k <= LAB_MAX_DISKS && r == 0; k++) {
+			if (k > 0)
+				extra_disk_path(&lab, nd, k - 1, overlay);
+			if (unlink(overlay) < 0 && errno != ENOENT) {
+				log_error("lab %s: cannot remove %s: %s", m->name, overlay, strerror(errno));
+				r = -1;
+			}
 		}
+		if (r < 0)
+			break;
 		/* A fresh clone of the template; the identity comes from the
 		 * seed, so it is the same. */
 		if (was_running) {
@@ -1463,8 +1554,11 @@ static int ask_all(struct lab *lab, const char **names, int n, const char *reque
 /* A node's disks a lab snapshot keeps a copy of, and the copies' names. */
 static const struct {
 	const char *key, *suffix;
-} saved_disks[3] = { { "disk", ".qcow2" }, { "inner_disk", ".inner.cpio" },
-		     { "seed_disk", SEED_SUFFIX } };
+} saved_disks[3 + LAB_MAX_DISKS] = { { "disk", ".qcow2" }, { "inner_disk", ".inner.cpio" },
+				     { "seed_disk", SEED_SUFFIX }, { "disk1", ".disk1.qcow2" },
+				     { "disk2", ".disk2.qcow2" }, { "disk3", ".disk3.qcow2" },
+				     { "disk4", ".disk4.qcow2" } };
+_Static_assert(LAB_MAX_DISKS == 4, "saved_disks names each extra disk");
 
 static int snapshot_save(struct lab *lab, const struct lab_manifest *m, const char *dir)
 {
@@ -1820,6 +1914,14 @@ int lab_status(const char *file, const struct lab_options *opt)
 		json_object_object_add(o, "api_socket", json_object_new_string(str_of(st, "api_socket")));
 		if (*str_of(st, "disk"))
 			json_object_object_add(o, "disk", json_object_new_string(str_of(st, "disk")));
+		json_object *extra = json_object_new_array();
+		for (int k = 1; k <= LAB_MAX_DISKS; k++) {
+			char key[16];
+			snprintf(key, sizeof(key), "disk%d", k);
+			if (*str_of(st, key))
+				json_object_array_add(extra, json_object_new_string(str_of(st, key)));
+		}
+		json_object_object_add(o, "disks", extra);
 		json_object_array_add(list, o);
 	}
 	json_object_object_add(out, "nodes", list);

@@ -10,6 +10,7 @@
 
 #include "net/dhcp.h"
 #include "net/nat.h"
+#include "net/vxlan.h"
 #include "util/log.h"
 #include "util/parse.h"
 
@@ -277,6 +278,46 @@ static void load_forwards(struct loader *l, struct lab_network *n, yaml_node_t *
 	}
 }
 
+/* vxlan: {remote: ADDR:PORT, vni: N, local: ADDR:PORT}: the network's
+ * switch joins another over VXLAN (nestvm switch --vxlan). */
+static void load_vxlan(struct loader *l, struct lab_network *n, yaml_node_t *map)
+{
+	if (!is_map(l, map, "vxlan"))
+		return;
+	char remote[64] = "", local[64] = "";
+	uint64_t vni = 0;
+	bool have_vni = false;
+	yaml_node_t *k, *v;
+	FOR_PAIRS(l, map, k, v) {
+		const char *f = scalar(k);
+		struct sockaddr_storage sa;
+		socklen_t len;
+		if (duplicate_key(l, map, k))
+			break;
+		if (f && (!strcmp(f, "remote") || !strcmp(f, "local"))) {
+			char *out = !strcmp(f, "remote") ? remote : local;
+			const char *s = scalar(v);
+			if (!s || strlen(s) >= sizeof(remote) || vxlan_parse_endpoint(s, &sa, &len) < 0)
+				fail_at(l, v, "vxlan: %s: expected ADDR:PORT with a numeric address, such as "
+					"192.0.2.7:4789 ([ADDR]:PORT for IPv6)", f);
+			else
+				strcpy(out, s);
+		} else if (f && !strcmp(f, "vni")) {
+			const char *s = scalar(v);
+			if (!s || parse_uint(s, 0, (1u << 24) - 1, &vni) < 0)
+				fail_at(l, v, "vxlan: vni: expected a number from 0 to 16777215");
+			have_vni = true;
+		} else {
+			fail_at(l, k, "unknown key '%s' in vxlan (expected remote, vni, local)", f ? f : "?");
+		}
+	}
+	if (!l->failed && (!remote[0] || !have_vni))
+		fail_at(l, map, "vxlan: give remote and vni");
+	if (!l->failed)
+		snprintf(n->vxlan, sizeof(n->vxlan), "%s,vni=%llu%s%s", remote, (unsigned long long)vni,
+			 local[0] ? ",local=" : "", local);
+}
+
 static void load_network(struct loader *l, yaml_node_t *key, yaml_node_t *map)
 {
 	struct lab_manifest *m = l->m;
@@ -304,9 +345,11 @@ static void load_network(struct loader *l, yaml_node_t *key, yaml_node_t *map)
 				snprintf(n->subnet, sizeof(n->subnet), "%s", s);
 		} else if (f && !strcmp(f, "forwards")) {
 			load_forwards(l, n, v);
+		} else if (f && !strcmp(f, "vxlan")) {
+			load_vxlan(l, n, v);
 		} else {
-			fail_at(l, k, "unknown key '%s' in network %s (expected nat, forwards)", f ? f : "?",
-				name);
+			fail_at(l, k, "unknown key '%s' in network %s (expected nat, forwards, vxlan)",
+				f ? f : "?", name);
 		}
 	}
 	if (!l->failed && n->nforwards && !n->nat)
@@ -385,12 +428,68 @@ static void load_nics(struct loader *l, struct lab_node *nd, yaml_node_t *seq)
 				if (!s || parse_ipv4(s, &nic->ip) < 0 || !nic->ip)
 					fail_at(l, v, "ip: expected an IPv4 address such as 169.254.88.20");
 				l->nic_ip_at[nd - l->m->nodes][nd->nnics - 1] = v;
+			} else if (f && !strcmp(f, "vlan")) {
+				const char *s = scalar(v);
+				uint64_t id;
+				if (!s || parse_uint(s, 1, 4094, &id) < 0)
+					fail_at(l, v, "vlan: expected a VLAN ID from 1 to 4094");
+				else
+					nic->vlan = (unsigned)id;
+			} else if (f && !strcmp(f, "policy")) {
+				const char *s = scalar(v);
+				if (s && (!strcmp(s, "learn") || !strcmp(s, "strict") || !strcmp(s, "promisc")))
+					strcpy(nic->policy, s);
+				else
+					fail_at(l, v, "policy: expected learn, strict or promisc");
 			} else {
-				fail_at(l, k, "unknown key '%s' in a NIC (expected network, mac, ip)", f ? f : "?");
+				fail_at(l, k, "unknown key '%s' in a NIC (expected network, mac, ip, vlan, policy)",
+					f ? f : "?");
 			}
 		}
 		if (!l->failed && nic->network < 0)
 			fail_at(l, map, "a NIC without a network");
+	}
+}
+
+/* disks: [{size: 1G}, {image: /abs/data.qcow2}]: extra disks, each a new
+ * empty one or a linked clone of an image. */
+static void load_disks(struct loader *l, struct lab_node *nd, yaml_node_t *seq)
+{
+	if (!seq || seq->type != YAML_SEQUENCE_NODE) {
+		fail_at(l, seq, "disks: expected a list such as [{size: 1G}]");
+		return;
+	}
+	for (yaml_node_item_t *it = seq->data.sequence.items.start;
+	     it < seq->data.sequence.items.top && !l->failed; it++) {
+		yaml_node_t *map = node(l, *it);
+		if (nd->ndisks == LAB_MAX_DISKS) {
+			fail_at(l, map, "more than %d extra disks", LAB_MAX_DISKS);
+			return;
+		}
+		if (!is_map(l, map, "a disk"))
+			return;
+		struct lab_disk *d = &nd->disks[nd->ndisks++];
+		yaml_node_t *k, *v;
+		FOR_PAIRS(l, map, k, v) {
+			const char *f = scalar(k);
+			if (duplicate_key(l, map, k))
+				break;
+			if (f && !strcmp(f, "size")) {
+				const char *s = scalar(v);
+				if (!s || parse_size(s, &d->size) < 0 || d->size < (1ULL << 20) ||
+				    d->size > (16ULL << 40))
+					fail_at(l, v, "size: expected a size such as 1G (1M to 16T)");
+			} else if (f && !strcmp(f, "image")) {
+				string_value(l, v, "image", d->image, sizeof(d->image));
+				if (!l->failed && d->image[0] != '/')
+					fail_at(l, v, "image: give an absolute path");
+			} else {
+				fail_at(l, k, "unknown key '%s' in a disk (expected size or image)", f ? f : "?");
+			}
+		}
+		if (!l->failed && !d->size == !d->image[0])
+			fail_at(l, map, "a disk takes size (a new empty disk) or image (a linked clone "
+				"of it), one of them");
 	}
 }
 
@@ -423,6 +522,8 @@ static bool node_field(struct loader *l, struct lab_node *nd, yaml_node_t *k, ya
 		nd->nested = bool_value(l, v, "nested");
 	} else if (!strcmp(f, "nics")) {
 		load_nics(l, nd, v);
+	} else if (!strcmp(f, "disks")) {
+		load_disks(l, nd, v);
 	} else if (!strcmp(f, "depends_on") || !strcmp(f, "inner")) {
 		/* resolved once every node is known; inner nodes are loaded
 		 * after the others (load_inner) */
@@ -475,7 +576,7 @@ static void load_node_fields(struct loader *l, struct lab_node *nd, yaml_node_t 
 			break;
 		if (!node_field(l, nd, k, v))
 			fail_at(l, k, "unknown key '%s' in node %s (expected template, memory, cpus, "
-				"nested, nics, depends_on, health, inner)", scalar(k) ? scalar(k) : "?",
+				"nested, nics, disks, depends_on, health, inner)", scalar(k) ? scalar(k) : "?",
 				scalar(key));
 	}
 	if (!l->failed && nd->template < 0)
@@ -585,10 +686,10 @@ static void load_inner(struct loader *l, yaml_node_t *nodes)
 					FOR_PAIRS(l, imap, fk, fv) {
 						(void)fv;
 						const char *f = scalar(fk);
-						if (f && (!strcmp(f, "nics") || !strcmp(f, "depends_on") ||
+						if (f && (!strcmp(f, "nics") || !strcmp(f, "disks") || !strcmp(f, "depends_on") ||
 							  !strcmp(f, "inner")))
 							fail_at(l, fk, "inner node %s: %s is not supported for inner "
-								"nodes (one level, started together, no NICs)", full, f);
+								"nodes (one level, started together, no NICs or extra disks)", full, f);
 					}
 					if (!l->failed && nd->health_tcp)
 						fail_at(l, ik, "inner node %s: health: tcp needs a forward, which "

@@ -10,8 +10,10 @@
  *     tiny: {kernel: /abs/vmlinuz, initrd: /abs/initrd.gz, cmdline: "console=ttyS0"}
  *   networks:
  *     lan: {nat: 169.254.88.0/24, forwards: [{node: a, port: 22, host_port: 2222}]}
+ *     wan: {vxlan: {remote: "192.0.2.7:4789", vni: 42}}
  *   nodes:
- *     a: {template: tiny, memory: 256M, nics: [{network: lan, ip: 169.254.88.20}],
+ *     a: {template: tiny, memory: 256M, nics: [{network: lan, ip: 169.254.88.20},
+ *         {network: wan, vlan: 10, policy: strict}], disks: [{size: 1G}],
  *         health: {tcp: 22}}
  *     hv[1-2]: {template: tiny, nested: true, depends_on: [a],
  *               health: {console: "login:"}, nics: [{network: lan}],
@@ -57,6 +59,9 @@ struct lab_forward {
 
 struct lab_network {
 	char name[LAB_NAME_MAX + 1];
+	/* vxlan: an uplink joining this network to a switch elsewhere (another
+	 * lab, another host): the switch's --vxlan spec, "" if none. */
+	char vxlan[160];
 	bool nat;
 	char subnet[32]; /* with nat: "A.B.C.D/N"; "" for the switch's default */
 	uint32_t net;    /* with nat: the subnet (the default's too), host byte order */
@@ -70,6 +75,20 @@ struct lab_nic {
 	bool mac_given;
 	uint8_t mac[6];
 	uint32_t ip;    /* a fixed address on a NAT network (host byte order); 0: derived */
+	/* The NIC's switch port, when either is given a port of its own (the
+	 * switch's --port): its access VLAN (1-4094; 0: the default, 1) and
+	 * its MAC policy ("" learn, the default; strict; promisc). */
+	unsigned vlan;
+	char policy[8];
+};
+
+/* An extra disk of a node (after its template's): a new empty qcow2 of
+ * size bytes, or a linked clone of image; either kept in the lab's state
+ * across down and up, thrown away by reset. */
+#define LAB_MAX_DISKS 4
+struct lab_disk {
+	uint64_t size;        /* 0 for image */
+	char image[PATH_MAX]; /* "" for size */
 };
 
 struct lab_node {
@@ -80,6 +99,8 @@ struct lab_node {
 	bool nested;
 	int nnics;
 	struct lab_nic nics[LAB_MAX_NICS];
+	int ndisks;
+	struct lab_disk disks[LAB_MAX_DISKS];
 	int ndeps;
 	int deps[LAB_MAX_DEPS]; /* indexes into nodes */
 	char health_console[256]; /* healthy once this appears on its console; "" */

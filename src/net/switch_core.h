@@ -55,7 +55,7 @@ struct switch_counters {
 };
 
 struct switch_port_config {
-	char name[32];
+	char name[48]; /* (a lab names its ports NODE.ethN) */
 	enum switch_policy policy;
 	uint8_t mac[6];       /* strict: the only source allowed */
 	bool has_mac;

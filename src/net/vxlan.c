@@ -14,8 +14,8 @@
 
 #define FLAG_VNI 0x08 /* the I flag: the VNI is valid */
 
-/* "ADDR:PORT" or "[ADDR]:PORT" into a socket address. */
-static int parse_endpoint(const char *text, struct sockaddr_storage *out, socklen_t *len)
+/* (vxlan.h) */
+int vxlan_parse_endpoint(const char *text, struct sockaddr_storage *out, socklen_t *len)
 {
 	char host[64];
 	const char *port;
@@ -69,7 +69,7 @@ int vxlan_open(struct vxlan *v, const char *spec)
 	bool have_vni = false;
 	struct sockaddr_storage local;
 	socklen_t local_len = 0;
-	if (!remote || parse_endpoint(remote, &v->remote, &v->remote_len) < 0) {
+	if (!remote || vxlan_parse_endpoint(remote, &v->remote, &v->remote_len) < 0) {
 		log_error("--vxlan %s: expected REMOTE:PORT,vni=N[,local=ADDR:PORT] with numeric "
 			  "addresses (IPv6 in brackets)", spec);
 		return -1;
@@ -79,7 +79,7 @@ int vxlan_open(struct vxlan *v, const char *spec)
 		if (!strncmp(o, "vni=", 4) && parse_uint(o + 4, 0, (1u << 24) - 1, &n) == 0) {
 			v->vni = (uint32_t)n;
 			have_vni = true;
-		} else if (!strncmp(o, "local=", 6) && parse_endpoint(o + 6, &local, &local_len) == 0) {
+		} else if (!strncmp(o, "local=", 6) && vxlan_parse_endpoint(o + 6, &local, &local_len) == 0) {
 		} else {
 			log_error("--vxlan %s: bad option '%s' (vni=0..16777215, local=ADDR:PORT)", spec, o);
 			return -1;

@@ -24,6 +24,9 @@ struct vxlan {
 /* Parses "REMOTE:PORT,vni=N[,local=ADDR:PORT]" (numeric addresses; IPv6
  * in brackets), opens and binds the socket. One-line error, -1. */
 int vxlan_open(struct vxlan *v, const char *spec);
+/* "ADDR:PORT" or "[ADDR]:PORT" (numeric) into a socket address; -1 if
+ * it is not one. */
+int vxlan_parse_endpoint(const char *text, struct sockaddr_storage *out, socklen_t *len);
 void vxlan_close(struct vxlan *v);
 /* Writes the header for v's VNI into hdr[VXLAN_HEADER]. */
 void vxlan_header(const struct vxlan *v, uint8_t hdr[VXLAN_HEADER]);

@@ -10,6 +10,7 @@ teardown() {
 	[ -n "${LAB:-}" ] && "$NESTVM" lab down "$LAB" --state-dir "$BATS_TEST_TMPDIR/st" --timeout 1 \
 		> /dev/null 2>&1
 	pkill -9 -f "$BATS_TEST_TMPDIR/st" 2> /dev/null
+	pkill -9 -f "$BATS_TEST_TMPDIR/far" 2> /dev/null
 	true
 }
 
@@ -233,6 +234,85 @@ assert all(n["state"] == "running" for n in s["nodes"]), s'
 	lab down --timeout 1 2> /dev/null
 	! pgrep -f "$t/st/cons" > /dev/null
 	[ -z "$(find "$t/st" -type s)" ]
+}
+
+@test "lab wiring: a NIC's VLAN and MAC policy on a port of its own, a VXLAN uplink to another switch, extra disks kept until reset" {
+	require_kvm
+	local t=$BATS_TEST_TMPDIR pa pb
+	pa=$((47000 + RANDOM % 900)) pb=$((pa + 1000))
+	LAB=$t/lab.yaml
+	qemu-img create -q -f qcow2 "$t/data.qcow2" 8M
+	# Across the VXLAN uplink: a switch of its own with a raw client that
+	# answers the first untagged hello it gets
+	"$NESTVM" switch --socket "$t/far" --api-socket "$t/far.api" \
+		--vxlan "127.0.0.1:$pa,vni=77,local=127.0.0.1:$pb" 2> "$t/far.err" &
+	local far=$!
+	for _ in $(seq 50); do [ -S "$t/far.api" ] && break; sleep 0.1; done
+	python3 tests/kvm/switch-client.py reply "$t/far.api" "$t/far" > "$t/client.out" &
+	local client=$!
+	# a says hello on VLAN 10, b answers there; c listens on VLAN 20 and
+	# hears nothing; d says hello untagged, which only the far client answers
+	cat > "$LAB" <<YAML
+name: wires
+templates:
+  hello: {kernel: $PWD/$GUEST, cmdline: "test=virtio-net"}
+  answer: {kernel: $PWD/$GUEST, cmdline: "test=virtio-net answer=1"}
+networks:
+  lan: {vxlan: {remote: "127.0.0.1:$pb", vni: 77, local: "127.0.0.1:$pa"}}
+nodes:
+  b: {template: answer, memory: 64M, nics: [{network: lan, vlan: 10}], health: {console: "mac "}}
+  c: {template: answer, memory: 64M, nics: [{network: lan, vlan: 20, policy: strict}],
+      disks: [{size: 64M}, {image: $t/data.qcow2}], health: {console: "mac "}}
+  a: {template: hello, memory: 64M, depends_on: [b, c], nics: [{network: lan, vlan: 10}],
+      health: {console: "mac "}}
+  d: {template: hello, memory: 64M, depends_on: [b, c], nics: [{network: lan}], health: {console: "mac "}}
+YAML
+	run --separate-stderr lab up
+	echo "$output"; echo "$stderr"
+	[ "$status" -eq 0 ]
+	local st=$t/st/wires
+	wait_in "$st/a.console" "virtio-net: done"
+	wait_in "$st/b.console" "virtio-net: done"
+	wait_in "$st/d.console" "virtio-net: done"
+	sleep 1
+	cat "$st"/[abcd].console "$t/client.out"
+	grep -q "received 'nestvm tier-1 reply'" "$st/a.console"
+	grep -q "received 'nestvm tier-1 reply'" "$st/d.console"
+	! grep -q "virtio-net: done" "$st/c.console" # VLAN 20 heard no hello
+	wait "$client"
+	grep -q "client got 'nestvm tier-1 hello' from $(grep -o 'mac [0-9a-f:]*' "$st/d.console" | cut -d' ' -f2)" \
+		"$t/client.out"
+	# the ports, as the lab's switch reports them
+	run "$NESTVM" ctl "$st/lan.switch-api" status
+	echo "$output"
+	printf '%s\n' "$output" | python3 -c '
+import json, sys
+s = json.load(sys.stdin)
+p = {x["name"]: x for x in s["ports"]}
+assert p["a.eth0"]["vlan"] == 10 and p["b.eth0"]["vlan"] == 10, p
+assert p["c.eth0"]["vlan"] == 20 and p["c.eth0"]["policy"] == "strict", p
+assert "d.eth0" not in p, p
+'
+	# c's extra disks: a new empty one of 64 MiB, a linked clone of the image
+	run lab status --json
+	local d1 d2
+	d1=$(printf '%s' "$output" | python3 -c 'import json,sys; print([n for n in json.load(sys.stdin)["nodes"] if n["name"]=="c"][0]["disks"][0])')
+	d2=$(printf '%s' "$output" | python3 -c 'import json,sys; print([n for n in json.load(sys.stdin)["nodes"] if n["name"]=="c"][0]["disks"][1])')
+	[ "$d1" = "$st/c.disk1.qcow2" ] && [ "$d2" = "$st/c.disk2.qcow2" ]
+	qemu-img info -U --output=json "$d1" | grep -q '"virtual-size": 67108864'
+	qemu-img info -U --output=json "$d2" | grep -q "\"backing-filename\": \"$t/data.qcow2\""
+	# kept across down and up; thrown away by reset
+	kill "$far"; wait "$far" || true
+	lab down --timeout 1
+	qemu-io -c 'write -P 0x5a 0 64k' "$d1"
+	run --separate-stderr lab up
+	[ "$status" -eq 0 ]
+	lab down --timeout 1
+	qemu-io -c 'read -P 0x5a 0 64k' "$d1" | grep -q "read 65536/65536"
+	run lab reset c
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[ ! -e "$d1" ] && [ ! -e "$d2" ]
 }
 
 @test "lab: bad manifest, unknown action, a lab that is not up" {

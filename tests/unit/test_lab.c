@@ -272,6 +272,28 @@ static void bad_manifests_say_where(void **state)
 	snprintf(key, sizeof(key), "%s", write_file("empty.pub", "# nothing\n\n"));
 	snprintf(body, sizeof(body), "ssh_keys: [%s]\nnodes:\n  a: {template: tiny}\n", key);
 	BAD(body, "4:12", "has no key");
+	/* wiring: VLANs, MAC policies, VXLAN uplinks, extra disks */
+	BAD("networks: {lan: {}}\nnodes:\n  a: {template: tiny, nics: [{network: lan, vlan: 4095}]}\n",
+	    "6:51", "vlan: expected a VLAN ID from 1 to 4094");
+	BAD("networks: {lan: {}}\nnodes:\n  a: {template: tiny, nics: [{network: lan, policy: open}]}\n",
+	    "6:53", "policy: expected learn, strict or promisc");
+	BAD("networks: {lan: {vxlan: {remote: far.example:4789, vni: 1}}}\nnodes:\n  a: {template: tiny}\n",
+	    "4:34", "vxlan: remote: expected ADDR:PORT");
+	BAD("networks: {lan: {vxlan: {remote: '192.0.2.1:4789', vni: 16777216}}}\nnodes:\n  a: {template: tiny}\n",
+	    "4:57", "vni: expected a number from 0 to 16777215");
+	BAD("networks: {lan: {vxlan: {remote: '192.0.2.1:4789'}}}\nnodes:\n  a: {template: tiny}\n",
+	    "4:25", "vxlan: give remote and vni");
+	BAD("networks: {lan: {vxlan: {remote: '192.0.2.1:4789', vni: 1, ttl: 3}}}\nnodes:\n  a: {template: tiny}\n",
+	    "4:60", "unknown key 'ttl' in vxlan");
+	BAD("nodes:\n  a: {template: tiny, disks: [{size: 1G, image: /d.qcow2}]}\n", "5:31",
+	    "a disk takes size (a new empty disk) or image");
+	BAD("nodes:\n  a: {template: tiny, disks: [{size: 10K}]}\n", "5:38", "size: expected a size such as 1G");
+	BAD("nodes:\n  a: {template: tiny, disks: [{image: d.qcow2}]}\n", "5:39", "image: give an absolute path");
+	BAD("nodes:\n  a: {template: tiny, disks: [{size: 1G}, {size: 1G}, {size: 1G}, {size: 1G}, {size: 1G}]}\n",
+	    "5:79", "more than 4 extra disks");
+	BAD("nodes:\n  a: {template: tiny, disks: {size: 1G}}\n", "5:30", "disks: expected a list");
+	BAD("nodes:\n  a: {template: tiny, nested: true, inner: {b: {template: tiny, memory: 32M, disks: []}}}\n",
+	    "5:78", "disks is not supported for inner nodes");
 #undef BAD
 }
 
@@ -306,6 +328,32 @@ static void defaults_keys_and_identity(void **state)
 	assert_true(m->templates[0].cloud_init);
 	assert_false(m->templates[1].cloud_init);
 	assert_string_equal(m->ssh_keys, "ssh-ed25519 AAAAC3Nz me@here\necdsa-sha2-nistp256 AAAAE2Vj \"you\"\n");
+	free(m);
+}
+
+/* A NIC's VLAN and MAC policy, a network's VXLAN uplink (as the switch's
+ * --vxlan spec), a node's extra disks. */
+static void wiring_vlans_vxlan_and_disks(void **state)
+{
+	(void)state;
+	struct lab_manifest *m = load_ok(
+		"name: wired\n"
+		"templates: {tiny: {kernel: /k}}\n"
+		"networks:\n"
+		"  lan: {vxlan: {remote: '192.0.2.7:4789', vni: 42, local: '0.0.0.0:4790'}}\n"
+		"  v6: {vxlan: {remote: '[fe80::1]:4789', vni: 0}}\n"
+		"nodes:\n"
+		"  a: {template: tiny, nics: [{network: lan, vlan: 10, policy: strict}, {network: v6}],\n"
+		"      disks: [{size: 2G}, {image: /data.qcow2}]}\n");
+	assert_string_equal(m->networks[0].vxlan, "192.0.2.7:4789,vni=42,local=0.0.0.0:4790");
+	assert_string_equal(m->networks[1].vxlan, "[fe80::1]:4789,vni=0");
+	assert_int_equal(m->nodes[0].nics[0].vlan, 10);
+	assert_string_equal(m->nodes[0].nics[0].policy, "strict");
+	assert_int_equal(m->nodes[0].nics[1].vlan, 0);
+	assert_string_equal(m->nodes[0].nics[1].policy, "");
+	assert_int_equal(m->nodes[0].ndisks, 2);
+	assert_int_equal(m->nodes[0].disks[0].size, 2ULL << 30);
+	assert_string_equal(m->nodes[0].disks[1].image, "/data.qcow2");
 	free(m);
 }
 
@@ -397,6 +445,7 @@ int main(void)
 		cmocka_unit_test(loads_the_smallest_manifest_and_ranges),
 		cmocka_unit_test(bad_manifests_say_where),
 		cmocka_unit_test(defaults_keys_and_identity),
+		cmocka_unit_test(wiring_vlans_vxlan_and_disks),
 		cmocka_unit_test(sparse_copy_keeps_bytes_and_holes),
 		cmocka_unit_test(identities_are_stable_and_distinct),
 	};
