@@ -31,6 +31,8 @@ done < /modules.list
 # Nesting: the emulated CPU offers AMD-V (svm) or, elsewhere, VT-x (vmx).
 if grep -qw svm /proc/cpuinfo; then
 	insmod /lib/modules/kvm_amd.ko nested=1 || fail "cannot load kvm_amd"
+	# (what the emulated CPU offers for nesting, for freeze reports)
+	echo "labhost: svm features: $(grep -m1 -ow 'npt\|vgif\|v_vmsave_vmload\|avic\|nrip_save\|vmcb_clean' /proc/cpuinfo | tr '\n' ' ')" > /dev/kmsg
 elif grep -qw vmx /proc/cpuinfo; then
 	insmod /lib/modules/kvm_intel.ko nested=1 || fail "cannot load kvm_intel"
 fi
