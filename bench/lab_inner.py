@@ -50,7 +50,9 @@ def nestvm_lab(n):
     time.sleep(2)  # idle
     st = json.loads(subprocess.run(lab + ["status", "--json"] + opts, capture_output=True).stdout)
     mems = [own_memory_kb(n["pid"]) for n in st["nodes"] if n.get("pid")]
-    switch = subprocess.run(["pgrep", "-f", f"{state}/bench{n}/lan.sock"], capture_output=True).stdout.split()
+    # the network's switch alone (the nodes' command lines name its socket too)
+    switch = subprocess.run(["pgrep", "-f", f"switch --api-socket {state}/bench{n}/lan.switch-api"],
+                            capture_output=True).stdout.split()
     sw = sum(rss_kb(int(p)) for p in switch)
     subprocess.run(lab + ["down", "--timeout", "2"] + opts, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return elapsed, statistics.mean(mems) if mems else None, sw
