@@ -1422,8 +1422,6 @@ int lab_reset(const char *file, const char *only, const struct lab_options *opt)
 			continue;
 		json_object *st;
 		bool was_running = false;
-		char overlay[PATH_MAX];
-		path_in(&lab, overlay, nd->name, ".qcow2");
 		if (json_object_object_get_ex(section(&lab, "nodes"), nd->name, &st)) {
 			const char *api = str_of(st, "api_socket");
 			int pid = int_of(st, "pid");
@@ -1444,10 +1442,13 @@ int lab_reset(const char *file, const char *only, const struct lab_options *opt)
 		/* Its disk and its extra disks (the node's whole set: also those a
 		 * changed manifest no longer names). */
 		for (int k = 0; k <= LAB_MAX_DISKS && r == 0; k++) {
-			if (k > 0)
-				extra_disk_path(&lab, nd, k - 1, overlay);
-			if (unlink(overlay) < 0 && errno != ENOENT) {
-				log_error("lab %s: cannot remove %s: %s", m->name, overlay, strerror(errno));
+			char disk[PATH_MAX];
+			if (k == 0)
+				path_in(&lab, disk, nd->name, ".qcow2"); /* its linked clone */
+			else
+				extra_disk_path(&lab, nd, k - 1, disk);
+			if (unlink(disk) < 0 && errno != ENOENT) {
+				log_error("lab %s: cannot remove %s: %s", m->name, disk, strerror(errno));
 				r = -1;
 			}
 		}

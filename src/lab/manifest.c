@@ -104,6 +104,22 @@ static bool valid_name(const char *s)
 	     ((k) = node(l, p_->key), (v) = node(l, p_->value), 1);                       \
 	     p_++)
 
+/* Each item of a sequence, until the loader has failed. */
+#define FOR_ITEMS(l, seq, item)                                                           \
+	for (yaml_node_item_t *i_ = (seq)->data.sequence.items.start;                     \
+	     i_ < (seq)->data.sequence.items.top && !(l)->failed &&                       \
+	     ((item) = node(l, *i_), 1);                                                  \
+	     i_++)
+
+/* A sequence, or an error with `message` (which says what list is wanted). */
+static bool is_list(struct loader *l, yaml_node_t *n, const char *message)
+{
+	if (n && n->type == YAML_SEQUENCE_NODE)
+		return true;
+	fail_at(l, n, "%s", message);
+	return false;
+}
+
 static bool is_map(struct loader *l, yaml_node_t *n, const char *what)
 {
 	if (n && n->type == YAML_MAPPING_NODE)
@@ -228,13 +244,10 @@ static uint16_t port_value(struct loader *l, yaml_node_t *v, const char *what)
 static void load_forwards(struct loader *l, struct lab_network *n, yaml_node_t *seq)
 {
 	int ni = (int)(n - l->m->networks);
-	if (!seq || seq->type != YAML_SEQUENCE_NODE) {
-		fail_at(l, seq, "forwards: expected a list such as [{node: a, port: 22, host_port: 2222}]");
+	if (!is_list(l, seq, "forwards: expected a list such as [{node: a, port: 22, host_port: 2222}]"))
 		return;
-	}
-	for (yaml_node_item_t *it = seq->data.sequence.items.start;
-	     it < seq->data.sequence.items.top && !l->failed; it++) {
-		yaml_node_t *map = node(l, *it);
+	yaml_node_t *map;
+	FOR_ITEMS(l, seq, map) {
 		if (n->nforwards == LAB_MAX_FORWARDS) {
 			fail_at(l, map, "more than %d forwards on network %s", LAB_MAX_FORWARDS, n->name);
 			return;
@@ -385,13 +398,10 @@ static int expand(const char *pattern, char names[][LAB_NAME_MAX + 1], int max)
 
 static void load_nics(struct loader *l, struct lab_node *nd, yaml_node_t *seq)
 {
-	if (!seq || seq->type != YAML_SEQUENCE_NODE) {
-		fail_at(l, seq, "nics: expected a list such as [{network: lan}]");
+	if (!is_list(l, seq, "nics: expected a list such as [{network: lan}]"))
 		return;
-	}
-	for (yaml_node_item_t *it = seq->data.sequence.items.start;
-	     it < seq->data.sequence.items.top && !l->failed; it++) {
-		yaml_node_t *map = node(l, *it);
+	yaml_node_t *map;
+	FOR_ITEMS(l, seq, map) {
 		if (nd->nnics == LAB_MAX_NICS) {
 			fail_at(l, map, "more than %d NICs", LAB_MAX_NICS);
 			return;
@@ -455,13 +465,10 @@ static void load_nics(struct loader *l, struct lab_node *nd, yaml_node_t *seq)
  * empty one or a linked clone of an image. */
 static void load_disks(struct loader *l, struct lab_node *nd, yaml_node_t *seq)
 {
-	if (!seq || seq->type != YAML_SEQUENCE_NODE) {
-		fail_at(l, seq, "disks: expected a list such as [{size: 1G}]");
+	if (!is_list(l, seq, "disks: expected a list such as [{size: 1G}]"))
 		return;
-	}
-	for (yaml_node_item_t *it = seq->data.sequence.items.start;
-	     it < seq->data.sequence.items.top && !l->failed; it++) {
-		yaml_node_t *map = node(l, *it);
+	yaml_node_t *map;
+	FOR_ITEMS(l, seq, map) {
 		if (nd->ndisks == LAB_MAX_DISKS) {
 			fail_at(l, map, "more than %d extra disks", LAB_MAX_DISKS);
 			return;
@@ -723,13 +730,10 @@ static void load_deps(struct loader *l, yaml_node_t *nodes)
 			if (!deps)
 				continue;
 			struct lab_node *nd = &m->nodes[index];
-			if (deps->type != YAML_SEQUENCE_NODE) {
-				fail_at(l, deps, "depends_on: expected a list of node names");
+			if (!is_list(l, deps, "depends_on: expected a list of node names"))
 				return;
-			}
-			for (yaml_node_item_t *it = deps->data.sequence.items.start;
-			     it < deps->data.sequence.items.top && !l->failed; it++) {
-				yaml_node_t *d = node(l, *it);
+			yaml_node_t *d;
+			FOR_ITEMS(l, deps, d) {
 				char dn[LAB_MAX_NODES][LAB_NAME_MAX + 1];
 				int nd_count = scalar(d) ? expand(scalar(d), dn, LAB_MAX_NODES) : -1;
 				if (nd_count <= 0) {
@@ -910,14 +914,11 @@ static bool public_key_line(const char *s, size_t n)
 static void load_ssh_keys(struct loader *l, yaml_node_t *seq)
 {
 	struct lab_manifest *m = l->m;
-	if (seq->type != YAML_SEQUENCE_NODE) {
-		fail_at(l, seq, "ssh_keys: expected a list of public key files");
+	if (!is_list(l, seq, "ssh_keys: expected a list of public key files"))
 		return;
-	}
 	size_t used = 0;
-	for (yaml_node_item_t *it = seq->data.sequence.items.start;
-	     it < seq->data.sequence.items.top && !l->failed; it++) {
-		yaml_node_t *v = node(l, *it);
+	yaml_node_t *v;
+	FOR_ITEMS(l, seq, v) {
 		char path[PATH_MAX];
 		string_value(l, v, "ssh_keys", path, sizeof(path));
 		if (l->failed)
