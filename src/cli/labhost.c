@@ -29,12 +29,15 @@ static void usage(FILE *out)
 		"  --freeze-timeout SECONDS\n"
 		"                      a lab host whose heartbeat stops this long is frozen:\n"
 		"                      stop it (exit status 123; default 30, 0: never)\n"
+		"  --keepalive MS      interrupt the lab host this often (default %d; 0: never),\n"
+		"                      so QEMU's TCG cannot leave it asleep with an interrupt\n"
+		"                      pending (docs/labhost-freeze.md)\n"
 		"  --freeze-report FILE\n"
 		"                      write a frozen lab host's registers and code here\n"
 		"  --tcg-thread multi|single\n"
 		"                      QEMU's TCG: a thread per vCPU, or one for all (default multi)\n"
 		"  -v, --verbose       also print the tail of the lab host's kernel log\n",
-		labhost_default_kernel_dir());
+		labhost_default_kernel_dir(), WATCHDOG_KEEPALIVE_MS);
 }
 
 int cmd_labhost(int argc, char **argv)
@@ -49,6 +52,7 @@ int cmd_labhost(int argc, char **argv)
 		{ "timeout", required_argument, NULL, 't' },
 		{ "freeze-timeout", required_argument, NULL, 'F' },
 		{ "freeze-report", required_argument, NULL, 'R' },
+		{ "keepalive", required_argument, NULL, 'k' },
 		{ "tcg-thread", required_argument, NULL, 'T' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
@@ -59,6 +63,7 @@ int cmd_labhost(int argc, char **argv)
 		.cpus = 1,
 		.kernel_dir = labhost_default_kernel_dir(),
 		.freeze_s = 30,
+		.keepalive_ms = WATCHDOG_KEEPALIVE_MS,
 		.tcg_thread = "multi",
 	};
 	char *env[64];
@@ -112,6 +117,14 @@ int cmd_labhost(int argc, char **argv)
 			opts.freeze_s = (unsigned)v;
 			break;
 		case 'R': opts.freeze_report = optarg; break;
+		case 'k':
+			if (parse_uint(optarg, 0, 60000, &v) < 0 || (v && v < 10)) {
+				log_error("labhost: --keepalive %s: expected milliseconds, 0 or from 10 "
+					  "to 60000", optarg);
+				return CLI_EXIT_USAGE;
+			}
+			opts.keepalive_ms = (unsigned)v;
+			break;
 		case 'T':
 			if (strcmp(optarg, "multi") && strcmp(optarg, "single")) {
 				log_error("labhost: --tcg-thread %s: expected multi or single", optarg);

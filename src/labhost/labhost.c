@@ -395,7 +395,8 @@ static int supervise(char **qargv, const struct labhost_options *opts, enum stop
 	struct relay relays[2] = { { pairs[0][0], STDOUT_FILENO }, { pairs[1][0], STDERR_FILENO } };
 	bool open_[3] = { true, true, true };
 	struct watchdog dog;
-	watchdog_init(&dog, pairs[2][0], pairs[3][0], opts->freeze_s, monotonic_ms());
+	watchdog_init(&dog, pairs[2][0], pairs[3][0], opts->freeze_s, opts->keepalive_ms,
+		      monotonic_ms());
 	int64_t deadline = opts->timeout_s ? monotonic_ms() + (int64_t)opts->timeout_s * 1000 : 0;
 	*why = STOP_NONE;
 	int signals = 0;
@@ -413,6 +414,9 @@ static int supervise(char **qargv, const struct labhost_options *opts, enum stop
 			int64_t dog_left = watchdog_ms_left(&dog, now);
 			if (dog_left >= 0 && (wait < 0 || dog_left < wait))
 				wait = dog_left;
+			int64_t keepalive = open_[2] ? watchdog_ms_to_keepalive(&dog, now) : -1;
+			if (keepalive >= 0 && (wait < 0 || keepalive < wait))
+				wait = keepalive;
 		}
 		int n = poll(fds, 4, (int)wait);
 		if (n < 0 && errno != EINTR) {
@@ -432,6 +436,8 @@ static int supervise(char **qargv, const struct labhost_options *opts, enum stop
 			stop_frozen(pid, &dog, opts);
 			*why = STOP_FROZEN;
 		}
+		if (*why == STOP_NONE && open_[2] && watchdog_ms_to_keepalive(&dog, now) == 0)
+			watchdog_keepalive(&dog, now);
 		for (int i = 0; i < 2; i++)
 			if (open_[i] && (fds[i].revents & (POLLIN | POLLHUP | POLLERR)))
 				open_[i] = relay_once(&relays[i]);
@@ -447,6 +453,7 @@ static int supervise(char **qargv, const struct labhost_options *opts, enum stop
 		}
 	}
 	int status = reap(pid);
+	watchdog_summary(&dog);
 	for (int i = 0; i < 4; i++)
 		close(pairs[i][0]);
 	if (sfd >= 0)

@@ -23,6 +23,7 @@ struct labhost_options {
 	const char *share;       /* writable directory; NULL: the working directory */
 	unsigned timeout_s;      /* 0: none */
 	unsigned freeze_s;       /* heartbeat silence that counts as a freeze; 0: off */
+	unsigned keepalive_ms;   /* interval of the watchdog's keepalive byte; 0: none */
 	const char *freeze_report; /* where to write a frozen lab host's state; NULL: nowhere */
 	char **env;              /* NAME=VALUE strings for the command */
 	int nenv;

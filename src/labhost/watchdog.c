@@ -19,12 +19,13 @@
 #define SAMPLE_GAP_MS 1000
 
 void watchdog_init(struct watchdog *w, int beat_fd, int monitor_fd, unsigned silence_s,
-		   int64_t now_ms)
+		   unsigned keepalive_ms, int64_t now_ms)
 {
 	memset(w, 0, sizeof(*w));
 	w->beat_fd = beat_fd;
 	w->monitor_fd = monitor_fd;
 	w->silence_s = silence_s;
+	w->keepalive_ms = keepalive_ms;
 	w->started_ms = now_ms;
 }
 
@@ -33,6 +34,15 @@ static void take_line(struct watchdog *w, int64_t now_ms)
 	w->partial[w->partial_len] = '\0';
 	char uptime[sizeof(w->last_uptime)];
 	if (sscanf(w->partial, "hb %31s", uptime) == 1) {
+		if (w->last_beat_ms) {
+			int64_t gap = now_ms - w->last_beat_ms;
+			if (gap > w->longest_gap_ms)
+				w->longest_gap_ms = gap;
+			if (gap > WATCHDOG_LONG_GAP_MS)
+				w->long_gaps++;
+		} else {
+			w->next_keepalive_ms = now_ms;
+		}
 		w->last_beat_ms = now_ms;
 		memcpy(w->last_uptime, uptime, sizeof(uptime));
 	}
@@ -65,6 +75,30 @@ int64_t watchdog_ms_left(const struct watchdog *w, int64_t now_ms)
 		: w->started_ms + (int64_t)(w->silence_s > WATCHDOG_FIRST_BEAT_S
 					    ? w->silence_s : WATCHDOG_FIRST_BEAT_S) * 1000;
 	return deadline > now_ms ? deadline - now_ms : 0;
+}
+
+int64_t watchdog_ms_to_keepalive(const struct watchdog *w, int64_t now_ms)
+{
+	if (!w->keepalive_ms || !w->last_beat_ms)
+		return -1;
+	return w->next_keepalive_ms > now_ms ? w->next_keepalive_ms - now_ms : 0;
+}
+
+void watchdog_keepalive(struct watchdog *w, int64_t now_ms)
+{
+	/* The lab host's init drains the port, so the byte does nothing there
+	 * but interrupt. A full socket buffer (QEMU not reading) is no matter:
+	 * the next byte is due soon. */
+	(void)!send(w->beat_fd, "\n", 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+	w->next_keepalive_ms = now_ms + w->keepalive_ms;
+}
+
+void watchdog_summary(const struct watchdog *w)
+{
+	if (w->long_gaps)
+		log_warn("labhost: the heartbeat paused %u time%s for over %d s (the longest %.1f s)",
+			 w->long_gaps, w->long_gaps == 1 ? "" : "s", WATCHDOG_LONG_GAP_MS / 1000,
+			 (double)w->longest_gap_ms / 1000);
 }
 
 void watchdog_describe(const struct watchdog *w, int64_t now_ms, char *out, size_t len)
