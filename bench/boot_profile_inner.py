@@ -16,6 +16,7 @@ kdir = ".cache/kernels/cloud/boot"
 bzimage = next(os.path.join(kdir, f) for f in os.listdir(kdir) if f.startswith("vmlinuz-"))
 vmlinux = next(os.path.join(kdir, f) for f in os.listdir(kdir) if f.startswith("vmlinux-"))
 MEM_MB = 256
+LOGDIR = "build/boot-profile"  # each boot's console output, kept for reading
 # quiet keeps the debug lines off the (slow, emulated) serial console: they
 # go to the log buffer only, and the guest's init prints it at the end.
 CMDLINE = "console=ttyS0 quiet panic=-1 initcall_debug printk.time=1 log_buf_len=1M"
@@ -123,6 +124,9 @@ for r in range(rounds):
         if wall is None:
             print(f"round {r + 1}: {name}: did not reach init", flush=True)
             continue
+        os.makedirs(LOGDIR, exist_ok=True)
+        with open(os.path.join(LOGDIR, f"{name.replace(' ', '-')}.{r + 1}.log"), "w") as f:
+            f.write(log)
         marks, calls = analyse(log)
         walls[name].append(wall)
         if "Run /init" in marks:

@@ -2,6 +2,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "util/clock.h"
 #include "util/log.h"
 
 #ifndef NESTVM_VERSION
@@ -36,6 +37,7 @@ static void usage(FILE *out)
 
 int main(int argc, char **argv)
 {
+	process_start_ns = monotonic_ns();
 	if (argc < 2) {
 		usage(stderr);
 		return CLI_EXIT_USAGE;

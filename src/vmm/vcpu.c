@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "util/clock.h"
 #include "util/log.h"
 #include "util/sandbox.h"
 #include "vmm/machine.h"
@@ -165,6 +166,9 @@ void *vcpu_thread(void *arg)
 	struct vcpu *v = arg;
 	struct machine *m = v->machine;
 	sandbox_enter(SANDBOX_VCPU);
+	if (v->cpu.index == 0 && process_start_ns)
+		log_info("startup: %.2f ms from main() to the first KVM_RUN",
+			 (double)(monotonic_ns() - process_start_ns) / 1e6);
 	while (!atomic_load(&m->stopping)) {
 		if (atomic_load(&m->pause_requested)) {
 			park(v);

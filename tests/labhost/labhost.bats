@@ -24,6 +24,21 @@ setup() {
 	[ "$output" = "ok" ]
 }
 
+@test "the watchdog's keepalive reaches the lab host: bytes received on its heartbeat port every 250 ms, none with --keepalive 0" {
+	# ttyS3's receive count, 3 s apart (the keepalive starts at the first
+	# heartbeat, before the command runs).
+	local count='rx() { sed -n "s/^3: .* rx:\([0-9]*\).*/\1/p" /proc/tty/driver/serial; }
+		a=$(rx); sleep 3; b=$(rx); echo $((b - a))'
+	run_labhost 150 -- sh -c "$count"
+	echo "received in 3 s: $output; stderr: $stderr"
+	[ "$status" -eq 0 ]
+	[ "$output" -ge 6 ]
+	run_labhost 150 --keepalive 0 -- sh -c "$count"
+	echo "received in 3 s with --keepalive 0: $output; stderr: $stderr"
+	[ "$status" -eq 0 ]
+	[ "$output" -eq 0 ]
+}
+
 @test "the command's exit status is labhost's exit status" {
 	run_labhost 150 -- sh -c 'exit 7'
 	[ "$status" -eq 7 ]
@@ -143,6 +158,10 @@ setup() {
 	run --separate-stderr "$NESTVM" labhost --freeze-timeout 2 -- true
 	[ "$status" -eq 2 ]
 	[[ $stderr == *"--freeze-timeout 2: expected seconds, 0 or from 6 to 86400"* ]]
+
+	run --separate-stderr "$NESTVM" labhost --keepalive 5 -- true
+	[ "$status" -eq 2 ]
+	[[ $stderr == *"--keepalive 5: expected milliseconds, 0 or from 10 to 60000"* ]]
 
 	run --separate-stderr "$NESTVM" labhost --tcg-thread many -- true
 	[ "$status" -eq 2 ]
