@@ -6,7 +6,9 @@ VMM's own memory (peak RSS minus the resident part of the guest-RAM
 mapping), and nestvm's own startup (main() to the first KVM_RUN, its -v
 line).
   boot_inner.py ROUNDS INITRD [LKVM]"""
-import os, re, statistics, subprocess, sys, tempfile, time
+import os, re, statistics, sys, tempfile
+
+from vmmrun import run_to_marker
 
 rounds = int(sys.argv[1])
 initrd = sys.argv[2]
@@ -62,33 +64,8 @@ STARTUP = re.compile(rb"startup: ([0-9.]+) ms from main\(\) to the first KVM_RUN
 
 def run_once(cmd):
     err = tempfile.TemporaryFile()
-    start = time.monotonic()
-    p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                         stderr=err)
-    elapsed = mem = None
-    deadline = start + 120
-    buf = b""
-    os.set_blocking(p.stdout.fileno(), False)
-    while time.monotonic() < deadline and elapsed is None:
-        try:
-            chunk = p.stdout.read()
-        except BlockingIOError:
-            chunk = None
-        if chunk:
-            buf += chunk
-            if MARKER in buf:
-                elapsed = time.monotonic() - start
-                # The guest init's line is out, RAM for the boot is touched.
-                mem = own_memory_kb(p.pid)
-        elif p.poll() is not None:
-            break
-        else:
-            time.sleep(0.002)
-    try:
-        p.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        p.kill()
-        p.wait()
+    # Memory is taken when the guest init's line is out: RAM for the boot is touched.
+    elapsed, _, mem = run_to_marker(cmd, MARKER, on_marker=own_memory_kb, stderr=err)
     err.seek(0)
     m = STARTUP.search(err.read())
     return elapsed, mem, float(m.group(1)) if m else None

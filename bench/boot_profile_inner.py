@@ -7,7 +7,9 @@ with the largest differences between nestvm and the fastest peer first.
   boot_profile_inner.py ROUNDS INITRD [NESTVM_BINARY ...]
 Each extra NESTVM_BINARY is profiled as its own column (a before/after run).
 """
-import os, re, statistics, subprocess, sys, time
+import os, re, statistics, sys
+
+from vmmrun import run_to_marker
 
 rounds = int(sys.argv[1])
 initrd = sys.argv[2]
@@ -61,31 +63,8 @@ LINE = re.compile(r"^\[\s*(\d+\.\d+)\] (.*)$")
 INITCALL = re.compile(r"initcall (\S+?)(?:\+0x[0-9a-f]+/0x[0-9a-f]+)?(?: \[\S+\])? returned -?\d+ after (\d+) usecs")
 
 def run_once(cmd):
-    start = time.monotonic()
-    p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                         stderr=subprocess.DEVNULL)
-    os.set_blocking(p.stdout.fileno(), False)
-    buf, wall = b"", None
-    deadline = start + 300
-    while time.monotonic() < deadline and END not in buf:
-        try:
-            chunk = p.stdout.read()
-        except BlockingIOError:
-            chunk = None
-        if chunk:
-            buf += chunk
-            if wall is None and MARKER in buf:
-                wall = time.monotonic() - start
-        elif p.poll() is not None:
-            break
-        else:
-            time.sleep(0.005)
-    try:
-        p.wait(timeout=60)
-    except subprocess.TimeoutExpired:
-        p.kill()
-        p.wait()
-    return wall, buf.decode("utf-8", "replace")
+    wall, out, _ = run_to_marker(cmd, MARKER, until=END, timeout=300)
+    return wall, out.decode("utf-8", "replace")
 
 def analyse(log):
     lines = []

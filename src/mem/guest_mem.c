@@ -25,7 +25,24 @@ int guest_mem_alloc(struct guest_mem *mem, uint64_t ram_size, int populate)
 {
 	memset(mem, 0, sizeof(*mem));
 	int flags = MAP_PRIVATE | MAP_ANONYMOUS | (populate ? 0 : MAP_NORESERVE);
-	void *p = mmap(NULL, ram_size, PROT_READ | PROT_WRITE, flags, -1, 0);
+	/* KVM maps guest memory with huge pages only where guest-physical and
+	 * host-virtual addresses agree modulo the huge page: RAM that starts
+	 * off a 2 MiB boundary in our address space gets 4 KiB mappings in the
+	 * EPT/NPT however its THPs are laid out, one fault per 4 KiB page.
+	 * mmap aligns only to 4 KiB (Linux before 6.7), so reserve 2 MiB more
+	 * and trim. */
+	size_t slack = GUEST_MEM_ALIGN;
+	uint8_t *raw = mmap(NULL, ram_size + slack, PROT_READ | PROT_WRITE, flags, -1, 0);
+	void *p = raw;
+	if (raw != MAP_FAILED) {
+		uint8_t *start = (uint8_t *)(((uintptr_t)raw + slack - 1) & ~(uintptr_t)(slack - 1));
+		uint8_t *tail = (uint8_t *)(((uintptr_t)start + ram_size + 4095) & ~(uintptr_t)4095);
+		if (start > raw)
+			munmap(raw, (size_t)(start - raw));
+		if (raw + ram_size + slack > tail)
+			munmap(tail, (size_t)(raw + ram_size + slack - tail));
+		p = start;
+	}
 	if (p == MAP_FAILED) {
 		char buf[32];
 		log_error("--memory %s: cannot allocate guest memory: %s",

@@ -13,6 +13,8 @@
 /* RAM above this address is moved above 4 GiB, leaving room for MMIO. */
 #define GUEST_MMIO_HOLE_START PC_MMIO_HOLE_START
 #define GUEST_MMIO_HOLE_END   PC_MMIO_HOLE_END
+/* Guest RAM starts on this boundary in nestvm's address space (huge pages). */
+#define GUEST_MEM_ALIGN       (2ULL << 20)
 
 struct guest_mem_region {
 	uint64_t gpa;

@@ -5,7 +5,9 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <errno.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "devices/bus.h"
 #include "mem/guest_mem.h"
@@ -44,6 +46,24 @@ static void large_guest_skips_the_mmio_hole(void **state)
 	assert_ptr_equal(guest_mem_ptr(&m, GUEST_MMIO_HOLE_END, 8), m.base + GUEST_MMIO_HOLE_START);
 	assert_null(guest_mem_ptr(&m, GUEST_MMIO_HOLE_END + size - GUEST_MMIO_HOLE_START, 1));
 	guest_mem_free(&m);
+}
+
+/* KVM can map guest RAM with huge pages only if it starts on a huge-page
+ * boundary of our address space; the slack reserved for that is given back. */
+static void guest_ram_starts_on_a_huge_page_boundary(void **state)
+{
+	(void)state;
+	const uint64_t sizes[] = { 16 << 20, (16 << 20) + 4096, 5ULL << 30 };
+	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		struct guest_mem m;
+		assert_int_equal(guest_mem_alloc(&m, sizes[i], 0), 0);
+		assert_int_equal((uintptr_t)m.base % GUEST_MEM_ALIGN, 0);
+		m.base[sizes[i] - 1] = 1; /* the last byte is ours */
+		errno = 0;
+		assert_int_equal(msync(m.base + sizes[i], 4096, MS_ASYNC), -1);
+		assert_int_equal(errno, ENOMEM); /* the page after it is not */
+		guest_mem_free(&m);
+	}
 }
 
 struct recorder {
@@ -112,6 +132,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(small_guest_is_one_region),
 		cmocka_unit_test(large_guest_skips_the_mmio_hole),
+		cmocka_unit_test(guest_ram_starts_on_a_huge_page_boundary),
 		cmocka_unit_test(bus_dispatch),
 		cmocka_unit_test(bus_refuses_overlaps),
 	};
