@@ -166,7 +166,9 @@ void *vcpu_thread(void *arg)
 	struct vcpu *v = arg;
 	struct machine *m = v->machine;
 	sandbox_enter(SANDBOX_VCPU);
-	if (v->cpu.index == 0 && process_start_ns)
+	/* Once: a guest reboot rebuilds the machine and starts its threads again. */
+	static atomic_bool startup_reported;
+	if (v->cpu.index == 0 && process_start_ns && !atomic_exchange(&startup_reported, true))
 		log_info("startup: %.2f ms from main() to the first KVM_RUN",
 			 (double)(monotonic_ns() - process_start_ns) / 1e6);
 	while (!atomic_load(&m->stopping)) {
