@@ -26,7 +26,7 @@ def run_to_marker(cmd, marker, until=None, timeout=120, on_marker=None, stderr=s
         elif p.poll() is not None:
             break
         else:
-            time.sleep(0.005)
+            time.sleep(0.002)  # the resolution of the launch-to-marker time
     try:
         p.wait(timeout=60)
     except subprocess.TimeoutExpired:
