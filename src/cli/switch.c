@@ -26,6 +26,7 @@
 #include "net/stream.h"
 #include "net/pcap.h"
 #include "net/switch_core.h"
+#include "net/uplink.h"
 #include "net/vxlan.h"
 #include "util/clock.h"
 #include "util/log.h"
@@ -35,6 +36,7 @@
 
 #define MAX_NAMED 32
 #define MAX_VXLAN 8
+#define MAX_UPLINKS 4
 #define MAX_CAPTURES 4
 #define API_CLIENTS 4
 #define API_LINE 4096
@@ -51,6 +53,7 @@ struct client {
 	int named;        /* index into named ports, or -1 */
 	struct stream *stream;  /* a socket client's framing */
 	struct vxlan *vxlan;    /* or a VXLAN uplink's */
+	struct uplink *uplink;  /* or a network interface's */
 	struct nat *nat;        /* or the NAT uplink (fd -2: it has many) */
 };
 
@@ -70,6 +73,8 @@ struct sw_state {
 	int nnamed;
 	struct vxlan vxlans[MAX_VXLAN];
 	int nvxlan;
+	struct uplink uplinks[MAX_UPLINKS];
+	int nuplinks;
 	struct {
 		struct pcap pcap;
 		char port[32]; /* empty: every frame coming into the switch */
@@ -107,6 +112,8 @@ static void usage(FILE *out)
 		"  --vxlan REMOTE:PORT,vni=N[,local=ADDR:PORT]\n"
 		"                       an uplink to another switch (or a Linux vxlan device)\n"
 		"                       over VXLAN (RFC 7348); local defaults to port %d\n"
+		"  --uplink IFNAME|MAC  an uplink onto a network interface of this machine\n"
+		"                       (a packet socket: needs CAP_NET_RAW), untagged frames\n"
 		"  --forward-control    pass link-local control frames (STP, LACP, LLDP);\n"
 		"                       pause frames never pass\n"
 		"  --nat[=SUBNET]       a NAT uplink (libslirp) on SUBNET (default %s):\n"
@@ -172,11 +179,14 @@ static void close_client(struct sw_state *s, int port)
 		return;
 	if (c->vxlan)
 		vxlan_close(c->vxlan);
+	else if (c->uplink)
+		uplink_close(c->uplink);
 	else if (c->nat)
 		nat_close(c->nat);
 	else
 		close(c->fd);
 	c->vxlan = NULL;
+	c->uplink = NULL;
 	c->nat = NULL;
 	free(c->stream);
 	if (c->named >= 0)
@@ -274,7 +284,14 @@ static void forward(struct sw_state *s, int in, const uint8_t *frame, size_t len
 			continue;
 		}
 		size_t n = switch_egress_frame(e, i, s->frame);
-		if (n && s->clients[p].nat) {
+		if (n && s->clients[p].uplink) {
+			if (uplink_send(s->clients[p].uplink, s->frame, n)) {
+				c->tx_frames++;
+				c->tx_bytes += n;
+			} else {
+				c->drops[DROP_EGRESS]++;
+			}
+		} else if (n && s->clients[p].nat) {
 			nat_input(s->clients[p].nat, s->frame, n);
 			c->tx_frames++;
 			c->tx_bytes += n;
@@ -343,6 +360,20 @@ static void read_vxlan(struct sw_state *s, int port)
 	}
 }
 
+/* Frames from a network interface, as many as are waiting (at most a
+ * batch). */
+static void read_uplink(struct sw_state *s, int port)
+{
+	struct uplink *u = s->clients[port].uplink;
+	for (int k = 0; k < 64; k++) {
+		ssize_t r = uplink_recv(u, s->frame, sizeof(s->frame));
+		if (r < 0)
+			return;
+		if (r > 0)
+			forward(s, port, s->frame, (size_t)r);
+	}
+}
+
 /* --- control API ---------------------------------------------------------- */
 
 static const char *drop_names[DROP_REASONS] = {
@@ -389,6 +420,11 @@ static json_object *status(struct sw_state *s)
 		if (s->clients[p].vxlan)
 			json_object_object_add(j, "vxlan_bad_packets",
 					       json_object_new_int64((int64_t)s->clients[p].vxlan->bad_packets));
+		if (s->clients[p].uplink) {
+			json_object_object_add(j, "interface", json_object_new_string(s->clients[p].uplink->ifname));
+			json_object_object_add(j, "uplink_bad_packets",
+					       json_object_new_int64((int64_t)s->clients[p].uplink->bad_packets));
+		}
 		json_object_array_add(ports, j);
 	}
 	json_object_object_add(o, "ports", ports);
@@ -465,7 +501,7 @@ static json_object *set_port(struct sw_state *s, json_object *req)
 			port = p;
 	if (named < 0 && port < 0)
 		return api_error("set-port: no port of that name");
-	if (port >= 0 && (s->clients[port].nat || s->clients[port].vxlan))
+	if (port >= 0 && (s->clients[port].nat || s->clients[port].vxlan || s->clients[port].uplink))
 		return api_error("set-port: an uplink's policy is the switch's own");
 	struct switch_port_config cfg = named >= 0 ? s->named[named].cfg : s->core.ports[port];
 	if (port >= 0) { /* the MAC a strict port pinned on its first frame stays */
@@ -581,8 +617,8 @@ static int run(struct sw_state *s)
 		for (int p = 0; p < SWITCH_MAX_PORTS; p++) {
 			if (s->clients[p].fd < 0)
 				continue;
-			if (s->clients[p].vxlan) {
-				WATCH(s->clients[p].fd, POLLIN, 5, p);
+			if (s->clients[p].vxlan || s->clients[p].uplink) {
+				WATCH(s->clients[p].fd, POLLIN, s->clients[p].vxlan ? 5 : 6, p);
 				continue;
 			}
 			size_t pending;
@@ -664,6 +700,9 @@ static int run(struct sw_state *s)
 			case 5:
 				read_vxlan(s, index[i]);
 				break;
+			case 6:
+				read_uplink(s, index[i]);
+				break;
 			}
 		}
 		/* What the NAT sent (libslirp's answers, DHCP replies) goes
@@ -709,6 +748,7 @@ int cmd_switch(int argc, char **argv)
 	const char *path = NULL, *api = NULL;
 	const char *port_specs[MAX_NAMED];
 	const char *vxlan_specs[MAX_VXLAN];
+	const char *uplink_specs[MAX_UPLINKS];
 	int status = CLI_EXIT_USAGE;
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -787,6 +827,12 @@ int cmd_switch(int argc, char **argv)
 				goto out;
 			}
 			vxlan_specs[s->nvxlan++] = v;
+		} else if (!strcmp(a, "--uplink")) {
+			if (s->nuplinks == MAX_UPLINKS) {
+				log_error("--uplink %s: at most %d interface uplinks", v, MAX_UPLINKS);
+				goto out;
+			}
+			uplink_specs[s->nuplinks++] = v;
 		} else if (!strcmp(a, "--forward")) {
 			if (s->nat_cfg.nforwards == NAT_MAX_FORWARDS) {
 				log_error("--forward %s: at most %d forwards", v, NAT_MAX_FORWARDS);
@@ -871,6 +917,21 @@ int cmd_switch(int argc, char **argv)
 		}
 		s->clients[port] = (struct client){ .fd = s->vxlans[i].fd, .named = -1,
 						    .vxlan = &s->vxlans[i] };
+	}
+	for (int i = 0; i < s->nuplinks; i++) {
+		/* Like a VXLAN uplink: a whole segment behind one port. */
+		struct switch_port_config cfg = { .policy = SWITCH_LEARN, .mac_limit = SWITCH_FDB_SIZE,
+						  .vlan = 1 };
+		snprintf(cfg.name, sizeof(cfg.name), "uplink%d", i);
+		if (uplink_open(&s->uplinks[i], uplink_specs[i]) < 0)
+			goto out;
+		int port = switch_port_add(&s->core, &cfg);
+		if (port < 0) {
+			uplink_close(&s->uplinks[i]);
+			goto out;
+		}
+		s->clients[port] = (struct client){ .fd = s->uplinks[i].fd, .named = -1,
+						    .uplink = &s->uplinks[i] };
 	}
 	if (s->nat_on) {
 		struct nat *nat = nat_open(&s->nat_cfg);

@@ -421,6 +421,25 @@ static void nic_mac(const struct lab *lab, const struct lab_node *nd, int i, uin
 		lab_node_mac(lab->seed, nd->name, i, mac);
 }
 
+/* A parent's uplink NIC on network ni, which its inner nodes' NICs on ni
+ * reach the network through (the inner lab's switch bridges it): a MAC
+ * of its own, past those of the node's NICs. */
+static void uplink_mac(const struct lab *lab, const struct lab_node *nd, int ni, uint8_t mac[6])
+{
+	lab_node_mac(lab->seed, nd->name, LAB_MAX_NICS + ni, mac);
+}
+
+/* Whether any inner node of parent pi has a NIC on network ni. */
+static bool inner_uses_network(const struct lab_manifest *m, int pi, int ni)
+{
+	for (int i = 0; i < m->nnodes; i++)
+		if (m->nodes[i].parent == pi)
+			for (int c = 0; c < m->nodes[i].nnics; c++)
+				if (m->nodes[i].nics[c].network == ni)
+					return true;
+	return false;
+}
+
 /* Every NIC on a NAT network has an address of its own, reserved at the
  * network's DHCP server: the manifest's ip, else one derived from its MAC
  * (a hash into the pool, the next free one on a collision, in the
@@ -536,6 +555,10 @@ static int start_network(struct lab *lab, const struct lab_manifest *m, int ni,
 	if (n->vxlan[0]) {
 		argv[a++] = "--vxlan";
 		argv[a++] = (char *)n->vxlan;
+	}
+	if (n->uplink[0]) {
+		argv[a++] = "--uplink";
+		argv[a++] = (char *)n->uplink;
 	}
 	/* NICs with a VLAN or a MAC policy get a port of their own, which
 	 * their node connects to (nic_socket). */
@@ -669,6 +692,19 @@ static void yaml_quoted(FILE *f, const char *s)
 	fputc('"', f);
 }
 
+/* Whether the image at path is a qcow2 naming a backing file (which would
+ * name a file of this machine inside another). */
+static bool has_backing_file(const char *path)
+{
+	uint8_t head[16];
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	bool backed = fd >= 0 && pread(fd, head, sizeof(head), 0) == (ssize_t)sizeof(head) &&
+		      !memcmp(head, "QFI\xfb", 4) && memcmp(head + 8, "\0\0\0\0\0\0\0\0", 8);
+	if (fd >= 0)
+		close(fd);
+	return backed;
+}
+
 static int write_inner_seed(struct lab *lab, const struct lab_manifest *m, const struct lab_node *parent,
 			    const char *path)
 {
@@ -702,6 +738,21 @@ static int write_inner_seed(struct lab *lab, const struct lab_manifest *m, const
 		yaml_quoted(y, tp->cmdline);
 		fprintf(y, "\n    identity: %s\n", tp->cloud_init ? "cloud-init" : "smbios");
 	}
+	/* Each network the inner nodes use: a switch inside the parent whose
+	 * uplink is the parent's NIC on that network (by its MAC). */
+	bool any_network = false;
+	for (int ni = 0; ni < m->nnetworks; ni++) {
+		if (!inner_uses_network(m, pi, ni))
+			continue;
+		uint8_t mac[6];
+		uplink_mac(lab, parent, ni, mac);
+		if (!any_network)
+			fprintf(y, "networks:\n");
+		any_network = true;
+		fprintf(y, "  %s: {uplink: \"%02x:%02x:%02x:%02x:%02x:%02x\", dhcp: %s}\n",
+			m->networks[ni].name, mac[0], mac[1], mac[2], mac[3], mac[4], mac[5],
+			m->networks[ni].dhcp ? "true" : "false");
+	}
 	fprintf(y, "nodes:\n");
 	for (int i = 0; i < m->nnodes; i++) {
 		const struct lab_node *nd = &m->nodes[i];
@@ -710,6 +761,32 @@ static int write_inner_seed(struct lab *lab, const struct lab_manifest *m, const
 		fprintf(y, "  %s:\n    template: %s\n    memory: %lluK\n    cpus: %d\n    nested: %s\n",
 			nd->name, m->templates[nd->template].name, (unsigned long long)(nd->memory >> 10),
 			nd->cpus, nd->nested ? "true" : "false");
+		/* Their MACs are this lab's (its seed, their full names), so the
+		 * outer DHCP server's reservations and forwards know them. */
+		if (nd->nnics)
+			fprintf(y, "    nics:\n");
+		for (int c = 0; c < nd->nnics; c++) {
+			uint8_t mac[6];
+			nic_mac(lab, nd, c, mac);
+			fprintf(y, "      - {network: %s, mac: \"%02x:%02x:%02x:%02x:%02x:%02x\"}\n",
+				m->networks[nd->nics[c].network].name, mac[0], mac[1], mac[2], mac[3], mac[4],
+				mac[5]);
+		}
+		if (nd->ndisks)
+			fprintf(y, "    disks:\n");
+		for (int d = 0; d < nd->ndisks; d++) {
+			if (nd->disks[d].image[0])
+				fprintf(y, "      - {image: " INNER_DIR "/files/%s.disk%d}\n", nd->name, d + 1);
+			else
+				fprintf(y, "      - {size: %lluK}\n",
+					(unsigned long long)((nd->disks[d].size + 1023) >> 10));
+		}
+		if (nd->ndeps) {
+			fprintf(y, "    depends_on: [");
+			for (int d = 0; d < nd->ndeps; d++)
+				fprintf(y, "%s%s", d ? ", " : "", m->nodes[nd->deps[d]].name);
+			fprintf(y, "]\n");
+		}
 		if (nd->health_console[0]) {
 			fprintf(y, "    health: {console: ");
 			yaml_quoted(y, nd->health_console);
@@ -745,14 +822,7 @@ static int write_inner_seed(struct lab *lab, const struct lab_manifest *m, const
 	/* A template disk goes in whole, alone: a qcow2 one naming a backing
 	 * file would name a file of this machine. */
 	for (int t = 0; t < m->ntemplates; t++) {
-		uint8_t head[16];
-		int fd = used[t] && m->templates[t].disk[0] ? open(m->templates[t].disk, O_RDONLY | O_CLOEXEC)
-							     : -1;
-		bool backed = fd >= 0 && pread(fd, head, sizeof(head), 0) == (ssize_t)sizeof(head) &&
-			      !memcmp(head, "QFI\xfb", 4) && memcmp(head + 8, "\0\0\0\0\0\0\0\0", 8);
-		if (fd >= 0)
-			close(fd);
-		if (backed) {
+		if (used[t] && m->templates[t].disk[0] && has_backing_file(m->templates[t].disk)) {
 			log_error("lab %s: node %s: template %s's disk %s has a backing file; an inner "
 				  "node's template disk must stand alone (qemu-img convert makes one)",
 				  lab->name, parent->name, m->templates[t].name, m->templates[t].disk);
@@ -760,6 +830,15 @@ static int write_inner_seed(struct lab *lab, const struct lab_manifest *m, const
 			return -1;
 		}
 	}
+	for (int i = 0; i < m->nnodes; i++)
+		for (int d = 0; m->nodes[i].parent == pi && d < m->nodes[i].ndisks; d++)
+			if (m->nodes[i].disks[d].image[0] && has_backing_file(m->nodes[i].disks[d].image)) {
+				log_error("lab %s: node %s: disk image %s has a backing file; an inner "
+					  "node's disk image must stand alone (qemu-img convert makes one)",
+					  lab->name, m->nodes[i].name, m->nodes[i].disks[d].image);
+				free(yaml);
+				return -1;
+			}
 	char tmp[PATH_MAX];
 	path_in(lab, tmp, parent->name, ".inner.cpio.new");
 	unlink(tmp);
@@ -794,6 +873,14 @@ static int write_inner_seed(struct lab *lab, const struct lab_manifest *m, const
 			cpio_add_file(&w, name, 0644, src[k]);
 		}
 	}
+	for (int i = 0; i < m->nnodes; i++)
+		for (int d = 0; m->nodes[i].parent == pi && d < m->nodes[i].ndisks; d++) {
+			char name[LAB_NAME_MAX + 32];
+			if (!m->nodes[i].disks[d].image[0])
+				continue;
+			snprintf(name, sizeof(name), "files/%s.disk%d", m->nodes[i].name, d + 1);
+			cpio_add_file(&w, name, 0644, m->nodes[i].disks[d].image);
+		}
 	free(yaml);
 	int r = cpio_finish(&w);
 	/* A disk is whole sectors: the archive padded with zeros (cpio stops
@@ -830,8 +917,10 @@ static void yaml_string(GString *out, const char *s)
  * UUID: a new one would make cloud-init run its first boot again) and
  * hostname, the lab's ssh keys for the image's default user, and its NICs
  * by MAC, named eth0, eth1... in order; DHCP on NAT networks, where the
- * lab's DHCP server holds each NIC's address; no address on a plain
- * switch, where nothing would answer. */
+ * lab's DHCP server holds each NIC's address (and where dhcp: says so);
+ * no address on a plain switch, where nothing would answer. An uplink NIC
+ * for inner nodes is left out: no address, the inner lab's switch brings
+ * it up. */
 static int write_seed(const struct lab *lab, const struct lab_manifest *m, const struct lab_node *nd,
 		      const char *uuid, const char *path)
 {
@@ -860,7 +949,7 @@ static int write_seed(const struct lab *lab, const struct lab_manifest *m, const
 				       "  - type: physical\n    name: eth%d\n"
 				       "    mac_address: \"%02x:%02x:%02x:%02x:%02x:%02x\"\n",
 				       i, mac[0], mac[1], mac[2], mac[3], mac[4], mac[5]);
-		if (m->networks[nd->nics[i].network].nat)
+		if (m->networks[nd->nics[i].network].dhcp)
 			g_string_append(net, "    subnets: [{type: dhcp}]\n");
 	}
 	if (!nd->nnics)
@@ -912,11 +1001,11 @@ static int start_node(struct lab *lab, const struct lab_manifest *m, const struc
 	snprintf(memory, sizeof(memory), "%lluK", (unsigned long long)(nd->memory >> 10));
 	snprintf(cpus, sizeof(cpus), "%d", nd->cpus);
 	snprintf(disk, sizeof(disk), "%s", overlay);
-	char console_spec[PATH_MAX + 8], nets[LAB_MAX_NICS][PATH_MAX + 64];
+	char console_spec[PATH_MAX + 8], nets[LAB_MAX_NICS + LAB_MAX_NETWORKS][PATH_MAX + 64];
 	/* Appended to, so that a restored node's console goes on in the same
 	 * log; a started one empties it first (below). */
 	snprintf(console_spec, sizeof(console_spec), "append:%s", console);
-	char *argv[64];
+	char *argv[128];
 	int a = 0;
 	argv[a++] = "nestvm";
 	argv[a++] = "run";
@@ -975,6 +1064,22 @@ static int start_node(struct lab *lab, const struct lab_manifest *m, const struc
 		argv[a++] = "--net";
 		argv[a++] = nets[i];
 	}
+	/* After its own NICs, an uplink NIC per network its inner nodes use. */
+	json_object *uplinks = json_object_new_array();
+	for (int ni = 0, k = nd->nnics; ni < m->nnetworks; ni++) {
+		if (!inner_uses_network(m, (int)(nd - m->nodes), ni))
+			continue;
+		uint8_t mac[6];
+		uplink_mac(lab, nd, ni, mac);
+		char text[18], sock[PATH_MAX];
+		snprintf(text, sizeof(text), "%02x:%02x:%02x:%02x:%02x:%02x", mac[0], mac[1], mac[2],
+			 mac[3], mac[4], mac[5]);
+		json_object_array_add(uplinks, json_object_new_string(text));
+		path_in(lab, sock, m->networks[ni].name, ".sock");
+		snprintf(nets[k], sizeof(nets[k]), "switch=%s,mac=%s", sock, text);
+		argv[a++] = "--net";
+		argv[a++] = nets[k++];
+	}
 	argv[a++] = "--uuid";
 	argv[a++] = uuid_text;
 	argv[a++] = "--serial";
@@ -992,6 +1097,7 @@ static int start_node(struct lab *lab, const struct lab_manifest *m, const struc
 				 "on as it was (nestvm lab down then up applies the change)", lab->name,
 				 nd->name, m->path);
 		json_object_put(macs);
+		json_object_put(uplinks);
 		return 0;
 	}
 	unlink(api);
@@ -1001,6 +1107,7 @@ static int start_node(struct lab *lab, const struct lab_manifest *m, const struc
 		snprintf(what, sizeof(what), "lab %s: node %s", lab->name, nd->name);
 		if (disk_clone(what, t->disk, overlay, 0) < 0) {
 			json_object_put(macs);
+			json_object_put(uplinks);
 			return -1;
 		}
 	}
@@ -1013,15 +1120,14 @@ static int start_node(struct lab *lab, const struct lab_manifest *m, const struc
 		if ((d->image[0] ? disk_clone(what, d->image, extra[i], 0)
 				 : disk_create_qcow2(what, extra[i], d->size, NULL, NULL)) < 0) {
 			json_object_put(macs);
+			json_object_put(uplinks);
 			return -1;
 		}
 	}
-	if (nd->ninner && write_inner_seed(lab, m, nd, inner) < 0) {
+	if ((nd->ninner && write_inner_seed(lab, m, nd, inner) < 0) ||
+	    (t->cloud_init && write_seed(lab, m, nd, uuid_text, seed) < 0)) {
 		json_object_put(macs);
-		return -1;
-	}
-	if (t->cloud_init && write_seed(lab, m, nd, uuid_text, seed) < 0) {
-		json_object_put(macs);
+		json_object_put(uplinks);
 		return -1;
 	}
 	if (truncate(console, 0) < 0 && errno != ENOENT)
@@ -1029,6 +1135,7 @@ static int start_node(struct lab *lab, const struct lab_manifest *m, const struc
 	int pid = spawn(argv, log);
 	if (pid < 0) {
 		json_object_put(macs);
+		json_object_put(uplinks);
 		return -1;
 	}
 	json_object *deps = json_object_new_array();
@@ -1060,6 +1167,10 @@ static int start_node(struct lab *lab, const struct lab_manifest *m, const struc
 	json_object_object_add(st, "uuid", json_object_new_string(uuid_text));
 	json_object_object_add(st, "hostname", json_object_new_string(nd->name));
 	json_object_object_add(st, "macs", macs);
+	if (json_object_array_length(uplinks))
+		json_object_object_add(st, "uplink_macs", uplinks);
+	else
+		json_object_put(uplinks);
 	json_object_object_add(st, "console_log", json_object_new_string(console));
 	json_object_object_add(st, "api_socket", json_object_new_string(api));
 	if (t->disk[0])
@@ -1896,6 +2007,9 @@ int lab_status(const char *file, const struct lab_options *opt)
 				json_object_array_add(addresses, json_object_get(ip));
 		}
 		json_object_object_add(o, "macs", have_macs ? json_object_get(macs) : json_object_new_array());
+		json_object *uplinks;
+		if (json_object_object_get_ex(st, "uplink_macs", &uplinks))
+			json_object_object_add(o, "uplink_macs", json_object_get(uplinks));
 		json_object_object_add(o, "addresses", addresses);
 		json_object *fws;
 		json_object_object_add(o, "forwards", json_object_object_get_ex(st, "forwards", &fws)

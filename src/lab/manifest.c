@@ -29,6 +29,7 @@ struct loader {
 	yaml_node_t *nic_ip_at[LAB_MAX_NODES][LAB_MAX_NICS];
 	yaml_node_t *nic_mac_at[LAB_MAX_NODES][LAB_MAX_NICS];
 	yaml_node_t *health_tcp_at[LAB_MAX_NODES];
+	yaml_node_t *inner_deps[LAB_MAX_NODES]; /* an inner node's depends_on: */
 	yaml_node_t *defaults; /* the defaults: mapping, applied to every node first */
 };
 
@@ -343,6 +344,7 @@ static void load_network(struct loader *l, yaml_node_t *key, yaml_node_t *map)
 		return; /* "lan:" alone: a plain switch */
 	if (!is_map(l, map, name))
 		return;
+	bool dhcp_given = false;
 	yaml_node_t *k, *v;
 	FOR_PAIRS(l, map, k, v) {
 		const char *f = scalar(k);
@@ -360,11 +362,23 @@ static void load_network(struct loader *l, yaml_node_t *key, yaml_node_t *map)
 			load_forwards(l, n, v);
 		} else if (f && !strcmp(f, "vxlan")) {
 			load_vxlan(l, n, v);
+		} else if (f && !strcmp(f, "uplink")) {
+			string_value(l, v, "uplink", n->uplink, sizeof(n->uplink));
+			uint8_t mac[6];
+			if (!l->failed && parse_mac(n->uplink, mac) < 0 &&
+			    (strlen(n->uplink) >= 16 || strpbrk(n->uplink, "/: \t") || !n->uplink[0]))
+				fail_at(l, v, "uplink: expected a network interface's name (up to 15 "
+					"characters) or MAC address");
+		} else if (f && !strcmp(f, "dhcp")) {
+			n->dhcp = bool_value(l, v, "dhcp");
+			dhcp_given = true;
 		} else {
-			fail_at(l, k, "unknown key '%s' in network %s (expected nat, forwards, vxlan)",
-				f ? f : "?", name);
+			fail_at(l, k, "unknown key '%s' in network %s (expected nat, forwards, vxlan, "
+				"uplink, dhcp)", f ? f : "?", name);
 		}
 	}
+	if (!dhcp_given)
+		n->dhcp = n->nat;
 	if (!l->failed && n->nforwards && !n->nat)
 		fail_at(l, key, "network %s: forwards go through a NAT; give it nat: too", name);
 }
@@ -628,9 +642,47 @@ static void load_nodes(struct loader *l, yaml_node_t *nodes)
 	}
 }
 
+/* An inner node's depends_on: its siblings (inner nodes of the same
+ * parent), by their own names (vm1) or their full ones (hv1-vm1): the
+ * inner lab starts them in that order inside the parent. */
+static void load_inner_deps(struct loader *l, int index)
+{
+	struct lab_manifest *m = l->m;
+	struct lab_node *nd = &m->nodes[index];
+	const struct lab_node *parent = &m->nodes[nd->parent];
+	yaml_node_t *deps = l->inner_deps[index], *d;
+	if (!is_list(l, deps, "depends_on: expected a list of node names"))
+		return;
+	FOR_ITEMS(l, deps, d) {
+		char dn[LAB_MAX_NODES][LAB_NAME_MAX + 1];
+		int count = scalar(d) ? expand(scalar(d), dn, LAB_MAX_NODES) : -1;
+		if (count <= 0) {
+			fail_at(l, d, "depends_on: '%s' names no node", scalar(d) ? scalar(d) : "?");
+			return;
+		}
+		for (int j = 0; j < count; j++) {
+			char full[2 * LAB_NAME_MAX + 2];
+			snprintf(full, sizeof(full), "%.32s-%.32s", parent->name, dn[j]);
+			int target = find(full, m->nodes, sizeof(struct lab_node), m->nnodes);
+			if (target < 0 || m->nodes[target].parent != nd->parent)
+				target = find(dn[j], m->nodes, sizeof(struct lab_node), m->nnodes);
+			if (target < 0 || m->nodes[target].parent != nd->parent) {
+				fail_at(l, d, "depends_on: %s is not an inner node of %s (an inner node "
+					"depends only on its siblings)", dn[j], parent->name);
+				return;
+			}
+			if (nd->ndeps < LAB_MAX_DEPS) {
+				l->dep_at[index][nd->ndeps] = d;
+				nd->deps[nd->ndeps++] = target;
+			}
+		}
+	}
+}
+
 /* The inner nodes under each node's inner: (after every top-level node,
  * so that those keep the indexes load_deps counts): nodes named
- * PARENT-NAME, which the parent runs; one level, no NICs or depends_on. */
+ * PARENT-NAME, which the parent runs; one level. Their NICs join the
+ * lab's networks through an uplink NIC of their parent's (lab.c). */
 static void load_inner(struct loader *l, yaml_node_t *nodes)
 {
 	struct lab_manifest *m = l->m;
@@ -691,16 +743,22 @@ static void load_inner(struct loader *l, yaml_node_t *nodes)
 					total += nd->memory;
 					yaml_node_t *fk, *fv;
 					FOR_PAIRS(l, imap, fk, fv) {
-						(void)fv;
 						const char *f = scalar(fk);
-						if (f && (!strcmp(f, "nics") || !strcmp(f, "disks") || !strcmp(f, "depends_on") ||
-							  !strcmp(f, "inner")))
-							fail_at(l, fk, "inner node %s: %s is not supported for inner "
-								"nodes (one level, started together, no NICs or extra disks)", full, f);
+						if (f && !strcmp(f, "inner"))
+							fail_at(l, fk, "inner node %s: inner nodes of an inner node are "
+								"not supported (one level)", full);
+						if (f && !strcmp(f, "depends_on"))
+							l->inner_deps[m->nnodes - 1] = fv;
 					}
+					for (int c = 0; c < nd->nnics && !l->failed; c++)
+						if (nd->nics[c].vlan || nd->nics[c].policy[0])
+							fail_at(l, ik, "inner node %s: its NICs reach their networks "
+								"through its parent's uplink, untagged: no vlan or "
+								"policy there", full);
 					if (!l->failed && nd->health_tcp)
-						fail_at(l, ik, "inner node %s: health: tcp needs a forward, which "
-							"inner nodes have not", full);
+						fail_at(l, ik, "inner node %s: health: tcp is not for inner nodes "
+							"(the lab inside their parent checks them, and has no "
+							"forwards): use health: console", full);
 				}
 			}
 			/* Room for the parent's own system too: a quarter of its memory. */
@@ -711,6 +769,9 @@ static void load_inner(struct loader *l, yaml_node_t *nodes)
 					(unsigned long long)(parent->memory >> 20));
 		}
 	}
+	for (int i = ntop; i < m->nnodes && !l->failed; i++)
+		if (l->inner_deps[i])
+			load_inner_deps(l, i);
 }
 
 /* depends_on: names or ranges of other nodes. */

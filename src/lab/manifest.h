@@ -62,6 +62,14 @@ struct lab_network {
 	/* vxlan: an uplink joining this network to a switch elsewhere (another
 	 * lab, another host): the switch's --vxlan spec, "" if none. */
 	char vxlan[160];
+	/* uplink: the switch joins a network interface of the machine it runs
+	 * on (its name or MAC; the switch's --uplink, needing CAP_NET_RAW):
+	 * how an inner lab's network reaches its parent's. "" if none. */
+	char uplink[24];
+	/* Whether its nodes' cloud-init network-config asks for DHCP on it:
+	 * dhcp:, by default true on a NAT network (whose DHCP server holds
+	 * each NIC's address) and false on a plain switch. */
+	bool dhcp;
 	bool nat;
 	char subnet[32]; /* with nat: "A.B.C.D/N"; "" for the switch's default */
 	uint32_t net;    /* with nat: the subnet (the default's too), host byte order */

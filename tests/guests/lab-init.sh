@@ -26,7 +26,8 @@ cat > /tmp/udhcpc.sh <<- 'SH'
 SH
 chmod +x /tmp/udhcpc.sh
 udhcpc -i eth0 -n -q -t 10 -T 3 -s /tmp/udhcpc.sh > /dev/null 2>&1
-echo "V: host=$(hostname) uuid=$(cat $id/product_uuid) mac=$(cat /sys/class/net/eth0/address) lease=$(ip -4 -o addr show eth0 | awk '{ print $4 }')"
+disks=$(for b in /sys/block/vd*; do [ -e "$b" ] && printf '%s:%s,' "${b##*/}" "$(cat "$b/size")"; done)
+echo "V: host=$(hostname) uuid=$(cat $id/product_uuid) mac=$(cat /sys/class/net/eth0/address) lease=$(ip -4 -o addr show eth0 | awk '{ print $4 }') disks=$disks"
 # (busybox nc -ll -e: one listener for every connection, never a moment
 # without one; each connection gets the banner from a script)
 printf '#!/bin/sh\necho SSH-2.0-nestvm-lab-%s\n' "$(hostname)" > /tmp/banner
@@ -41,7 +42,10 @@ for b in /sys/block/vd*; do
 	(cd /run/nestvm-lab && cpio -id < "/dev/${b##*/}" 2> /dev/null)
 	sh /run/nestvm-lab/up.sh
 	for c in /run/nestvm-lab/state/*/*.console; do
-		[ -f "$c" ] && echo "V: inner $(basename "$c" .console) $(grep -a '^count ' "$c" | tail -n 1)"
+		[ -f "$c" ] || continue
+		n=$(basename "$c" .console)
+		grep -aq '^count ' "$c" && echo "V: inner $n $(grep -a '^count ' "$c" | tail -n 1)"
+		grep -aq '^V: host=' "$c" && echo "V: inner-said $n $(grep -a '^V: host=' "$c" | head -n 1 | cut -c4- | tr -d '\r')"
 	done
 done
 (

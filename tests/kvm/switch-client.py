@@ -220,6 +220,47 @@ def vxlan(path_a, path_b, vxlan_port_b):
     print("other VNI delivered:", recv(b, 1) is not None)
 
 
+def checksum(data):
+    if len(data) % 2:
+        data += b"\0"
+    total = sum(struct.unpack(">%dH" % (len(data) // 2), data))
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    return ~total & 0xFFFF
+
+
+def uplink(path, peer_ip, my_ip):
+    """A client of a switch whose uplink is a veth device: ARP for the
+    Linux host at the other end of the veth pair, then ping it; its
+    kernel's answers come back through the uplink."""
+    s = conn(path)
+    time.sleep(0.3)
+    peer, me = socket.inet_aton(peer_ip), socket.inet_aton(my_ip)
+    arp = struct.pack(">HHBBH", 1, 0x0800, 6, 4, 1) + mac(A) + me + bytes(6) + peer
+    send(s, mac(BCAST) + mac(A) + b"\x08\x06" + arp.ljust(46, b"\0"))
+    peer_mac = None
+    end = time.time() + 5
+    while time.time() < end and not peer_mac:
+        got = recv(s, 1)
+        if got and got[12:14] == b"\x08\x06" and got[20:22] == b"\x00\x02" and got[28:32] == peer:
+            peer_mac = got[22:28]
+    print("arp reply:", peer_mac is not None)
+    if not peer_mac:
+        return
+    icmp = struct.pack(">BBHHH", 8, 0, 0, 0x4e56, 1) + b"nestvm-uplink"
+    icmp = icmp[:2] + struct.pack(">H", checksum(icmp)) + icmp[4:]
+    ip = struct.pack(">BBHHHBBH4s4s", 0x45, 0, 20 + len(icmp), 1, 0, 64, 1, 0, me, peer)
+    ip = ip[:10] + struct.pack(">H", checksum(ip)) + ip[12:]
+    send(s, peer_mac + mac(A) + b"\x08\x00" + ip + icmp)
+    echoed = False
+    end = time.time() + 5
+    while time.time() < end and not echoed:
+        got = recv(s, 1)
+        echoed = bool(got and got[12:14] == b"\x08\x00" and got[23] == 1 and got[34] == 0 and
+                      b"nestvm-uplink" in got)
+    print("ping reply:", echoed)
+
+
 def dhcp_packet(client, kind, xid, requested=None, server=None):
     """A DHCP DISCOVER (1) or REQUEST (3) from MAC client, broadcast."""
     opts = bytes([53, 1, kind])
@@ -317,6 +358,10 @@ if scenario == "dhcp":
     sys.exit(0)
 if scenario == "vxlan":
     vxlan(sys.argv[3], sys.argv[4], sys.argv[5])
+    status(API)
+    sys.exit(0)
+if scenario == "uplink":
+    uplink(sys.argv[3], sys.argv[4], sys.argv[5])
     status(API)
     sys.exit(0)
 if scenario == "reply":

@@ -16,6 +16,10 @@ teardown() {
 		kill "$SWITCH" 2> /dev/null
 		wait "$SWITCH" || true
 	fi
+	local ns
+	for ns in ${UPLINK_NETNS:-}; do
+		ip netns del "$ns" 2> /dev/null || true
+	done
 }
 
 # status_field PYTHON-EXPRESSION: evaluates it on the STATUS line of $output

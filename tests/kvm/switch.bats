@@ -2,7 +2,8 @@
 # nestvm switch with raw frame clients (tests/kvm/switch-client.py speaks
 # QEMU's stream framing): flooding, learning, a 9000-byte frame, a strict
 # port's spoofing guard, hostile framing, a client that never reads, the
-# control API, two switches over VXLAN, and bad options. No guest and no
+# control API, two switches over VXLAN, an uplink onto a veth device, and
+# bad options. No guest and no
 # /dev/kvm needed: where tier 1 runs in the lab host, this runs on the
 # machine itself, beside it (tests/run-all). Guests on a switch:
 # switch-guests.bats.
@@ -126,6 +127,36 @@ load switch-helpers
 	[ "$(status_field '[m["port"] for m in s["macs"] if m["mac"] == "52:54:00:00:00:0b"]')" = "['vxlan0']" ]
 }
 
+@test "switch: an uplink onto a network interface (a veth pair between two network namespaces): the Linux host at its other end answers ARP and ping" {
+	[ "$(id -u)" -eq 0 ] || skip "needs root for network namespaces and a packet socket"
+	local na=nestvm-upa-$$ nb=nestvm-upb-$$ peer_mac
+	ip netns add $na || skip "cannot create a network namespace here"
+	UPLINK_NETNS="$na $nb"
+	ip netns add $nb
+	ip link add upa0 netns $na type veth peer name upb0 netns $nb
+	ip -n $nb addr add 169.254.77.1/24 dev upb0
+	ip -n $nb link set upb0 up
+	# found by its MAC; down until the switch brings it up
+	peer_mac=$(ip -n $na -o link show upa0 | grep -o 'link/ether [0-9a-f:]*' | cut -d' ' -f2)
+	SW=$BATS_TEST_TMPDIR/sw API=$BATS_TEST_TMPDIR/api
+	ip netns exec $na "$NESTVM" switch --socket "$SW" --api-socket "$API" --uplink "$peer_mac" \
+		2> "$BATS_TEST_TMPDIR/switch.err" &
+	SWITCH=$!
+	for _ in $(seq 50); do [ -S "$API" ] && break; sleep 0.1; done
+	run timeout 60 python3 "$CLIENT" uplink "$API" "$SW" 169.254.77.1 169.254.77.2
+	echo "$output"
+	cat "$BATS_TEST_TMPDIR/switch.err"
+	[ "$status" -eq 0 ]
+	[[ $output == *"arp reply: True"* ]]
+	[[ $output == *"ping reply: True"* ]]
+	[ "$(status_field 'port("uplink0")["interface"]')" = upa0 ]
+	[ "$(status_field 'port("uplink0")["rx_frames"] >= 2 and port("uplink0")["tx_frames"] >= 2')" = True ]
+	ip -n $na -d link show upa0 | grep -q 'promiscuity 1'
+	ip -n $na -o link show upa0 | grep -q ',UP'
+	# the veth's MAC behind the uplink in the switch's table
+	[ "$(status_field '[m["port"] for m in s["macs"] if m["mac"] != "52:54:00:00:00:0a"]')" = "['uplink0']" ]
+}
+
 @test "switch: bad options are refused with one line" {
 	run --separate-stderr "$NESTVM" switch
 	assert_one_line_error "switch: --socket PATH is required"
@@ -141,6 +172,10 @@ load switch-helpers
 	assert_one_line_error "--vxlan 127.0.0.1:4789: vni=N is required"
 	run --separate-stderr "$NESTVM" switch --socket "$BATS_TEST_TMPDIR/s" --vxlan host.example:4789,vni=1
 	assert_one_line_error "expected REMOTE:PORT,vni=N"
+	run --separate-stderr "$NESTVM" switch --socket "$BATS_TEST_TMPDIR/s" --uplink nosuch-if0
+	assert_one_line_error "--uplink nosuch-if0: no such network interface (give its name or its MAC)"
+	run --separate-stderr "$NESTVM" switch --socket "$BATS_TEST_TMPDIR/s" --uplink 02:00:00:00:be:ef
+	assert_one_line_error "--uplink 02:00:00:00:be:ef: no network interface has that MAC address"
 	run --separate-stderr "$NESTVM" switch --socket "$BATS_TEST_TMPDIR/s" --bogus 1
 	assert_one_line_error "switch: unknown option '--bogus'"
 }

@@ -26,19 +26,21 @@ templates:
 networks:
   lan:
     nat: 169.254.90.0/24
-    forwards: [{node: jump, port: 22, host_port: 6122}]
+    forwards: [{node: jump, port: 22, host_port: 6122}, {node: hv1-net, port: 22, host_port: 6124}]
 nodes:
   jump: {template: node, memory: 160M, nics: [{network: lan, ip: 169.254.90.40}],
          health: {tcp: 22}}
   hv1:
     template: node
-    memory: 384M
+    memory: 448M
     nested: true
     depends_on: [jump]
     nics: [{network: lan}]
     health: {console: "V: ready"}
     inner:
       vm: {template: tiny, memory: 32M, health: {console: "count 2"}}
+      net: {template: node, memory: 160M, depends_on: [vm], nics: [{network: lan}],
+            disks: [{size: 8M}], health: {console: "V: ready"}}
 YAML
 lab() { # lab ACTION [ARGS...]: as nobody
 	$as ./nestvm lab "$1" "$dir/lab.yaml" --state-dir "$st" "${@:2}"
@@ -51,7 +53,7 @@ flat() { tr '\n' '|' | tr ' ' _; }
 # --- up: jump healthy once its port 22 answers through the forward, then
 # hv1 once its console says ready
 start=$SECONDS
-up=$(lab up --timeout 240 2> "$dir/up.err")
+up=$(lab up --timeout 480 2> "$dir/up.err")
 up_status=$?
 echo "RESULT up status=$up_status seconds=$((SECONDS - start)) out=$(echo "$up" | flat) err=$(flat < "$dir/up.err")"
 
@@ -89,6 +91,26 @@ print("%s:%s" % ("+".join(n.get("inner", [])), n.get("inner_state")))' "$dir/sta
 # --- the forward: jump's greeting on the lab host's port 6122
 greeting=$( (sleep 2) | timeout 20 busybox nc 127.0.0.1 6122 2> /dev/null | tr -d '\r' | head -n 1)
 echo "RESULT forward got=$greeting"
+
+# --- the inner Linux node on the lab's network, through hv1's uplink NIC:
+# its DHCP lease from the lab's NAT (the address the lab reserved for its
+# MAC), its extra disk, the order the inner lab started it in, and its
+# greeting through a forward of the lab (L0 > NAT > hv1 > L3)
+said=$(grep -a '^V: inner-said hv1-net ' "$st/tier2/hv1.console" | head -n 1 | tr -d '\r' | cut -d' ' -f4-)
+mac=$(echo "$said" | tr ' ' '\n' | sed -n 's/^mac=//p')
+reserved=$(./nestvm ctl "$st/tier2/lan.switch-api" status 2> /dev/null | python3 -c '
+import json, sys
+mac, nat = sys.argv[1], json.load(sys.stdin).get("nat", {})
+def ips(what):
+    return "+".join(l.get("ip", "?") for l in nat.get(what, []) if l.get("mac") == mac) or "none"
+print("%s,leased=%s" % (ips("reservations"), ips("leases")))' "$mac")
+order=$(grep -a '^hv1-[a-z]*: up' "$st/tier2/hv1.console" | tr -d '\r' | cut -d: -f1 | tr '\n' ,)
+inner_greeting=$( (sleep 2) | timeout 30 busybox nc 127.0.0.1 6124 2> /dev/null | tr -d '\r' | head -n 1)
+uplinks=$(python3 -c '
+import json, sys
+n = [n for n in json.load(open(sys.argv[1]))["nodes"] if n["name"] == "hv1"][0]
+print("+".join(n.get("uplink_macs", [])) or "none")' "$dir/status2.json")
+echo "RESULT innernet said=$(echo "$said" | tr ' ' _) reserved=$reserved order=$order uplinks=$uplinks got=$inner_greeting"
 
 # --- snapshot: both nodes saved at one moment, then restored going on
 before=$(last "$st/tier2/hv1.console")

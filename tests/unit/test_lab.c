@@ -240,7 +240,18 @@ static void bad_manifests_say_where(void **state)
 	BAD("nodes:\n  a: {template: tiny, nested: true, memory: 256M, inner: {b: {template: tiny, memory: 200M}}}\n",
 	    "5:58", "need 200 MiB, more than three quarters of its 256 MiB");
 	BAD("nodes:\n  a: {template: tiny, nested: true, inner: {b: {template: tiny, memory: 32M, depends_on: [a]}}}\n",
-	    "5:78", "depends_on is not supported for inner nodes");
+	    "5:91", "depends_on: a is not an inner node of a (an inner node depends only on its siblings)");
+	BAD("nodes:\n  a: {template: tiny, nested: true, inner: {b: {template: tiny, memory: 32M, depends_on: [c]},\n"
+	    "    c: {template: tiny, memory: 32M, depends_on: [a-b]}}}\n",
+	    "6:51", "depend on each other (a cycle)");
+	BAD("nodes:\n  a: {template: tiny, nested: true, inner: {b: {template: tiny, memory: 32M, inner: {}}}}\n",
+	    "5:78", "inner nodes of an inner node are not supported");
+	BAD("networks: {lan: {}}\nnodes:\n  a: {template: tiny, nested: true, inner: {b: {template: tiny, memory: 32M,\n"
+	    "    nics: [{network: lan, vlan: 5}]}}}\n", "6:45", "no vlan or policy there");
+	BAD("networks: {lan: {uplink: 'eth0/1'}}\nnodes:\n  a: {template: tiny}\n", "4:26",
+	    "uplink: expected a network interface's name");
+	BAD("networks: {lan: {dhcp: maybe}}\nnodes:\n  a: {template: tiny}\n", "4:24",
+	    "dhcp: expected true or false");
 	BAD("nodes:\n  a: {template: tiny, nested: true, inner: {b: {template: tiny, memory: 32M}}}\n  a-b: {template: tiny}\n",
 	    "5:45", "node a-b is declared twice");
 	BAD("nodes:\n  a: {template: tiny, nested: true, inner: {b: {template: big}}}\n", "5:59",
@@ -292,8 +303,6 @@ static void bad_manifests_say_where(void **state)
 	BAD("nodes:\n  a: {template: tiny, disks: [{size: 1G}, {size: 1G}, {size: 1G}, {size: 1G}, {size: 1G}]}\n",
 	    "5:79", "more than 4 extra disks");
 	BAD("nodes:\n  a: {template: tiny, disks: {size: 1G}}\n", "5:30", "disks: expected a list");
-	BAD("nodes:\n  a: {template: tiny, nested: true, inner: {b: {template: tiny, memory: 32M, disks: []}}}\n",
-	    "5:78", "disks is not supported for inner nodes");
 #undef BAD
 }
 
@@ -354,6 +363,44 @@ static void wiring_vlans_vxlan_and_disks(void **state)
 	assert_int_equal(m->nodes[0].ndisks, 2);
 	assert_int_equal(m->nodes[0].disks[0].size, 2ULL << 30);
 	assert_string_equal(m->nodes[0].disks[1].image, "/data.qcow2");
+	assert_false(m->networks[0].dhcp);
+	free(m);
+
+	/* inner nodes with NICs on the lab's networks, disks and an order;
+	 * uplink and dhcp as an inner lab's manifest has them */
+	m = load_ok("name: deep\n"
+		    "templates: {tiny: {kernel: /k}}\n"
+		    "networks:\n"
+		    "  lan: {nat: 169.254.88.0/24, forwards: [{node: hv-db, port: 22, host_port: 2201}]}\n"
+		    "  up: {uplink: '02:00:00:00:00:09', dhcp: true}\n"
+		    "  dev: {uplink: eth1}\n"
+		    "nodes:\n"
+		    "  hv:\n"
+		    "    template: tiny\n"
+		    "    nested: true\n"
+		    "    memory: 512M\n"
+		    "    inner:\n"
+		    "      web: {template: tiny, memory: 64M, depends_on: [db], nics: [{network: lan, ip: 169.254.88.50}]}\n"
+		    "      db: {template: tiny, memory: 64M, nics: [{network: lan}], disks: [{size: 1G}]}\n"
+		    "      cache: {template: tiny, memory: 32M, depends_on: [hv-db, web]}\n");
+	assert_true(m->networks[0].dhcp);
+	assert_string_equal(m->networks[1].uplink, "02:00:00:00:00:09");
+	assert_true(m->networks[1].dhcp);
+	assert_string_equal(m->networks[2].uplink, "eth1");
+	assert_false(m->networks[2].dhcp);
+	assert_string_equal(m->nodes[1].name, "hv-web");
+	assert_int_equal(m->nodes[1].nnics, 1);
+	assert_int_equal(m->nodes[1].nics[0].ip, 0xa9fe5832);
+	assert_int_equal(m->nodes[1].ndeps, 1);
+	assert_int_equal(m->nodes[1].deps[0], 2);
+	assert_int_equal(m->nodes[2].ndisks, 1);
+	assert_int_equal(m->nodes[3].ndeps, 2);
+	assert_int_equal(m->networks[0].forwards[0].node, 2);
+	/* db before web before cache */
+	int at[4];
+	for (int i = 0; i < m->nnodes; i++)
+		at[m->order[i]] = i;
+	assert_true(at[2] < at[1] && at[1] < at[3]);
 	free(m);
 }
 
