@@ -30,5 +30,7 @@ int cmd_switch(int argc, char **argv);
 int cmd_disk(int argc, char **argv);
 int cmd_lab(int argc, char **argv);
 int cmd_template(int argc, char **argv);
+/* nestvm template build busybox ARGS (cli/template_busybox.c) */
+int template_build_busybox(int argc, char **argv);
 
 #endif

@@ -102,6 +102,7 @@ static void usage(FILE *out)
 {
 	fprintf(out,
 		"usage: nestvm template build debian [OPTIONS] DIR\n"
+		"       nestvm template build busybox [OPTIONS] DIR (its own --help)\n"
 		"  Builds a Debian lab template into DIR with mmdebstrap: vmlinuz, initrd.img,\n"
 		"  disk.qcow2 and template.yaml (the lines for a lab file's templates:).\n"
 		"  systemd, openssh-server, cloud-init and this nestvm inside; sealed (no\n"
@@ -453,8 +454,11 @@ int cmd_template(int argc, char **argv)
 		usage(stdout);
 		return 0;
 	}
+	if (argc >= 3 && !strcmp(argv[1], "build") && !strcmp(argv[2], "busybox"))
+		return template_build_busybox(argc - 3, argv + 3);
 	if (argc < 3 || strcmp(argv[1], "build") || strcmp(argv[2], "debian")) {
-		log_error("template: expected 'build debian [OPTIONS] DIR' (see 'nestvm template --help')");
+		log_error("template: expected 'build debian|busybox [OPTIONS] DIR' (see 'nestvm "
+			  "template --help')");
 		return CLI_EXIT_USAGE;
 	}
 	struct debian_options o = { .suite = "bookworm", .mirror = "http://deb.debian.org/debian",

@@ -336,8 +336,20 @@ assert "d.eth0" not in p, p
 	run --separate-stderr "$NESTVM" template build debian --include 'a b' "$t/tpl"
 	assert_one_line_error "--include a b: expected package names"
 	run --separate-stderr "$NESTVM" template build fedora "$t/tpl"
-	assert_one_line_error "template: expected 'build debian "
+	assert_one_line_error "template: expected 'build debian|busybox "
 	run --separate-stderr "$NESTVM" template build debian --colour "$t/tpl"
 	assert_one_line_error "template: unknown option --colour"
+	run --separate-stderr "$NESTVM" template build busybox --kernel-dir "$t/nokernel" "$t/tpl"
+	assert_one_line_error "template: --kernel-dir $t/nokernel: expected one boot/vmlinuz-*"
+	mkdir -p "$t/k/boot" && : > "$t/k/boot/vmlinuz-6.1.0-test"
+	run --separate-stderr "$NESTVM" template build busybox --kernel-dir "$t/k" --busybox /nonexistent/busybox "$t/tpl"
+	assert_one_line_error "template: --busybox /nonexistent/busybox: No such file or directory"
+	printf '#!/bin/sh\n' > "$t/script"
+	run --separate-stderr "$NESTVM" template build busybox --kernel-dir "$t/k" --busybox "$t/script" "$t/tpl"
+	assert_one_line_error "template: --busybox $t/script: not a static busybox"
+	run --separate-stderr "$NESTVM" template build busybox --kernel-dir "$t/k" "$t/tpl"
+	assert_one_line_error "template: module virtio_pci not found under $t/k/lib/modules/6.1.0-test/kernel"
+	run --separate-stderr "$NESTVM" template build busybox
+	assert_one_line_error "template: give the directory to build into"
 	[ ! -e "$t/tpl" ]
 }

@@ -17,12 +17,19 @@ as="setpriv --reuid=65534 --regid=$(stat -c %g /dev/kvm) --clear-groups --inh-ca
 # shared 9p directory does not carry the image locks between processes).
 qemu-img create -q -f qcow2 /tmp/tpl.qcow2 16M
 chmod 644 /tmp/tpl.qcow2
+# The busybox template (nestvm template build busybox), built, then found
+# up to date
+bbt=/tmp/busybox-template
+first=$(./nestvm template build busybox $bbt 2>&1)
+second=$(./nestvm template build busybox $bbt 2>&1)
+echo "RESULT bbtemplate first=$(echo "$first" | tr '\n' '|' | tr ' ' _) second=$(echo "$second" | tr '\n' '|' | tr ' ' _) files=$(ls $bbt | tr '\n' ,)"
 cat > "$dir/lab.yaml" <<YAML
 name: tier2
 templates:
   node: {kernel: $PWD/$kernel, initrd: $dir/lab.cpio, disk: /tmp/tpl.qcow2,
          cmdline: "console=ttyS0 quiet panic=-1"}
   tiny: {kernel: $PWD/build/guest/testguest.elf, cmdline: "test=count"}
+  busybox: {kernel: $bbt/vmlinuz, initrd: $bbt/initrd.img, cmdline: "console=ttyS0 quiet panic=-1"}
 networks:
   lan:
     nat: 169.254.90.0/24
@@ -41,6 +48,8 @@ nodes:
       vm: {template: tiny, memory: 32M, health: {console: "count 2"}}
       net: {template: node, memory: 160M, depends_on: [vm], nics: [{network: lan}],
             disks: [{size: 8M}], health: {console: "V: ready"}}
+  bb: {template: busybox, memory: 128M, depends_on: [hv1], nics: [{network: lan}],
+       health: {console: "nestvm-node: ready"}}
 YAML
 lab() { # lab ACTION [ARGS...]: as nobody
 	$as ./nestvm lab "$1" "$dir/lab.yaml" --state-dir "$st" "${@:2}"
@@ -68,6 +77,8 @@ d = sys.argv[1]
 s = json.load(open(d + "/status.json"))
 out = []
 for n in s["nodes"]:
+    if n["name"] == "bb":
+        continue
     said = dict(kv.split("=", 1) for kv in open("%s/%s.said" % (d, n["name"])).read().split())
     out.append("%s:state=%s,uuid=%s,mac=%s,lease=%s,addresses=%s,forwards=%s,host=%s,uid=%s" % (
         n["name"], n["state"],
@@ -91,6 +102,14 @@ print("%s:%s" % ("+".join(n.get("inner", [])), n.get("inner_state")))' "$dir/sta
 # --- the forward: jump's greeting on the lab host's port 6122
 greeting=$( (sleep 2) | timeout 20 busybox nc 127.0.0.1 6122 2> /dev/null | tr -d '\r' | head -n 1)
 echo "RESULT forward got=$greeting"
+
+# --- the busybox template's node: its name and DHCP address, as status has them
+bbsaid=$(grep -a '^nestvm-node: bb address ' "$st/tier2/bb.console" | head -n 1 | tr -d '\r' | cut -d' ' -f4)
+bbstatus=$(python3 -c '
+import json, sys
+n = [n for n in json.load(open(sys.argv[1]))["nodes"] if n["name"] == "bb"][0]
+print("%s,%s" % (n["state"], "+".join(n["addresses"]) or "none"))' "$dir/status2.json")
+echo "RESULT bbnode said=$bbsaid status=$bbstatus ready=$(grep -ac '^nestvm-node: ready' "$st/tier2/bb.console")"
 
 # --- the inner Linux node on the lab's network, through hv1's uplink NIC:
 # its DHCP lease from the lab's NAT (the address the lab reserved for its

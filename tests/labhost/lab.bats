@@ -14,6 +14,8 @@
 #     the fixed address and the derived one, the forward;
 #   - snapshot save and restore: both nodes go on from the save, the
 #     forward works again;
+#   - the busybox template (nestvm template build busybox): built, cached,
+#     a node of it (after hv1) up with its name and DHCP address;
 #   - down: in reverse dependency order, each powered off by its ACPI
 #     button; no process or socket left.
 bats_require_minimum_version 1.5.0
@@ -34,12 +36,12 @@ teardown_file() {
 	rm -rf "$RUN_DIR"
 }
 
-@test "lab up as nobody: jump healthy through its TCP forward, then hv1 by its console line" {
+@test "lab up as nobody: jump healthy through its TCP forward, then hv1 by its console line, then bb" {
 	local line
 	line=$(result up)
 	echo "$line"
 	[ "$(field "$line" status)" = 0 ]
-	[ "$(field "$line" out)" = "jump:_up|hv1:_up|" ]
+	[ "$(field "$line" out)" = "jump:_up|hv1:_up|bb:_up|" ]
 }
 
 @test "lab status: each node's UUID, MAC, hostname and DHCP address are what the guest sees; fixed and derived addresses; the forward; nobody runs them" {
@@ -105,12 +107,26 @@ teardown_file() {
 	[ "$(field "$line" forward-again)" = "SSH-2.0-nestvm-lab-jump" ]
 }
 
-@test "lab down: hv1 then jump, each powered off by its button; nothing left behind" {
+@test "nestvm template build busybox: built (and timed), then found up to date; a node of it takes its name and DHCP address and says it is ready" {
+	local line
+	line=$(result bbtemplate)
+	echo "$line"
+	[[ $(field "$line" first) =~ ^template:_built_/tmp/busybox-template_in_[0-9.]+_s_\(kernel_.*,_16_modules ]]
+	[[ $(field "$line" second) == "template:_/tmp/busybox-template_is_up_to_date_"* ]]
+	[ "$(field "$line" files)" = "initrd.img,recipe,template.yaml,vmlinuz," ]
+	line=$(result bbnode)
+	echo "$line"
+	[[ $(field "$line" said) == 169.254.90.*/24 ]]
+	[ "$(field "$line" status)" = "running,$(field "$line" said | cut -d/ -f1)" ]
+	[ "$(field "$line" ready)" = 1 ]
+}
+
+@test "lab down: bb, hv1, then jump, each powered off by its button; nothing left behind" {
 	local line
 	line=$(result down)
 	echo "$line"
 	[ "$(field "$line" status)" = 0 ]
-	[ "$(field "$line" out)" = "hv1:_down_(powered_off)|jump:_down_(powered_off)|" ]
+	[ "$(field "$line" out)" = "bb:_down_(powered_off)|hv1:_down_(powered_off)|jump:_down_(powered_off)|" ]
 	[ "$(field "$line" processes)" = 0 ]
 	[ "$(field "$line" sockets)" = 0 ]
 }
