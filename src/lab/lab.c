@@ -497,11 +497,11 @@ static void ip_text(uint32_t a, char out[16])
 	snprintf(out, 16, "%u.%u.%u.%u", a >> 24, a >> 16 & 255, a >> 8 & 255, a & 255);
 }
 
-/* Whether a NIC has a port of its own on its network's switch (a VLAN or
- * a MAC policy); others connect to the switch's shared socket. */
+/* Whether a NIC has a port of its own on its network's switch (a VLAN, a
+ * trunk or a MAC policy); others connect to the switch's shared socket. */
 static bool nic_has_port(const struct lab_nic *nic)
 {
-	return nic->vlan || nic->policy[0];
+	return nic->vlan || nic->policy[0] || nic->trunk_lo;
 }
 
 /* The socket a node's NIC connects to: its own port's (NETWORK.sock.
@@ -580,10 +580,13 @@ static int start_network(struct lab *lab, const struct lab_manifest *m, int ni,
 			}
 			uint8_t mac[6];
 			nic_mac(lab, &m->nodes[i], c, mac);
-			snprintf(text[t], ARG_TEXT, "%s.eth%d,vlan=%u,policy=%s,mac=%02x:%02x:%02x:%02x:%02x:%02x",
+			char trunk[24] = "";
+			if (nic->trunk_lo)
+				snprintf(trunk, sizeof(trunk), ",trunk=%u-%u", nic->trunk_lo, nic->trunk_hi);
+			snprintf(text[t], ARG_TEXT, "%s.eth%d,vlan=%u,policy=%s,mac=%02x:%02x:%02x:%02x:%02x:%02x%s",
 				 m->nodes[i].name, c, nic->vlan ? nic->vlan : 1,
 				 nic->policy[0] ? nic->policy : "learn", mac[0], mac[1], mac[2], mac[3], mac[4],
-				 mac[5]);
+				 mac[5], trunk);
 			argv[a++] = "--port";
 			argv[a++] = text[t++];
 		}

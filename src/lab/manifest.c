@@ -459,6 +459,18 @@ static void load_nics(struct loader *l, struct lab_node *nd, yaml_node_t *seq)
 					fail_at(l, v, "vlan: expected a VLAN ID from 1 to 4094");
 				else
 					nic->vlan = (unsigned)id;
+			} else if (f && !strcmp(f, "trunk")) {
+				const char *s = scalar(v);
+				char lo[8] = "", *dash = s ? strchr(s, '-') : NULL;
+				uint64_t a, b;
+				if (dash && (size_t)(dash - s) < sizeof(lo))
+					memcpy(lo, s, (size_t)(dash - s));
+				if (!s || (dash ? parse_uint(lo, 1, 4094, &a) < 0 || parse_uint(dash + 1, a, 4094, &b) < 0
+						: (parse_uint(s, 1, 4094, &a) < 0 || (b = a, false))))
+					fail_at(l, v, "trunk: expected the VLANs it carries, LO-HI such as 10-20 "
+						"(1 to 4094), or one VLAN");
+				else
+					nic->trunk_lo = (unsigned)a, nic->trunk_hi = (unsigned)b;
 			} else if (f && !strcmp(f, "policy")) {
 				const char *s = scalar(v);
 				if (s && (!strcmp(s, "learn") || !strcmp(s, "strict") || !strcmp(s, "promisc")))
@@ -466,7 +478,7 @@ static void load_nics(struct loader *l, struct lab_node *nd, yaml_node_t *seq)
 				else
 					fail_at(l, v, "policy: expected learn, strict or promisc");
 			} else {
-				fail_at(l, k, "unknown key '%s' in a NIC (expected network, mac, ip, vlan, policy)",
+				fail_at(l, k, "unknown key '%s' in a NIC (expected network, mac, ip, vlan, trunk, policy)",
 					f ? f : "?");
 			}
 		}
@@ -751,10 +763,10 @@ static void load_inner(struct loader *l, yaml_node_t *nodes)
 							l->inner_deps[m->nnodes - 1] = fv;
 					}
 					for (int c = 0; c < nd->nnics && !l->failed; c++)
-						if (nd->nics[c].vlan || nd->nics[c].policy[0])
+						if (nd->nics[c].vlan || nd->nics[c].policy[0] || nd->nics[c].trunk_lo)
 							fail_at(l, ik, "inner node %s: its NICs reach their networks "
-								"through its parent's uplink, untagged: no vlan or "
-								"policy there", full);
+								"through its parent's uplink, untagged: no vlan, "
+								"trunk or policy there", full);
 					if (!l->failed && nd->health_tcp)
 						fail_at(l, ik, "inner node %s: health: tcp is not for inner nodes "
 							"(the lab inside their parent checks them, and has no "

@@ -13,7 +13,8 @@
  *     wan: {vxlan: {remote: "192.0.2.7:4789", vni: 42}}
  *   nodes:
  *     a: {template: tiny, memory: 256M, nics: [{network: lan, ip: 169.254.88.20},
- *         {network: wan, vlan: 10, policy: strict}], disks: [{size: 1G}],
+ *         {network: wan, vlan: 10, policy: strict}, {network: wan, trunk: 20-29}],
+ *         disks: [{size: 1G}],
  *         health: {tcp: 22}}
  *     hv[1-2]: {template: tiny, nested: true, depends_on: [a],
  *               health: {console: "login:"}, nics: [{network: lan}],
@@ -88,6 +89,9 @@ struct lab_nic {
 	 * its MAC policy ("" learn, the default; strict; promisc). */
 	unsigned vlan;
 	char policy[8];
+	/* trunk: the port also carries VLANs trunk_lo..trunk_hi tagged (0:
+	 * not a trunk); vlan is then its native VLAN, untagged. */
+	unsigned trunk_lo, trunk_hi;
 };
 
 /* An extra disk of a node (after its template's): a new empty qcow2 of

@@ -236,7 +236,7 @@ assert all(n["state"] == "running" for n in s["nodes"]), s'
 	[ -z "$(find "$t/st" -type s)" ]
 }
 
-@test "lab wiring: a NIC's VLAN and MAC policy on a port of its own, a VXLAN uplink to another switch, extra disks kept until reset" {
+@test "lab wiring: a NIC's VLAN, trunk and MAC policy on a port of its own, a VXLAN uplink to another switch, extra disks kept until reset" {
 	require_kvm
 	local t=$BATS_TEST_TMPDIR pa pb
 	pa=$((47000 + RANDOM % 900)) pb=$((pa + 1000))
@@ -261,7 +261,7 @@ networks:
   lan: {vxlan: {remote: "127.0.0.1:$pb", vni: 77, local: "127.0.0.1:$pa"}}
 nodes:
   b: {template: answer, memory: 64M, nics: [{network: lan, vlan: 10}], health: {console: "mac "}}
-  c: {template: answer, memory: 64M, nics: [{network: lan, vlan: 20, policy: strict}],
+  c: {template: answer, memory: 64M, nics: [{network: lan, vlan: 20, policy: strict}, {network: lan, trunk: 30-39}],
       disks: [{size: 64M}, {image: $t/data.qcow2}], health: {console: "mac "}}
   a: {template: hello, memory: 64M, depends_on: [b, c], nics: [{network: lan, vlan: 10}],
       health: {console: "mac "}}
@@ -291,6 +291,7 @@ s = json.load(sys.stdin)
 p = {x["name"]: x for x in s["ports"]}
 assert p["a.eth0"]["vlan"] == 10 and p["b.eth0"]["vlan"] == 10, p
 assert p["c.eth0"]["vlan"] == 20 and p["c.eth0"]["policy"] == "strict", p
+assert p["c.eth1"]["trunk"] and p["c.eth1"]["vlan"] == 1 and not p["c.eth0"]["trunk"], p
 assert "d.eth0" not in p, p
 '
 	# c's extra disks: a new empty one of 64 MiB, a linked clone of the image

@@ -247,7 +247,7 @@ static void bad_manifests_say_where(void **state)
 	BAD("nodes:\n  a: {template: tiny, nested: true, inner: {b: {template: tiny, memory: 32M, inner: {}}}}\n",
 	    "5:78", "inner nodes of an inner node are not supported");
 	BAD("networks: {lan: {}}\nnodes:\n  a: {template: tiny, nested: true, inner: {b: {template: tiny, memory: 32M,\n"
-	    "    nics: [{network: lan, vlan: 5}]}}}\n", "6:45", "no vlan or policy there");
+	    "    nics: [{network: lan, vlan: 5}]}}}\n", "6:45", "no vlan, trunk or policy there");
 	BAD("networks: {lan: {uplink: 'eth0/1'}}\nnodes:\n  a: {template: tiny}\n", "4:26",
 	    "uplink: expected a network interface's name");
 	BAD("networks: {lan: {dhcp: maybe}}\nnodes:\n  a: {template: tiny}\n", "4:24",
@@ -286,6 +286,10 @@ static void bad_manifests_say_where(void **state)
 	/* wiring: VLANs, MAC policies, VXLAN uplinks, extra disks */
 	BAD("networks: {lan: {}}\nnodes:\n  a: {template: tiny, nics: [{network: lan, vlan: 4095}]}\n",
 	    "6:51", "vlan: expected a VLAN ID from 1 to 4094");
+	BAD("networks: {lan: {}}\nnodes:\n  a: {template: tiny, nics: [{network: lan, trunk: 30-20}]}\n",
+	    "6:52", "trunk: expected the VLANs it carries");
+	BAD("networks: {lan: {}}\nnodes:\n  a: {template: tiny, nics: [{network: lan, trunk: 0-5}]}\n",
+	    "6:52", "trunk: expected the VLANs it carries");
 	BAD("networks: {lan: {}}\nnodes:\n  a: {template: tiny, nics: [{network: lan, policy: open}]}\n",
 	    "6:53", "policy: expected learn, strict or promisc");
 	BAD("networks: {lan: {vxlan: {remote: far.example:4789, vni: 1}}}\nnodes:\n  a: {template: tiny}\n",
@@ -352,7 +356,8 @@ static void wiring_vlans_vxlan_and_disks(void **state)
 		"  lan: {vxlan: {remote: '192.0.2.7:4789', vni: 42, local: '0.0.0.0:4790'}}\n"
 		"  v6: {vxlan: {remote: '[fe80::1]:4789', vni: 0}}\n"
 		"nodes:\n"
-		"  a: {template: tiny, nics: [{network: lan, vlan: 10, policy: strict}, {network: v6}],\n"
+		"  a: {template: tiny, nics: [{network: lan, vlan: 10, policy: strict}, {network: v6},\n"
+		"      {network: lan, trunk: 100-199}, {network: lan, trunk: 7}],\n"
 		"      disks: [{size: 2G}, {image: /data.qcow2}]}\n");
 	assert_string_equal(m->networks[0].vxlan, "192.0.2.7:4789,vni=42,local=0.0.0.0:4790");
 	assert_string_equal(m->networks[1].vxlan, "[fe80::1]:4789,vni=0");
@@ -360,6 +365,11 @@ static void wiring_vlans_vxlan_and_disks(void **state)
 	assert_string_equal(m->nodes[0].nics[0].policy, "strict");
 	assert_int_equal(m->nodes[0].nics[1].vlan, 0);
 	assert_string_equal(m->nodes[0].nics[1].policy, "");
+	assert_int_equal(m->nodes[0].nics[1].trunk_lo, 0);
+	assert_int_equal(m->nodes[0].nics[2].trunk_lo, 100);
+	assert_int_equal(m->nodes[0].nics[2].trunk_hi, 199);
+	assert_int_equal(m->nodes[0].nics[3].trunk_lo, 7);
+	assert_int_equal(m->nodes[0].nics[3].trunk_hi, 7);
 	assert_int_equal(m->nodes[0].ndisks, 2);
 	assert_int_equal(m->nodes[0].disks[0].size, 2ULL << 30);
 	assert_string_equal(m->nodes[0].disks[1].image, "/data.qcow2");
