@@ -424,6 +424,8 @@ static json_object *status(struct sw_state *s)
 			json_object_object_add(j, "interface", json_object_new_string(s->clients[p].uplink->ifname));
 			json_object_object_add(j, "uplink_bad_packets",
 					       json_object_new_int64((int64_t)s->clients[p].uplink->bad_packets));
+			json_object_object_add(j, "uplink_tagged_dropped",
+					       json_object_new_int64((int64_t)s->clients[p].uplink->tagged_dropped));
 		}
 		json_object_array_add(ports, j);
 	}

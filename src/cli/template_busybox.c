@@ -53,7 +53,14 @@ static const char node_init[] =
 	"host=$(tr ';' '\\n' < /sys/class/dmi/id/product_serial 2> /dev/null | sed -n 's/^h=//p')\n"
 	"hostname \"${host:-nestvm}\"\n"
 	"ip link set lo up\n"
-	"for n in /sys/class/net/eth*; do [ -e \"$n\" ] && ip link set \"${n##*/}\" up; done\n"
+	"# Every NIC up; the first of its own (a lab's uplink NICs for inner\n"
+	"# nodes have MACs starting 06:, and no address) takes one by DHCP\n"
+	"nic=\n"
+	"for n in /sys/class/net/eth*; do\n"
+	"\t[ -e \"$n\" ] || continue\n"
+	"\tip link set \"${n##*/}\" up\n"
+	"\tcase $(cat \"$n/address\") in 06:*) ;; *) nic=${nic:-${n##*/}} ;; esac\n"
+	"done\n"
 	"cat > /run/udhcpc.sh << 'EOF'\n"
 	"#!/bin/sh\n"
 	"case $1 in\n"
@@ -65,10 +72,10 @@ static const char node_init[] =
 	"esac\n"
 	"EOF\n"
 	"chmod 755 /run/udhcpc.sh\n"
-	"# The first NIC's address: tried for 10 s, then in the background\n"
-	"[ ! -e /sys/class/net/eth0 ] || udhcpc -i eth0 -b -t 5 -T 2 -s /run/udhcpc.sh \\\n"
+	"# Its address: tried for 10 s, then in the background\n"
+	"[ -z \"$nic\" ] || udhcpc -i \"$nic\" -b -t 5 -T 2 -s /run/udhcpc.sh \\\n"
 	"\t-x \"hostname:$(hostname)\" > /dev/null 2>&1\n"
-	"echo \"nestvm-node: $(hostname) address $(ip -4 -o addr show eth0 2> /dev/null | awk '{ print $4 }')\"\n"
+	"echo \"nestvm-node: $(hostname) address $(ip -4 -o addr show \"${nic:-eth0}\" 2> /dev/null | awk '{ print $4 }')\"\n"
 	"# Inner nodes: the lab's nestvm-lab disk, unpacked and started\n"
 	"for b in /sys/block/vd*; do\n"
 	"\t[ \"$(cat \"$b/serial\" 2> /dev/null)\" = nestvm-lab ] || continue\n"
@@ -280,7 +287,13 @@ static int build_busybox(const struct busybox_options *o)
 		fclose(f);
 		old[strcspn(old, "\n")] = 0;
 	}
-	if (!o->force && !strcmp(old, key)) {
+	static const char *const outputs[] = { "vmlinuz", "initrd.img", "template.yaml" };
+	bool whole = true;
+	for (size_t i = 0; i < sizeof(outputs) / sizeof(outputs[0]); i++) {
+		char p[PATH_MAX];
+		whole &= path_fmt(p, sizeof(p), "%s/%s", dir, outputs[i]) == 0 && access(p, R_OK) == 0;
+	}
+	if (!o->force && whole && !strcmp(old, key)) {
 		printf("template: %s is up to date (recipe %.12s)\n", dir, key);
 		status = 0;
 		goto out;

@@ -423,10 +423,14 @@ static void nic_mac(const struct lab *lab, const struct lab_node *nd, int i, uin
 
 /* A parent's uplink NIC on network ni, which its inner nodes' NICs on ni
  * reach the network through (the inner lab's switch bridges it): a MAC
- * of its own, past those of the node's NICs. */
+ * of its own, past those of the node's NICs, starting 06: (locally
+ * administered, unicast) where the lab's others start 02:, so that a
+ * node's system can tell it from its own NICs (the busybox template's
+ * init takes no address on it). */
 static void uplink_mac(const struct lab *lab, const struct lab_node *nd, int ni, uint8_t mac[6])
 {
 	lab_node_mac(lab->seed, nd->name, LAB_MAX_NICS + ni, mac);
+	mac[0] = 0x06;
 }
 
 /* Whether any inner node of parent pi has a NIC on network ni. */
@@ -536,7 +540,7 @@ static int start_network(struct lab *lab, const struct lab_manifest *m, int ni,
 	 * arguments, after the fixed ones. */
 	enum { ARG_TEXT = 192 };
 	/* (and per NIC a --port, and a --vxlan) */
-	size_t max_args = 10 + 2 * (2 * (size_t)LAB_MAX_NODES * LAB_MAX_NICS + LAB_MAX_FORWARDS);
+	size_t max_args = 16 + 2 * (2 * (size_t)LAB_MAX_NODES * LAB_MAX_NICS + LAB_MAX_FORWARDS);
 	char **argv = calloc(max_args, sizeof(char *));
 	char (*text)[ARG_TEXT] = calloc(max_args, ARG_TEXT);
 	if (!argv || !text) {

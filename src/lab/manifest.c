@@ -784,6 +784,22 @@ static void load_inner(struct loader *l, yaml_node_t *nodes)
 	for (int i = ntop; i < m->nnodes && !l->failed; i++)
 		if (l->inner_deps[i])
 			load_inner_deps(l, i);
+	/* A parent's NICs: its own, and an uplink per network its inner
+	 * nodes use; nestvm run takes at most LAB_MAX_NICS. */
+	for (int p = 0; p < ntop && !l->failed; p++) {
+		bool used[LAB_MAX_NETWORKS] = { false };
+		int uplinks = 0;
+		for (int i = ntop; i < m->nnodes; i++)
+			for (int c = 0; m->nodes[i].parent == p && c < m->nodes[i].nnics; c++)
+				if (!used[m->nodes[i].nics[c].network]) {
+					used[m->nodes[i].nics[c].network] = true;
+					uplinks++;
+				}
+		if (m->nodes[p].nnics + uplinks > LAB_MAX_NICS)
+			fail_at(l, l->node_at[p], "node %s: its %d NICs and the %d uplink NICs its inner nodes' "
+				"networks need are more than %d", m->nodes[p].name, m->nodes[p].nnics, uplinks,
+				LAB_MAX_NICS);
+	}
 }
 
 /* depends_on: names or ranges of other nodes. */

@@ -3,6 +3,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/ethtool.h>
 #include <linux/if_packet.h>
 #include <linux/sockios.h>
@@ -36,20 +37,34 @@ static int find_by_mac(int fd, const uint8_t mac[6], char name[IF_NAMESIZE])
 	return found;
 }
 
+/* Turns IPv6 off on the interface: no link-local address of this
+ * machine on a segment that is not its own. */
+static void disable_ipv6(const char *ifname)
+{
+	char path[64 + IF_NAMESIZE];
+	snprintf(path, sizeof(path), "/proc/sys/net/ipv6/conf/%s/disable_ipv6", ifname);
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		(void)!write(fd, "1\n", 2);
+		close(fd);
+	}
+}
+
 int uplink_open(struct uplink *u, const char *spec)
 {
 	memset(u, 0, sizeof(*u));
-	/* Protocol 0 until bound: no frame of another interface is queued
-	 * in between. */
-	u->fd = socket(AF_PACKET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (u->fd < 0) {
-		log_error("--uplink %s: cannot open a packet socket: %s%s", spec, strerror(errno),
-			  errno == EPERM ? " (it needs CAP_NET_RAW: run the switch as root)" : "");
+	u->fd = -1;
+	/* The interface first (any socket answers these ioctls), so that a
+	 * wrong name is told as such, with or without the right to the
+	 * packet socket. */
+	int ctl = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (ctl < 0) {
+		log_error("--uplink %s: socket: %s", spec, strerror(errno));
 		return -1;
 	}
 	uint8_t mac[6];
 	if (parse_mac(spec, mac) == 0) {
-		u->ifindex = find_by_mac(u->fd, mac, u->ifname);
+		u->ifindex = find_by_mac(ctl, mac, u->ifname);
 		if (u->ifindex < 0) {
 			log_error("--uplink %s: no network interface has that MAC address", spec);
 			goto fail;
@@ -61,25 +76,36 @@ int uplink_open(struct uplink *u, const char *spec)
 		}
 		snprintf(u->ifname, sizeof(u->ifname), "%s", spec);
 	}
+	/* Protocol 0 until bound: no frame of another interface is queued
+	 * in between. */
+	u->fd = socket(AF_PACKET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (u->fd < 0) {
+		log_error("--uplink %s: cannot open a packet socket: %s%s", spec, strerror(errno),
+			  errno == EPERM ? " (it needs CAP_NET_RAW: run the switch as root)" : "");
+		goto fail;
+	}
 	struct ifreq ifr = { 0 };
 	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", u->ifname);
-	if (ioctl(u->fd, SIOCGIFFLAGS, &ifr) < 0) {
+	if (ioctl(ctl, SIOCGIFFLAGS, &ifr) < 0) {
 		log_error("--uplink %s: %s: %s", spec, u->ifname, strerror(errno));
 		goto fail;
 	}
-	if (!(ifr.ifr_flags & IFF_UP)) {
-		ifr.ifr_flags |= IFF_UP;
-		if (ioctl(u->fd, SIOCSIFFLAGS, &ifr) < 0) {
-			log_error("--uplink %s: %s is down and cannot be brought up: %s", spec, u->ifname,
+	/* Up, and no ARP: the interface carries the segment's frames, and
+	 * this machine does not answer on it for its own addresses. */
+	if (!(ifr.ifr_flags & IFF_UP) || !(ifr.ifr_flags & IFF_NOARP)) {
+		ifr.ifr_flags |= IFF_UP | IFF_NOARP;
+		if (ioctl(ctl, SIOCSIFFLAGS, &ifr) < 0) {
+			log_error("--uplink %s: cannot bring %s up (without ARP): %s", spec, u->ifname,
 				  strerror(errno));
 			goto fail;
 		}
 	}
+	disable_ipv6(u->ifname);
 	/* GRO would merge a TCP flow's frames into one packet of up to 64
 	 * KiB before the socket sees it, which no port could carry. */
 	struct ethtool_value gro = { .cmd = ETHTOOL_SGRO, .data = 0 };
 	ifr.ifr_data = (char *)&gro;
-	if (ioctl(u->fd, SIOCETHTOOL, &ifr) < 0 && errno != EOPNOTSUPP)
+	if (ioctl(ctl, SIOCETHTOOL, &ifr) < 0 && errno != EOPNOTSUPP)
 		log_warn("--uplink %s: cannot turn GRO off on %s (%s): merged TCP packets will be dropped",
 			 spec, u->ifname, strerror(errno));
 	struct sockaddr_ll sll = { .sll_family = AF_PACKET, .sll_protocol = htons(ETH_P_ALL),
@@ -89,18 +115,22 @@ int uplink_open(struct uplink *u, const char *spec)
 		goto fail;
 	}
 	struct packet_mreq promisc = { .mr_ifindex = u->ifindex, .mr_type = PACKET_MR_PROMISC };
-	if (setsockopt(u->fd, SOL_PACKET, PACKET_ADD_MEMBERSHIP, &promisc, sizeof(promisc)) < 0) {
+	int one = 1;
+	if (setsockopt(u->fd, SOL_PACKET, PACKET_ADD_MEMBERSHIP, &promisc, sizeof(promisc)) < 0 ||
+	    setsockopt(u->fd, SOL_PACKET, PACKET_AUXDATA, &one, sizeof(one)) < 0) {
 		log_error("--uplink %s: cannot put %s in promiscuous mode: %s", spec, u->ifname,
 			  strerror(errno));
 		goto fail;
 	}
 	/* What this machine sends on the interface is not the segment's
 	 * (older kernels lack the option: uplink_recv skips them too). */
-	int one = 1;
 	(void)setsockopt(u->fd, SOL_PACKET, PACKET_IGNORE_OUTGOING, &one, sizeof(one));
+	close(ctl);
 	return 0;
 fail:
-	close(u->fd);
+	close(ctl);
+	if (u->fd >= 0)
+		close(u->fd);
 	u->fd = -1;
 	return -1;
 }
@@ -115,8 +145,14 @@ void uplink_close(struct uplink *u)
 ssize_t uplink_recv(struct uplink *u, uint8_t *buf, size_t cap)
 {
 	struct sockaddr_ll from;
-	socklen_t from_len = sizeof(from);
-	ssize_t r = recvfrom(u->fd, buf, cap, MSG_DONTWAIT | MSG_TRUNC, (struct sockaddr *)&from, &from_len);
+	union {
+		struct cmsghdr align;
+		char space[CMSG_SPACE(sizeof(struct tpacket_auxdata))];
+	} control;
+	struct iovec iov = { .iov_base = buf, .iov_len = cap };
+	struct msghdr msg = { .msg_name = &from, .msg_namelen = sizeof(from), .msg_iov = &iov,
+			      .msg_iovlen = 1, .msg_control = &control, .msg_controllen = sizeof(control) };
+	ssize_t r = recvmsg(u->fd, &msg, MSG_DONTWAIT | MSG_TRUNC);
 	if (r < 0)
 		return -1;
 	if (from.sll_pkttype == PACKET_OUTGOING)
@@ -125,6 +161,18 @@ ssize_t uplink_recv(struct uplink *u, uint8_t *buf, size_t cap)
 		u->bad_packets++;
 		return 0;
 	}
+	/* A tagged frame arrives with its tag taken off into the auxiliary
+	 * data: it is another VLAN's, which the port does not carry. */
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c))
+		if (c->cmsg_level == SOL_PACKET && c->cmsg_type == PACKET_AUXDATA &&
+		    c->cmsg_len >= CMSG_LEN(sizeof(struct tpacket_auxdata))) {
+			struct tpacket_auxdata aux;
+			memcpy(&aux, CMSG_DATA(c), sizeof(aux));
+			if (aux.tp_status & TP_STATUS_VLAN_VALID) {
+				u->tagged_dropped++;
+				return 0;
+			}
+		}
 	return r;
 }
 

@@ -4,9 +4,13 @@
  * the switch sends out of the port leave through the interface. This is
  * how an inner lab's network joins the outer one: the parent node's
  * extra NIC is the uplink of the switch the inner lab runs inside it.
- * Needs CAP_NET_RAW (and CAP_NET_ADMIN to bring the interface up and
- * turn its GRO off). VLAN tags do not cross it (the kernel takes them off
- * received frames), so the port carries its network's untagged frames. */
+ * Needs CAP_NET_RAW and CAP_NET_ADMIN: the interface is brought up
+ * without ARP and IPv6 (this machine keeps off that segment), its GRO
+ * turned off, and left so. It carries untagged frames only: a tagged one
+ * received is dropped and counted. Made for a VM's NIC (a lab parent's
+ * uplink NIC): frames whose TCP segmentation or checksums a local sender
+ * left to the interface (a veth or tap peer on this machine) are not
+ * completed here. */
 #ifndef NESTVM_NET_UPLINK_H
 #define NESTVM_NET_UPLINK_H
 
@@ -21,6 +25,7 @@ struct uplink {
 	int ifindex;
 	char ifname[IF_NAMESIZE];
 	uint64_t bad_packets; /* longer than any frame: cut, not forwarded */
+	uint64_t tagged_dropped; /* of a VLAN (tagged): not this port's */
 };
 
 /* spec: an interface's name, or its MAC address (the interface that has

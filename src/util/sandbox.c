@@ -54,6 +54,7 @@ static const int worker_calls[] = {
 static const int switch_calls[] = {
 	ALLOW(poll), ALLOW(ppoll), ALLOW(accept4), ALLOW(recvfrom), ALLOW(sendto),
 	ALLOW(unlink), ALLOW(rt_sigaction),
+	ALLOW(recvmsg), /* an interface uplink's frames with their VLAN auxdata */
 };
 
 /* nestvm switch --nat: libslirp opens a socket per guest connection

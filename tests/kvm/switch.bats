@@ -127,7 +127,7 @@ load switch-helpers
 	[ "$(status_field '[m["port"] for m in s["macs"] if m["mac"] == "52:54:00:00:00:0b"]')" = "['vxlan0']" ]
 }
 
-@test "switch: an uplink onto a network interface (a veth pair between two network namespaces): the Linux host at its other end answers ARP and ping" {
+@test "switch: an uplink onto a network interface (a veth pair between two network namespaces): the Linux host at its other end answers ARP and ping; tagged frames are dropped" {
 	[ "$(id -u)" -eq 0 ] || skip "needs root for network namespaces and a packet socket"
 	local na=nestvm-upa-$$ nb=nestvm-upb-$$ peer_mac
 	ip netns add $na || skip "cannot create a network namespace here"
@@ -152,9 +152,23 @@ load switch-helpers
 	[ "$(status_field 'port("uplink0")["interface"]')" = upa0 ]
 	[ "$(status_field 'port("uplink0")["rx_frames"] >= 2 and port("uplink0")["tx_frames"] >= 2')" = True ]
 	ip -n $na -d link show upa0 | grep -q 'promiscuity 1'
-	ip -n $na -o link show upa0 | grep -q ',UP'
+	# up, without ARP or IPv6 of the switch's machine on that segment
+	ip -n $na -o link show upa0 | grep -q 'NOARP,UP'
+	[ "$(ip netns exec $na cat /proc/sys/net/ipv6/conf/upa0/disable_ipv6)" = 1 ]
 	# the veth's MAC behind the uplink in the switch's table
 	[ "$(status_field '[m["port"] for m in s["macs"] if m["mac"] != "52:54:00:00:00:0a"]')" = "['uplink0']" ]
+	# a VLAN's tagged frames (VLAN 5, sent raw at the far end) are dropped
+	# and counted, not passed on untagged
+	ip netns exec $nb python3 -c '
+import socket
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+s.bind(("upb0", 0))
+for _ in range(3):
+    s.send(b"\xff" * 6 + b"\x02\x00\x00\x00\x00\x05" + b"\x81\x00\x00\x05\x08\x00" + b"tagged".ljust(46, b"\0"))'
+	sleep 0.5
+	run "$NESTVM" ctl "$API" status
+	echo "$output"
+	[ "$(printf '%s' "$output" | python3 -c 'import json,sys; print([p for p in json.load(sys.stdin)["ports"] if p["name"] == "uplink0"][0]["uplink_tagged_dropped"] >= 1)')" = True ]
 }
 
 @test "switch: bad options are refused with one line" {

@@ -248,6 +248,10 @@ static void bad_manifests_say_where(void **state)
 	    "5:78", "inner nodes of an inner node are not supported");
 	BAD("networks: {lan: {}}\nnodes:\n  a: {template: tiny, nested: true, inner: {b: {template: tiny, memory: 32M,\n"
 	    "    nics: [{network: lan, vlan: 5}]}}}\n", "6:45", "no vlan, trunk or policy there");
+	BAD("networks: {lan: {}}\nnodes:\n  a: {template: tiny, nested: true, nics: [{network: lan}, {network: lan},\n"
+	    "    {network: lan}, {network: lan}, {network: lan}, {network: lan}, {network: lan}, {network: lan}],\n"
+	    "    inner: {b: {template: tiny, memory: 32M, nics: [{network: lan}]}}}\n", "6:3",
+	    "node a: its 8 NICs and the 1 uplink NICs its inner nodes' networks need are more than 8");
 	BAD("networks: {lan: {uplink: 'eth0/1'}}\nnodes:\n  a: {template: tiny}\n", "4:26",
 	    "uplink: expected a network interface's name");
 	BAD("networks: {lan: {dhcp: maybe}}\nnodes:\n  a: {template: tiny}\n", "4:24",
