@@ -1,7 +1,7 @@
 # nestvm: plain GNU make.
 #   make          ./nestvm (static, so it also runs inside busybox guests)
 #   make check    install what tests need, build with ASan/UBSan, run all tests
-#                 (the Debian template lab last; make check-debian: it alone)
+#                 (but the Debian template lab: make check-debian)
 #   make demo     the main job: show nestvm running a nested stack
 .DEFAULT_GOAL := all
 
@@ -209,9 +209,9 @@ check: deps
 	@scripts/fetch-kernel.sh cloud
 	@tests/run-all
 
-# The Debian template lab (tests/labhost/debian.bats) alone, as make check
-# runs it last: it builds the template (or finds it cached), then runs
-# three Debian nodes in the lab host.
+# The Debian template lab (tests/labhost/debian.bats) alone: it builds the
+# template, then runs three Debian nodes in the lab host, which freezes in
+# most runs of it for now (docs/labhost-freeze.md); so not in make check.
 check-debian: deps
 	@$(MAKE) --no-print-directory -j2 all
 	@scripts/fetch-kernel.sh generic

@@ -13,9 +13,9 @@
 # The template is built once here (mmdebstrap) and cached: the Debian base
 # system by its recipe, the template again only when nestvm changed.
 #
-# The lab host gets 2 vCPUs: its three Debian nodes boot side by side (7
-# minutes here against 14.5 with one), and nothing else runs meanwhile
-# (tests/run-all runs this suite last).
+# Not part of make check: the emulated lab host freezes in most runs of it
+# (docs/labhost-freeze.md), so it runs apart, by make check-debian.
+# opt-in: make check-debian
 bats_require_minimum_version 1.5.0
 load helpers
 
@@ -31,7 +31,7 @@ setup_file() {
 		ln "$TEMPLATE/$f" "$RUN_DIR/$f" 2> /dev/null || cp "$TEMPLATE/$f" "$RUN_DIR/$f"
 	done
 	ssh-keygen -q -t ed25519 -N '' -C nestvm-test -f "$RUN_DIR/key"
-	labhost_to_files 1500 "$RUN_DIR/results" "$RUN_DIR/labhost.err" --memory 6G --cpus 2 -- \
+	labhost_to_files 1500 "$RUN_DIR/results" "$RUN_DIR/labhost.err" --memory 6G -- \
 		tests/labhost/debian-run.sh "$RUN_DIR" || true
 }
 
