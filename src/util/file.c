@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -136,6 +137,9 @@ int file_copy_sparse(const char *src, const char *dst)
 		return -1;
 	}
 	struct stat st;
+	enum { CHUNK = 1 << 16 };
+	uint8_t *buf = NULL; /* for copies by hand */
+	bool by_hand = false;
 	int r = fstat(in, &st);
 	if (r == 0 && ioctl(out, FICLONE, in) < 0) {
 		/* No reflink here: the data ranges, one by one (a file system
@@ -153,9 +157,23 @@ int file_copy_sparse(const char *src, const char *dst)
 				hole = st.st_size;
 			off_t from = data, to = data;
 			while (r == 0 && from < hole) {
-				ssize_t n = copy_file_range(in, &from, out, &to, (size_t)(hole - from), 0);
+				ssize_t n = by_hand ? -1 : copy_file_range(in, &from, out, &to, (size_t)(hole - from), 0);
 				if (n < 0 && errno == EINTR)
 					continue;
+				/* Across file systems (EXDEV on most kernels, and 9p
+				 * or tmpfs may not do it at all): read and write. */
+				if (n < 0 && (by_hand || errno == EXDEV || errno == EOPNOTSUPP ||
+					      errno == ENOSYS || errno == EINVAL)) {
+					by_hand = true;
+					if (!buf && !(buf = malloc(CHUNK)))
+						break;
+					size_t want = (size_t)(hole - from) < CHUNK ? (size_t)(hole - from) : CHUNK;
+					n = pread(in, buf, want, from);
+					if (n > 0 && file_pwrite_all(out, buf, (size_t)n, to) < 0)
+						n = -1;
+					if (n > 0)
+						from += n, to += n;
+				}
 				if (n <= 0)
 					r = -1; /* n == 0: the file shrank under us */
 			}
@@ -164,6 +182,11 @@ int file_copy_sparse(const char *src, const char *dst)
 		if (r == 0 && ftruncate(out, st.st_size) < 0)
 			r = -1;
 	}
+	if (r == 0 && by_hand && !buf) {
+		errno = ENOMEM;
+		r = -1;
+	}
+	free(buf);
 	if (r == 0 && fsync(out) < 0)
 		r = -1;
 	int e = errno;

@@ -78,7 +78,7 @@ teardown_file() {
 	# its extra disk: 8 MiB (16384 sectors) after the template's 16 MiB
 	[[ $said == *"disks=vda:32768,vdb:16384,"* ]]
 	[ "$(field "$line" order)" = "hv1-vm,hv1-net," ]
-	[[ $(field "$line" uplinks) =~ ^02:[0-9a-f:]{14}$ ]]
+	[[ $(field "$line" uplinks) =~ ^06:[0-9a-f:]{14}$ ]]
 	[ "$(field "$line" got)" = "SSH-2.0-nestvm-lab-hv1-net" ]
 }
 
