@@ -20,6 +20,8 @@ start=$SECONDS
 cp "$dir/vmlinuz" "$dir/initrd.img" "$dir/disk.qcow2" $tpl/
 chmod 755 $tpl && chmod 644 $tpl/*
 echo "RESULT copy seconds=$((SECONDS - start))"
+# hv1's second inner node: the busybox template's, on the lab's network
+./nestvm template build busybox /tmp/busybox-template > "$dir/bbt.out" 2>&1
 cat > "$dir/lab.yaml" <<YAML
 name: deb3
 ssh_keys: [$dir/key.pub]
@@ -28,6 +30,8 @@ templates:
   debian: {kernel: $tpl/vmlinuz, initrd: $tpl/initrd.img, disk: $tpl/disk.qcow2,
            cmdline: "console=ttyS0 root=/dev/vda rw net.ifnames=0", identity: cloud-init}
   tiny: {kernel: $PWD/build/guest/testguest.elf, cmdline: "test=count"}
+  bb: {kernel: /tmp/busybox-template/vmlinuz, initrd: /tmp/busybox-template/initrd.img,
+       cmdline: "console=ttyS0 quiet panic=-1"}
 networks:
   lan:
     nat: 169.254.92.0/24
@@ -37,7 +41,15 @@ networks:
       - {node: hv2, port: 22, host_port: 6224}
 nodes:
   jump: {nics: [{network: lan}], health: {tcp: 22}}
-  hv[1-2]:
+  hv1:
+    nested: true
+    memory: 768M
+    nics: [{network: lan}]
+    health: {tcp: 22}
+    inner:
+      vm: {template: tiny, memory: 32M, health: {console: "count 2"}}
+      web: {template: bb, memory: 128M, nics: [{network: lan}], health: {console: "nestvm-node: ready"}}
+  hv2:
     nested: true
     memory: 768M
     nics: [{network: lan}]
@@ -107,6 +119,16 @@ import json, sys
 print("RESULT inner " + " ".join("%s:%s:%s" % (n["name"], "+".join(n.get("inner", [])), n.get("inner_state"))
       for n in json.load(open(sys.argv[1]))["nodes"] if n["name"].startswith("hv")))' "$dir/status.json"
 
+# --- hv1's busybox inner node on the lab's network through hv1's uplink
+# NIC: its DHCP lease (by the hostname it sends) at the lab's NAT
+./nestvm ctl "$st/deb3/lan.switch-api" status > "$dir/switch.json" 2> /dev/null
+python3 -c '
+import json, sys
+s = json.load(open(sys.argv[1]))
+leases = ["%s:%s:%s" % (l.get("hostname"), l["ip"], l["state"]) for l in s.get("nat", {}).get("leases", [])
+          if l.get("hostname") == "hv1-web"]
+ports = [p["name"] for p in s["ports"]]
+print("RESULT innerweb leases=%s ports=%d" % ("+".join(leases) or "none", len(ports)))' "$dir/switch.json"
 echo "RESULT innerlog $(grep -ah 'nestvm-lab\|lab-inner\|up.sh' "$st/deb3/hv1.console" | tail -n 5 | flat)"
 
 # --- down: graceful (each powered off by its ACPI button), nothing left

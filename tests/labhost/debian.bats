@@ -8,7 +8,8 @@
 #     DHCP address and ssh host key, all distinct, and what status says;
 #     cloud-init took the node's UUID as its instance id;
 #   - each hypervisor runs its inner node (the test guest) with the
-#     template's own nestvm-lab unit;
+#     template's own nestvm-lab unit, hv1 also a busybox-template node on
+#     the lab's network through its uplink NIC (a lease at the lab's NAT);
 #   - down: graceful, nothing left.
 # The template is built once here (mmdebstrap) and cached: the Debian base
 # system by its recipe, the template again only when nestvm changed.
@@ -81,7 +82,14 @@ teardown_file() {
 	line=$(result inner)
 	echo "$line"
 	result innerlog
-	[ "$line" = "RESULT inner hv1:hv1-vm:up hv2:hv2-vm:up" ]
+	[ "$line" = "RESULT inner hv1:hv1-vm+hv1-web:up hv2:hv2-vm:up" ]
+}
+
+@test "hv1's busybox inner node is on the lab's NAT network through hv1's uplink NIC: its DHCP lease, by its hostname" {
+	local line
+	line=$(result innerweb)
+	echo "$line"
+	[[ $(field "$line" leases) =~ ^hv1-web:169\.254\.92\.[0-9]+:bound$ ]]
 }
 
 @test "lab down: every node powered off by its button, no process or socket left" {
