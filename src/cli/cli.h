@@ -32,5 +32,8 @@ int cmd_lab(int argc, char **argv);
 int cmd_template(int argc, char **argv);
 /* nestvm template build busybox ARGS (cli/template_busybox.c) */
 int template_build_busybox(int argc, char **argv);
+/* A template build's argument that is not an option it knows: the
+ * directory (once), or an error naming help; -1 after the message. */
+int template_dir_arg(const char *arg, const char **dir, const char *help);
 
 #endif

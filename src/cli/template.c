@@ -448,6 +448,20 @@ static int build_debian(const struct debian_options *o)
 	return 0;
 }
 
+int template_dir_arg(const char *arg, const char **dir, const char *help)
+{
+	if (arg[0] == '-') {
+		log_error("template: unknown option %s (see '%s')", arg, help);
+		return -1;
+	}
+	if (*dir) {
+		log_error("template: one directory only (%s and %s)", *dir, arg);
+		return -1;
+	}
+	*dir = arg;
+	return 0;
+}
+
 int cmd_template(int argc, char **argv)
 {
 	if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
@@ -506,14 +520,8 @@ int cmd_template(int argc, char **argv)
 			o.cache = argv[++i];
 		} else if (!strcmp(a, "--force")) {
 			o.force = true;
-		} else if (a[0] == '-') {
-			log_error("template: unknown option %s (see 'nestvm template --help')", a);
+		} else if (template_dir_arg(a, &o.dir, "nestvm template --help") < 0) {
 			return CLI_EXIT_USAGE;
-		} else if (o.dir) {
-			log_error("template: one directory only (%s and %s)", o.dir, a);
-			return CLI_EXIT_USAGE;
-		} else {
-			o.dir = a;
 		}
 	}
 	if (!o.dir) {

@@ -385,14 +385,8 @@ int template_build_busybox(int argc, char **argv)
 			o.busybox = argv[++i];
 		} else if (!strcmp(a, "--force")) {
 			o.force = true;
-		} else if (a[0] == '-') {
-			log_error("template: unknown option %s (see 'nestvm template build busybox --help')", a);
+		} else if (template_dir_arg(a, &o.dir, "nestvm template build busybox --help") < 0) {
 			return CLI_EXIT_USAGE;
-		} else if (o.dir) {
-			log_error("template: one directory only (%s and %s)", o.dir, a);
-			return CLI_EXIT_USAGE;
-		} else {
-			o.dir = a;
 		}
 	}
 	if (!o.dir) {

@@ -990,6 +990,20 @@ static void extra_disk_path(const struct lab *lab, const struct lab_node *nd, in
 	path_in(lab, out, nd->name, suffix);
 }
 
+/* A node's NIC with this MAC on the switch at sock: its --net argument
+ * (written into net) appended to argv, its MAC to the list. */
+static void net_arg(char **argv, int *a, char net[PATH_MAX + 64], json_object *list, const uint8_t mac[6],
+		    const char *sock)
+{
+	char text[18];
+	snprintf(text, sizeof(text), "%02x:%02x:%02x:%02x:%02x:%02x", mac[0], mac[1], mac[2], mac[3], mac[4],
+		 mac[5]);
+	json_object_array_add(list, json_object_new_string(text));
+	snprintf(net, PATH_MAX + 64, "switch=%s,mac=%s", sock, text);
+	argv[(*a)++] = "--net";
+	argv[(*a)++] = net;
+}
+
 static int start_node(struct lab *lab, const struct lab_manifest *m, const struct lab_node *nd)
 {
 	json_object *nodes = section(lab, "nodes"), *st;
@@ -1061,15 +1075,10 @@ static int start_node(struct lab *lab, const struct lab_manifest *m, const struc
 	json_object *macs = json_object_new_array();
 	for (int i = 0; i < nd->nnics; i++) {
 		uint8_t mac[6];
+		char sock[PATH_MAX];
 		nic_mac(lab, nd, i, mac);
-		char text[18], sock[PATH_MAX];
-		snprintf(text, sizeof(text), "%02x:%02x:%02x:%02x:%02x:%02x", mac[0], mac[1], mac[2],
-			 mac[3], mac[4], mac[5]);
-		json_object_array_add(macs, json_object_new_string(text));
 		nic_socket(lab, m, nd, i, sock);
-		snprintf(nets[i], sizeof(nets[i]), "switch=%s,mac=%s", sock, text);
-		argv[a++] = "--net";
-		argv[a++] = nets[i];
+		net_arg(argv, &a, nets[i], macs, mac, sock);
 	}
 	/* After its own NICs, an uplink NIC per network its inner nodes use. */
 	json_object *uplinks = json_object_new_array();
@@ -1077,15 +1086,10 @@ static int start_node(struct lab *lab, const struct lab_manifest *m, const struc
 		if (!inner_uses_network(m, (int)(nd - m->nodes), ni))
 			continue;
 		uint8_t mac[6];
+		char sock[PATH_MAX];
 		uplink_mac(lab, nd, ni, mac);
-		char text[18], sock[PATH_MAX];
-		snprintf(text, sizeof(text), "%02x:%02x:%02x:%02x:%02x:%02x", mac[0], mac[1], mac[2],
-			 mac[3], mac[4], mac[5]);
-		json_object_array_add(uplinks, json_object_new_string(text));
 		path_in(lab, sock, m->networks[ni].name, ".sock");
-		snprintf(nets[k], sizeof(nets[k]), "switch=%s,mac=%s", sock, text);
-		argv[a++] = "--net";
-		argv[a++] = nets[k++];
+		net_arg(argv, &a, nets[k++], uplinks, mac, sock);
 	}
 	argv[a++] = "--uuid";
 	argv[a++] = uuid_text;
