@@ -147,18 +147,43 @@ struct module_list {
 	int n;
 };
 
-/* Where nftw looks for one module (it takes no context). */
-static const char *wanted_module;
-static char found_module[PATH_MAX];
+/* Every module file under the modules directory, found in one walk (a
+ * 9p or NFS share makes each walk slow): nftw takes no context. */
+static struct {
+	char (*paths)[PATH_MAX];
+	size_t n, cap;
+	bool failed;
+} all_modules;
 
-static int match_module(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+static int index_module(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
 {
 	(void)sb;
-	if (flag == FTW_F && same_module(path + ftw->base, wanted_module)) {
-		snprintf(found_module, sizeof(found_module), "%s", path);
-		return 1;
+	size_t len = strlen(path + ftw->base);
+	if (flag != FTW_F || len < 4 || strcmp(path + ftw->base + len - 3, ".ko"))
+		return 0;
+	if (all_modules.n == all_modules.cap) {
+		size_t cap = all_modules.cap ? 2 * all_modules.cap : 1024;
+		void *p = realloc(all_modules.paths, cap * sizeof(*all_modules.paths));
+		if (!p) {
+			all_modules.failed = true;
+			return 1;
+		}
+		all_modules.paths = p;
+		all_modules.cap = cap;
 	}
+	snprintf(all_modules.paths[all_modules.n++], PATH_MAX, "%s", path);
 	return 0;
+}
+
+/* The path of module name, from the index; NULL if there is none. */
+static const char *module_path(const char *name)
+{
+	for (size_t i = 0; i < all_modules.n; i++) {
+		const char *base = strrchr(all_modules.paths[i], '/');
+		if (same_module(base ? base + 1 : all_modules.paths[i], name))
+			return all_modules.paths[i];
+	}
+	return NULL;
 }
 
 /* Adds module name after the modules it depends on (its .modinfo's
@@ -167,13 +192,12 @@ static int match_module(const char *path, const struct stat *sb, int flag, struc
 static int add_module(struct module_list *ml, const char *moddir, const char *name, int depth)
 {
 	char path[PATH_MAX];
-	wanted_module = name;
-	found_module[0] = 0;
-	if (depth > 16 || nftw(moddir, match_module, 16, FTW_PHYS) != 1) {
+	const char *found = module_path(name);
+	if (depth > 16 || !found) {
 		log_error("template: module %s not found under %s", name, moddir);
 		return -1;
 	}
-	snprintf(path, sizeof(path), "%s", found_module);
+	snprintf(path, sizeof(path), "%s", found);
 	for (int i = 0; i < ml->n; i++)
 		if (!strcmp(ml->paths[i], path))
 			return 0;
@@ -256,6 +280,12 @@ static int build_busybox(const struct busybox_options *o)
 		return 1;
 	}
 	int status = 1;
+	all_modules.n = 0;
+	nftw(moddir, index_module, 16, FTW_PHYS);
+	if (all_modules.failed) {
+		log_error("template: out of memory");
+		goto out;
+	}
 	for (size_t i = 0; i < sizeof(node_modules) / sizeof(node_modules[0]); i++)
 		if (add_module(ml, moddir, node_modules[i], 0) < 0)
 			goto out;
@@ -362,6 +392,9 @@ static int build_busybox(const struct busybox_options *o)
 	       "lab file)\n", dir, secs, version, ml->n);
 	status = 0;
 out:
+	free(all_modules.paths);
+	all_modules.paths = NULL;
+	all_modules.n = all_modules.cap = 0;
 	free(ml);
 	return status;
 }

@@ -133,12 +133,16 @@ echo "RESULT innernet said=$(echo "$said" | tr ' ' _) reserved=$reserved order=$
 
 # --- snapshot: both nodes saved at one moment, then restored going on
 before=$(last "$st/tier2/hv1.console")
+t_save=$SECONDS
 save=$(lab snapshot save s1 2> "$dir/save.err")
+t_save=$((SECONDS - t_save))
 save_status=$?
 after=$(last "$st/tier2/hv1.console")
 sleep 3
 later=$(last "$st/tier2/hv1.console")
+t_restore=$SECONDS
 restore=$(lab snapshot restore s1 --timeout 240 2> "$dir/restore.err")
+t_restore=$((SECONDS - t_restore))
 restore_status=$?
 sleep 4
 # The restored node's first tick: where the count steps back (the node ran
@@ -147,11 +151,13 @@ first=$(tr -d '\r' < "$st/tier2/hv1.console" | awk '/^tick [0-9]+$/ { v = $2 + 0
 now=$(last "$st/tier2/hv1.console")
 again=$( (sleep 2) | timeout 20 busybox nc 127.0.0.1 6122 2> /dev/null | tr -d '\r' | head -n 1)
 boots=$(grep -ac '^V: host=' "$st/tier2/hv1.console")
-echo "RESULT snapshot save=$save_status restore=$restore_status before=$before after=$after later=$later first=$first now=$now boots=$boots forward-again=$again out=$(echo "$save $restore" | flat) err=$(cat "$dir/save.err" "$dir/restore.err" | flat)"
+echo "RESULT snapshot save=$save_status restore=$restore_status save_seconds=$t_save restore_seconds=$t_restore before=$before after=$after later=$later first=$first now=$now boots=$boots forward-again=$again out=$(echo "$save $restore" | flat) err=$(cat "$dir/save.err" "$dir/restore.err" | flat)"
 
 # --- down: hv1 first (it depends on jump), each powered off by its button
+t_down=$SECONDS
 down=$(lab down --timeout 60 2> "$dir/down.err")
+t_down=$((SECONDS - t_down))
 down_status=$?
 left=$(pgrep -f "$st/tier2" | wc -l)
 sockets=$(find "$st" -type s | wc -l)
-echo "RESULT down status=$down_status out=$(echo "$down" | flat) err=$(flat < "$dir/down.err") processes=$left sockets=$sockets"
+echo "RESULT down seconds=$t_down status=$down_status out=$(echo "$down" | flat) err=$(flat < "$dir/down.err") processes=$left sockets=$sockets"
