@@ -45,7 +45,6 @@ for b in /sys/block/vd*; do
 		[ -f "$c" ] || continue
 		n=$(basename "$c" .console)
 		grep -aq '^count ' "$c" && echo "V: inner $n $(grep -a '^count ' "$c" | tail -n 1)"
-		grep -aq '^V: host=' "$c" && echo "V: inner-said $n $(grep -a '^V: host=' "$c" | head -n 1 | cut -c4- | tr -d '\r')"
 	done
 done
 (
